@@ -1,0 +1,145 @@
+"""The archive's use cases: store, find, retrieve and delete, the same for every front door.
+
+Store is the one sequence that makes an instance durable (decision 3 of the architecture):
+validate the header, write the blob, commit the index row, and only then report success. A
+failed index write removes the blob it was about to describe; a crash in between leaves at most
+an orphan blob, never an index row without its blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import uuid
+from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from openpacs.archive.ports import Index
+from openpacs.dicom.header import read_header
+from openpacs.dicom.levels import Level
+from openpacs.dicom.query import Query
+from openpacs.errors import OpenPacsError
+from openpacs.index.records import DuplicatePolicy, Match, StoredInstance, Totals
+from openpacs.storage.base import BlobStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    sop_uid: str
+    study_uid: str
+    stored: bool
+    """False when the policy kept an already stored copy and discarded this one."""
+
+
+class Archive:
+    def __init__(self, index: Index, store: BlobStore, *, duplicates: DuplicatePolicy) -> None:
+        self.index = index
+        self.store = store
+        self.duplicates: DuplicatePolicy = duplicates
+
+    def staging_dir(self) -> Path | None:
+        """Where a front door may spool received bytes so that storing them is a rename."""
+        return self.store.staging_dir()
+
+    def store_file(
+        self,
+        path: Path,
+        *,
+        sop_class_uid: str | None = None,
+        sop_uid: str | None = None,
+        consume: bool = False,
+    ) -> StoreOutcome:
+        """Store the Part 10 file at `path`, byte for byte.
+
+        `sop_class_uid`/`sop_uid` are what the sender announced; the dataset must agree. With
+        `consume` the file is handed over (moved into the store when possible). Raises an
+        OpenPacsError subclass, after which nothing of this instance is stored.
+        """
+        try:
+            header = read_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
+            size = path.stat().st_size
+            with path.open("rb") as file:
+                checksum = hashlib.file_digest(file, "sha256").hexdigest()
+        except BaseException:
+            if consume:
+                _remove(path)
+            raise
+        key = _new_blob_key(header.study_uid)
+        self.store.put_file(key, path, consume=consume)
+        try:
+            result = self.index.add_instance(
+                header,
+                blob_key=key,
+                blob_size=size,
+                blob_sha256=checksum,
+                policy=self.duplicates,
+            )
+        except BaseException:
+            self._delete_blob(key)
+            raise
+        if not result.stored:
+            self._delete_blob(key)
+        if result.replaced_blob:
+            self._delete_blob(result.replaced_blob)
+        return StoreOutcome(header.sop_uid, header.study_uid, stored=result.stored)
+
+    def store_bytes(self, data: bytes) -> StoreOutcome:
+        """Store a Part 10 file given as bytes (it is spooled to the staging folder first)."""
+        staging = self.staging_dir()
+        if staging is not None:
+            staging.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(suffix=".dcm", dir=staging)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        return self.store_file(Path(name), consume=True)
+
+    def find(self, query: Query) -> list[Match]:
+        return self.index.find(query)
+
+    def instances_for(self, query: Query) -> list[StoredInstance]:
+        return self.index.instances_for(query)
+
+    def instance(self, sop_uid: str) -> StoredInstance | None:
+        return self.index.instance(sop_uid)
+
+    def open_local(self, instance: StoredInstance) -> AbstractContextManager[Path]:
+        """A local path to the instance's Part 10 file for the duration of a with block."""
+        return self.store.local_path(instance.blob_key)
+
+    def delete(self, level: Level, uid: str) -> int:
+        """Delete a patient, study, series or instance; returns how many instances went."""
+        blob_keys = self.index.delete(level, uid)
+        for key in blob_keys:
+            self._delete_blob(key)
+        log.info("deleted level=%s instances=%d", level.value, len(blob_keys))
+        return len(blob_keys)
+
+    def totals(self) -> Totals:
+        return self.index.totals()
+
+    def close(self) -> None:
+        self.index.close()
+
+    def _delete_blob(self, key: str) -> None:
+        try:
+            self.store.delete(key)
+        except OpenPacsError as exc:
+            # The index no longer points at it: at worst an orphan that verify reclaims.
+            log.warning("could not delete blob key=%s reason=%s", key, exc.reason)
+
+
+def _new_blob_key(study_uid: str) -> str:
+    """A fresh key in the study's folder: a study's instances sit together (one folder to
+    create per study, not per instance), and a new key per write makes overwrites safe."""
+    study = hashlib.sha1(study_uid.encode(), usedforsecurity=False).hexdigest()
+    return f"{study[:2]}/{study[2:20]}/{uuid.uuid4().hex}.dcm"
+
+
+def _remove(path: Path) -> None:
+    with suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,163 @@
+"""The `openpacs` command."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from openpacs import __version__
+from openpacs.config import Settings, load_settings
+from openpacs.errors import OpenPacsError
+
+log = logging.getLogger("openpacs")
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="openpacs")
+def cli() -> None:
+    """openpacs: an open-source medical imaging archive (PACS)."""
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML configuration file (defaults apply without one).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds running associations may take to finish on SIGTERM.",
+)
+def serve(config_file: Path | None, log_level: str, grace: float) -> None:
+    """Run the archive: the DICOM listener(s) on the configured ports."""
+    from openpacs.cli import serve as serving
+
+    serving.configure_logging(log_level)
+    raise SystemExit(serving.serve(config_file, log_level, grace))
+
+
+@cli.group()
+def db() -> None:
+    """Index database schema: current revision and upgrades."""
+
+
+_CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML configuration file (defaults apply without one).",
+)
+
+
+@db.command()
+@_CONFIG_OPTION
+def upgrade(config_file: Path | None) -> None:
+    """Upgrade the schema to this version's revision (safe to run again)."""
+    from openpacs.compose import build_index_engine
+    from openpacs.index import migrate
+
+    _configure_logging("INFO")
+    engine = _engine_or_exit(config_file, build_index_engine)
+    try:
+        migrate.upgrade(engine)
+        click.echo(f"schema at revision {migrate.current(engine)}")
+    finally:
+        engine.dispose()
+
+
+@db.command()
+@_CONFIG_OPTION
+def current(config_file: Path | None) -> None:
+    """Print the schema revision of the database and the one this version needs."""
+    from openpacs.compose import build_index_engine
+    from openpacs.index import migrate
+
+    engine = _engine_or_exit(config_file, build_index_engine)
+    try:
+        click.echo(f"database: {migrate.current(engine) or 'empty'}")
+        click.echo(f"this version: {migrate.head()}")
+    finally:
+        engine.dispose()
+
+
+@cli.command()
+@_CONFIG_OPTION
+@click.option("--checksums", is_flag=True, help="Also read every blob and check its SHA-256.")
+@click.option("--repair", is_flag=True, help="Delete old orphan blobs; drop rows of lost blobs.")
+@click.option(
+    "--min-orphan-age",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Seconds an unindexed blob must have existed to count as an orphan.",
+)
+def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_age: float) -> None:
+    """Compare the index with the blob store; exit 1 when something is wrong."""
+    from openpacs.archive.verify import verify as run_verify
+    from openpacs.compose import build_archive
+
+    _configure_logging("WARNING")
+    try:
+        archive = build_archive(load_settings(config_file))
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    try:
+        report = run_verify(
+            archive, checksums=checksums, repair=repair, min_orphan_age=min_orphan_age
+        )
+    finally:
+        archive.close()
+    click.echo(f"instances indexed: {report.instances}")
+    click.echo(f"blobs stored:      {report.blobs}")
+    for title, items in (
+        ("orphan blobs (stored, not indexed)", report.orphan_blobs),
+        ("missing blobs (indexed, not stored)", report.missing_blobs),
+        ("size mismatches", report.size_mismatches),
+        ("checksum mismatches", report.checksum_mismatches),
+    ):
+        click.echo(f"{title}: {len(items)}")
+        for item in items[:50]:
+            click.echo(f"  {item}")
+    if report.young_orphans:
+        click.echo(
+            f"unindexed blobs younger than {min_orphan_age:.0f} s (left alone): "
+            f"{report.young_orphans}"
+        )
+    for line in report.repaired:
+        click.echo(f"repaired: {line}")
+    if not report.clean and not repair:
+        raise SystemExit(1)
+    if report.checksum_mismatches:
+        raise SystemExit(1)
+
+
+def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine]) -> Engine:
+    try:
+        return build(load_settings(config_file))
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+
+
+def _configure_logging(level: str) -> None:
+    from openpacs.cli.serve import configure_logging
+
+    configure_logging(level)

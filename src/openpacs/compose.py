@@ -1,0 +1,92 @@
+"""The one place that picks implementations from the settings and wires them together."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from pydicom import config as pydicom_config
+from pynetdicom import _config as pynetdicom_config
+from sqlalchemy import Engine
+
+from openpacs.archive.service import Archive
+from openpacs.config import Settings
+from openpacs.dimse.server import DicomServer
+from openpacs.errors import ConfigError
+from openpacs.index import migrate
+from openpacs.index.catalog import Catalog
+from openpacs.index.engine import create_index_engine
+from openpacs.storage.base import BlobStore
+from openpacs.storage.folder import FolderStore
+from openpacs.storage.s3 import S3Store
+
+log = logging.getLogger(__name__)
+
+
+def configure_libraries(staging_dir: Path | None) -> None:
+    """Set the library-wide switches openpacs relies on, once, at start-up.
+
+    - pynetdicom spools each received C-STORE to a file instead of decoding it, and spools it
+      into the store's staging folder so that storing it is a rename, not a copy;
+    - pynetdicom does not log query identifiers (they hold patient data);
+    - pydicom reads values as they are, without validating them: an archive keeps what it
+      receives, and validation of the identifying attributes is the archive's own.
+    """
+    pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
+    pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
+    pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    if staging_dir is not None:
+        tempfile.tempdir = str(staging_dir)
+
+
+def build_store(settings: Settings) -> BlobStore:
+    storage = settings.storage
+    if storage.kind == "folder":
+        return FolderStore(storage.folder_path)
+    try:
+        return S3Store(
+            storage.s3_bucket,
+            storage.s3_prefix,
+            endpoint_url=storage.s3_endpoint or None,
+            region=storage.s3_region or None,
+            sse=storage.s3_sse,
+            kms_key_id=storage.s3_kms_key_id,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"storage.url: {exc}") from None
+
+
+def build_index_engine(settings: Settings) -> Engine:
+    database = settings.database
+    return create_index_engine(
+        database.sqlalchemy_url(), pool_size=database.pool_size, max_overflow=database.max_overflow
+    )
+
+
+def build_archive(settings: Settings) -> Archive:
+    engine = build_index_engine(settings)
+    migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
+    catalog = Catalog(engine)
+    store = build_store(settings)
+    store.check()
+    return Archive(catalog, store, duplicates=settings.archive.duplicates)
+
+
+def build_dicom_server(
+    archive: Archive, settings: Settings, *, host: str = "", share_ports: bool = False
+) -> DicomServer:
+    return DicomServer(archive, settings.dicom, host=host, share_ports=share_ports)
+
+
+def prepare_shared_state(settings: Settings) -> None:
+    """What must happen once before several worker processes start: the schema is made
+    current (workers would otherwise race to migrate) and the store is checked."""
+    engine = build_index_engine(settings)
+    try:
+        migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
+    finally:
+        engine.dispose()
+    build_store(settings).check()

@@ -1,0 +1,215 @@
+"""pynetdicom event handlers: an event in, one archive call, a status out.
+
+Every operation logs one line with the calling AE, the peer, the status and the duration; no
+patient data and no dataset contents are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import evt
+from pynetdicom.events import Event
+
+from openpacs.archive.service import Archive
+from openpacs.dicom.levels import Level
+from openpacs.dicom.query import query_from_identifier
+from openpacs.dimse.find_response import find_response
+from openpacs.dimse.retrieve import (
+    AcceptedContexts,
+    accepted_syntaxes,
+    dataset_for,
+    move_contexts,
+    retrieve_query,
+)
+from openpacs.errors import InvalidQuery, OpenPacsError
+
+log = logging.getLogger("openpacs.dimse")
+
+PENDING = 0xFF00
+CANCELLED = 0xFE00
+SUCCESS = 0x0000
+_UNEXPECTED = 0xC000
+_STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2"
+
+
+@dataclass(frozen=True)
+class Remote:
+    aet: str
+    host: str
+    port: int
+    tls: bool
+
+
+@dataclass(frozen=True)
+class DimseContext:
+    """Everything the handlers need, bound once at start-up."""
+
+    archive: Archive
+    aet: str
+    remotes: Mapping[str, Remote]
+    move_association_args: Mapping[str, Any]
+    """Extra `AE.associate` arguments for C-MOVE sub-associations (PDU size, handlers)."""
+    tls_client_args: Any = None
+    """`(ssl_context, server_hostname)` factory input for TLS remotes, or None."""
+
+
+def _peer(event: Event) -> str:
+    requestor = event.assoc.requestor
+    return f"calling={requestor.ae_title} peer={requestor.address}:{requestor.port}"
+
+
+def _log_operation(event: Event, operation: str, status: int, started: float, **extra: Any) -> None:
+    details = "".join(f" {k}={v}" for k, v in extra.items())
+    log.info(
+        "op=%s %s status=0x%04X duration_ms=%.1f%s",
+        operation,
+        _peer(event),
+        status,
+        (time.perf_counter() - started) * 1000,
+        details,
+    )
+
+
+def _status(code: int, comment: str | None = None) -> Dataset:
+    status = Dataset()
+    status.Status = code
+    if comment:
+        status.ErrorComment = comment[:64]  # LO: at most 64 characters
+    return status
+
+
+def handle_echo(event: Event) -> int:
+    _log_operation(event, "C-ECHO", SUCCESS, time.perf_counter())
+    return SUCCESS
+
+
+def handle_store(event: Event, context: DimseContext) -> Dataset:
+    started = time.perf_counter()
+    request = event.request
+    try:
+        context.archive.store_file(
+            Path(event.dataset_path),
+            sop_class_uid=str(request.AffectedSOPClassUID),
+            sop_uid=str(request.AffectedSOPInstanceUID),
+            consume=True,
+        )
+        status = _status(SUCCESS)
+    except OpenPacsError as exc:
+        log.warning("C-STORE refused %s reason=%s", _peer(event), exc.reason)
+        status = _status(exc.dimse_status, exc.reason)
+    except Exception:
+        log.exception("C-STORE failed unexpectedly %s", _peer(event))
+        status = _status(0xA700, "internal error")
+    _log_operation(event, "C-STORE", status.Status, started)
+    return status
+
+
+def handle_find(event: Event, context: DimseContext) -> Iterator[tuple[int, Dataset | None]]:
+    started = time.perf_counter()
+    matches = 0
+    try:
+        query = query_from_identifier(event.identifier)
+        if query.level is Level.PATIENT and str(event.request.AffectedSOPClassUID).startswith(
+            _STUDY_ROOT
+        ):
+            raise InvalidQuery("the Study Root model has no PATIENT level")
+        results = context.archive.find(query)
+    except OpenPacsError as exc:
+        log.warning("C-FIND refused %s reason=%s", _peer(event), exc.reason)
+        _log_operation(event, "C-FIND", exc.dimse_status, started)
+        yield _status(exc.dimse_status, exc.reason), None
+        return
+    except Exception:
+        log.exception("C-FIND failed unexpectedly %s", _peer(event))
+        _log_operation(event, "C-FIND", _UNEXPECTED, started)
+        yield _status(_UNEXPECTED, "internal error"), None
+        return
+    for match in results:
+        if event.is_cancelled:
+            _log_operation(event, "C-FIND", CANCELLED, started, matches=matches)
+            yield CANCELLED, None
+            return
+        matches += 1
+        yield PENDING, find_response(query, match, retrieve_aet=context.aet)
+    _log_operation(event, "C-FIND", SUCCESS, started, level=query.level.value, matches=matches)
+
+
+def handle_get(event: Event, context: DimseContext) -> Iterator[Any]:
+    started = time.perf_counter()
+    try:
+        instances = context.archive.instances_for(retrieve_query(event.identifier))
+    except OpenPacsError as exc:
+        log.warning("C-GET refused %s reason=%s", _peer(event), exc.reason)
+        _log_operation(event, "C-GET", exc.dimse_status, started)
+        yield 1
+        yield _status(exc.dimse_status, exc.reason), None
+        return
+    yield len(instances)
+    accepted = accepted_syntaxes(event.assoc.accepted_contexts)
+    for instance in instances:
+        if event.is_cancelled:
+            _log_operation(event, "C-GET", CANCELLED, started)
+            yield CANCELLED, None
+            return
+        yield (
+            PENDING,
+            dataset_for(context.archive, instance, accepted.get(instance.sop_class_uid, set())),
+        )
+    _log_operation(event, "C-GET", SUCCESS, started, instances=len(instances))
+
+
+def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
+    started = time.perf_counter()
+    destination = _text(event.move_destination)
+    remote = context.remotes.get(destination)
+    if remote is None:
+        log.warning("C-MOVE unknown destination=%s %s", destination, _peer(event))
+        _log_operation(event, "C-MOVE", 0xA801, started, destination=destination)
+        yield None, None
+        return
+    error: OpenPacsError | None = None
+    instances = []
+    try:
+        instances = context.archive.instances_for(retrieve_query(event.identifier))
+    except OpenPacsError as exc:
+        error = exc
+    accepted = AcceptedContexts()
+    arguments = dict(context.move_association_args)
+    arguments["contexts"] = move_contexts(instances) if instances else None
+    arguments["evt_handlers"] = [
+        *arguments.get("evt_handlers", []),
+        (evt.EVT_ACCEPTED, accepted.on_accepted),
+    ]
+    if remote.tls:
+        arguments["tls_args"] = (context.tls_client_args, remote.host)
+    yield remote.host, remote.port, arguments
+    if error is not None:
+        log.warning("C-MOVE refused %s reason=%s", _peer(event), error.reason)
+        _log_operation(event, "C-MOVE", error.dimse_status, started)
+        yield 1
+        yield _status(error.dimse_status, error.reason), None
+        return
+    yield len(instances)
+    for instance in instances:
+        if event.is_cancelled:
+            _log_operation(event, "C-MOVE", CANCELLED, started)
+            yield CANCELLED, None
+            return
+        syntaxes = accepted.for_sop_class(instance.sop_class_uid)
+        yield PENDING, dataset_for(context.archive, instance, syntaxes)
+    _log_operation(
+        event, "C-MOVE", SUCCESS, started, destination=destination, instances=len(instances)
+    )
+
+
+def _text(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    return value.strip()

@@ -1,0 +1,120 @@
+"""What C-GET and C-MOVE send: retrieval queries, presentation contexts and datasets.
+
+Each instance goes out in its stored transfer syntax when the receiver accepted it; otherwise it
+is converted to an uncompressed syntax the receiver accepted (`openpacs.dicom.transcode`).
+When neither works the sub-operation fails and the instance is listed in the Failed SOP
+Instance UID List, while the others are still sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext, build_context
+
+from openpacs.archive.service import Archive
+from openpacs.dicom.levels import INDEXED_KEYS
+from openpacs.dicom.query import Query, query_from_identifier
+from openpacs.dicom.transcode import UNCOMPRESSED, choose_syntax, transcode
+from openpacs.errors import InvalidQuery, OpenPacsError
+from openpacs.index.records import StoredInstance
+
+log = logging.getLogger(__name__)
+
+_MAX_CONTEXTS = 128  # PS3.8 9.3.2: presentation context IDs are odd numbers 1-255
+
+
+def retrieve_query(identifier: Dataset) -> Query:
+    """A C-GET/C-MOVE identifier: the level's unique key must select something (PS3.4 C.4.2)."""
+    query = query_from_identifier(identifier)
+    unique = query.condition(query.level.unique_key)
+    if unique is None:
+        raise InvalidQuery(
+            f"{query.level.unique_key} is required to retrieve at {query.level.value}"
+        )
+    # Only the unique keys identify what to retrieve; other keys are ignored.
+    keys = {INDEXED_KEYS[level.unique_key].keyword for level in query.level.at_or_above()}
+    return Query(query.level, tuple(c for c in query.conditions if c.keyword in keys))
+
+
+def accepted_syntaxes(contexts: Iterable[PresentationContext]) -> dict[str, set[str]]:
+    """Transfer syntaxes accepted for each SOP class in which we may send C-STOREs."""
+    accepted: dict[str, set[str]] = defaultdict(set)
+    for context in contexts:
+        if context.as_scu and context.transfer_syntax:
+            accepted[str(context.abstract_syntax)].add(str(context.transfer_syntax[0]))
+    return accepted
+
+
+def move_contexts(instances: Sequence[StoredInstance]) -> list[PresentationContext]:
+    """Contexts to propose to a C-MOVE destination.
+
+    One context per (SOP class, stored syntax), so the receiver can accept each stored syntax
+    on its own, plus one uncompressed fallback per SOP class for what it refuses.
+    """
+    stored: dict[str, set[str]] = defaultdict(set)
+    for instance in instances:
+        stored[instance.sop_class_uid].add(instance.transfer_syntax)
+    exact = [(sop, ts) for sop, syntaxes in sorted(stored.items()) for ts in sorted(syntaxes)]
+    fallbacks = [(sop, list(UNCOMPRESSED)) for sop in sorted(stored)]
+    if len(exact) + len(fallbacks) <= _MAX_CONTEXTS:
+        contexts = [build_context(sop, [ts]) for sop, ts in exact]
+        contexts += [build_context(sop, syntaxes) for sop, syntaxes in fallbacks]
+        return contexts
+    merged = [
+        build_context(sop, sorted(stored[sop]) + list(UNCOMPRESSED))
+        for sop in sorted(stored)[:_MAX_CONTEXTS]
+    ]
+    return merged
+
+
+def dataset_for(archive: Archive, instance: StoredInstance, accepted: set[str]) -> Dataset:
+    """The instance ready to send, or a stub that the C-STORE layer will fail to send."""
+    target = choose_syntax(instance.transfer_syntax, accepted)
+    try:
+        if target is None:
+            raise OpenPacsError(
+                f"the receiver accepts none of {instance.transfer_syntax} or an uncompressed"
+                f" syntax for SOP class {instance.sop_class_uid}"
+            )
+        with archive.open_local(instance) as path:
+            dataset = dcmread(path)
+        return transcode(dataset, target)
+    except OpenPacsError as exc:
+        log.warning("sub-operation cannot be sent sop=%s reason=%s", instance.sop_uid, exc.reason)
+    except Exception as exc:
+        log.exception("sub-operation failed sop=%s: %s", instance.sop_uid, type(exc).__name__)
+    return _unsendable(instance)
+
+
+def _unsendable(instance: StoredInstance) -> Dataset:
+    """A dataset no accepted context fits: sending it fails and counts as a failed
+    sub-operation with this SOP Instance UID in the failed list (PS3.4 C.4.2.1.4.2)."""
+    stub = Dataset()
+    stub.SOPClassUID = instance.sop_class_uid
+    stub.SOPInstanceUID = instance.sop_uid
+    stub.file_meta = FileMetaDataset()
+    stub.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.999.unsendable"
+    return stub
+
+
+class AcceptedContexts:
+    """Collects what a C-MOVE destination accepted, from pynetdicom's EVT_ACCEPTED."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._accepted: dict[str, set[str]] = {}
+
+    def on_accepted(self, event: object) -> None:
+        assoc: Association = event.assoc  # type: ignore[attr-defined]
+        self._accepted = accepted_syntaxes(assoc.accepted_contexts)
+        self._ready.set()
+
+    def for_sop_class(self, sop_class_uid: str) -> set[str]:
+        return self._accepted.get(sop_class_uid, set())

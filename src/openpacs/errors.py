@@ -1,0 +1,90 @@
+"""One error hierarchy for openpacs.
+
+Each error knows the DIMSE status (PS3.4 / PS3.7 Annex C) and the HTTP status it maps to, so
+the two front doors translate errors the same way and nothing else needs to.
+"""
+
+from __future__ import annotations
+
+
+class OpenPacsError(Exception):
+    """Base of every error openpacs raises on purpose."""
+
+    dimse_status: int = 0xC000  # Failure: unable to process
+    http_status: int = 500
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConfigError(OpenPacsError):
+    """The configuration is wrong; the message names the key and the problem."""
+
+
+class InvalidInstance(OpenPacsError):
+    """A received object cannot be parsed as DICOM (PS3.4 B.2.3: Cannot understand)."""
+
+    dimse_status = 0xC000
+    http_status = 400
+
+
+class IdentifierMismatch(InvalidInstance):
+    """Identifying attributes are missing or malformed, or contradict the request.
+
+    PS3.4 B.2.3: 0xA900 Data Set does not match SOP Class.
+    """
+
+    dimse_status = 0xA900
+    http_status = 400
+
+
+class DuplicateInstance(OpenPacsError):
+    """A second copy of a SOP instance arrived and the policy is to reject it.
+
+    PS3.7 C.4.2: 0x0111 Duplicate SOP instance.
+    """
+
+    dimse_status = 0x0111
+    http_status = 409
+
+
+class StoreUnavailable(OpenPacsError):
+    """The blob store or the index could not make an instance durable.
+
+    PS3.4 B.2.3: 0xA700 Refused: out of resources.
+    """
+
+    dimse_status = 0xA700
+    http_status = 503
+
+
+class InvalidQuery(OpenPacsError):
+    """A query identifier or query parameters are malformed.
+
+    PS3.4 C.4.1.1.4: 0xA900 Identifier does not match SOP Class.
+    """
+
+    dimse_status = 0xA900
+    http_status = 400
+
+
+class NotFound(OpenPacsError):
+    """The requested patient, study, series or instance is not in the archive."""
+
+    dimse_status = 0xC000
+    http_status = 404
+
+
+class UnknownDestination(OpenPacsError):
+    """A C-MOVE destination AE title is not a known remote (PS3.4 C.4.2.1.4: 0xA801)."""
+
+    dimse_status = 0xA801
+    http_status = 404
+
+
+class TranscodeError(OpenPacsError):
+    """An instance cannot be converted to any transfer syntax the receiver accepts."""
+
+    dimse_status = 0xC000
+    http_status = 406

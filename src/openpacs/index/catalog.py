@@ -1,0 +1,323 @@
+"""The SQL index: add, find, list for retrieval and delete, one transaction per call.
+
+One code path serves SQLite and PostgreSQL. Parents (patient, study, series) are created with
+insert-if-absent on their unique key, so concurrent ingests of one study, in one process or in
+several servers, converge on the same rows without process-local locks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from openpacs.dicom.header import Header
+from openpacs.dicom.levels import Level
+from openpacs.dicom.query import Query
+from openpacs.errors import DuplicateInstance, StoreUnavailable
+from openpacs.index import schema
+from openpacs.index.engine import IMMEDIATE
+from openpacs.index.finder import Finder
+from openpacs.index.records import (
+    AddResult,
+    DuplicatePolicy,
+    IndexedBlob,
+    Match,
+    StoredInstance,
+    Totals,
+)
+
+log = logging.getLogger(__name__)
+
+_TABLE = {
+    Level.PATIENT: schema.patients,
+    Level.STUDY: schema.studies,
+    Level.SERIES: schema.series,
+    Level.IMAGE: schema.instances,
+}
+_UID_COLUMN = {
+    Level.PATIENT: "patient_id",
+    Level.STUDY: "study_uid",
+    Level.SERIES: "series_uid",
+    Level.IMAGE: "sop_uid",
+}
+_PARENT_COLUMN = {Level.STUDY: "patient_pk", Level.SERIES: "study_pk", Level.IMAGE: "series_pk"}
+_PARENT_LEVEL = {Level.STUDY: Level.PATIENT, Level.SERIES: Level.STUDY, Level.IMAGE: Level.SERIES}
+_ATTEMPTS = 6
+# PostgreSQL SQLSTATEs worth another attempt: a racing transaction committed first.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "23503", "23505"})
+T = TypeVar("T")
+
+
+def _transient(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _TRANSIENT_SQLSTATES
+    return "database is locked" in str(exc.orig)
+
+
+def _reason(exc: DBAPIError) -> str:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    kind = type(exc.orig).__name__
+    return f"{kind} (SQLSTATE {sqlstate})" if sqlstate else kind
+
+
+def _duplicate(header: Header, policy: DuplicatePolicy) -> AddResult:
+    if policy == "reject":
+        raise DuplicateInstance(f"SOP instance {header.sop_uid} is already stored")
+    return AddResult(stored=False)
+
+
+class Catalog:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._finder = Finder(self._dialect)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _transaction(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        """Run `work` in one transaction, retrying transient conflicts with jittered back-off.
+
+        Retried: PostgreSQL serialisation failures and deadlocks, a foreign key or unique
+        violation from a racing server (the retry sees its committed rows), SQLite's busy
+        lock. Anything else, or running out of attempts, is StoreUnavailable.
+        """
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._engine.connect() as connection:
+                    if write:
+                        connection.execution_options(**{IMMEDIATE: True})
+                    with connection.begin():
+                        return work(connection)
+            except DBAPIError as exc:
+                if attempt < _ATTEMPTS and _transient(exc):
+                    time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311
+                    continue
+                log.error("index %s failed: %s", "write" if write else "read", _reason(exc))
+                raise StoreUnavailable(f"the index is unavailable: {_reason(exc)}") from exc
+            except SQLAlchemyError as exc:
+                log.error("index failure: %s", type(exc).__name__)
+                raise StoreUnavailable(f"the index is unavailable: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- ingest -------------------------------------------------------------------------
+
+    def add_instance(
+        self,
+        header: Header,
+        *,
+        blob_key: str,
+        blob_size: int,
+        blob_sha256: str,
+        policy: DuplicatePolicy,
+    ) -> AddResult:
+        """Index one stored blob; the caller deletes the blob if this raises."""
+        row = {
+            **header.columns[Level.IMAGE],
+            "transfer_syntax": header.transfer_syntax,
+            "blob_key": blob_key,
+            "blob_size": blob_size,
+            "blob_sha256": blob_sha256,
+            "header": json.dumps(header.json, ensure_ascii=False, separators=(",", ":")),
+        }
+        return self._transaction(lambda conn: self._add(conn, header, row, policy), write=True)
+
+    def _add(
+        self, conn: Connection, header: Header, row: dict[str, Any], policy: DuplicatePolicy
+    ) -> AddResult:
+        """Insert-if-absent down the hierarchy; the common case (a new instance of a known
+        series) costs one look-up and one insert."""
+        instances = schema.instances
+        series_pk = self._series_pk(conn, header)
+        row = {**row, "series_pk": series_pk, "created_at": datetime.now(UTC).isoformat()}
+        inserted = conn.execute(
+            self._insert_ignore(instances)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=[instances.c.sop_uid])
+            .returning(instances.c.pk)
+        ).first()
+        if inserted is not None:
+            return AddResult(stored=True)
+        if policy != "overwrite":
+            return _duplicate(header, policy)
+        existing = conn.execute(
+            select(instances.c.pk, instances.c.blob_key, instances.c.series_pk).where(
+                instances.c.sop_uid == header.sop_uid
+            )
+        ).one()
+        conn.execute(update(instances).where(instances.c.pk == existing.pk).values(row))
+        if existing.series_pk != series_pk:
+            self._prune_upwards(conn, Level.SERIES, existing.series_pk)
+        return AddResult(stored=True, replaced_blob=existing.blob_key)
+
+    def _series_pk(self, conn: Connection, header: Header) -> int:
+        series = schema.series
+        found = conn.execute(
+            select(series.c.pk).where(series.c.series_uid == header.series_uid)
+        ).scalar()
+        if found is not None:
+            return int(found)
+        now = datetime.now(UTC).isoformat()
+        columns = header.columns
+        patient_pk = self._ensure(conn, Level.PATIENT, columns[Level.PATIENT], None, now)
+        study_pk = self._ensure(conn, Level.STUDY, columns[Level.STUDY], patient_pk, now)
+        return self._ensure(conn, Level.SERIES, columns[Level.SERIES], study_pk, now)
+
+    def _ensure(
+        self,
+        conn: Connection,
+        level: Level,
+        values: dict[str, Any],
+        parent_pk: int | None,
+        now: str,
+    ) -> int:
+        """The pk of the row with this level's unique key, inserted if absent."""
+        table = _TABLE[level]
+        uid_column = table.c[_UID_COLUMN[level]]
+        uid = values[_UID_COLUMN[level]]
+        found = conn.execute(select(table.c.pk).where(uid_column == uid)).scalar()
+        if found is not None:
+            return int(found)
+        row = {**values, "created_at": now}
+        if parent_pk is not None:
+            row[_PARENT_COLUMN[level]] = parent_pk
+        statement = (
+            self._insert_ignore(table)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=[uid_column])
+        )
+        conn.execute(statement)
+        return int(conn.execute(select(table.c.pk).where(uid_column == uid)).scalar_one())
+
+    def _insert_ignore(self, table: Table) -> Any:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def find(self, query: Query) -> list[Match]:
+        return self._transaction(lambda conn: self._finder.find(conn, query), write=False)
+
+    def instances_for(self, query: Query) -> list[StoredInstance]:
+        """The stored instances at and below whatever the query's unique keys select."""
+        return self._transaction(lambda conn: self._finder.instances(conn, query), write=False)
+
+    def instance(self, sop_uid: str) -> StoredInstance | None:
+        return self._transaction(lambda conn: self._finder.instance(conn, sop_uid), write=False)
+
+    def iter_blobs(self, batch: int = 1000) -> Iterator[IndexedBlob]:
+        """Every instance's blob, in pages (one short transaction each)."""
+        i = schema.instances
+        after = 0
+        while True:
+            statement = (
+                select(i.c.pk, i.c.sop_uid, i.c.blob_key, i.c.blob_size, i.c.blob_sha256)
+                .where(i.c.pk > after)
+                .order_by(i.c.pk)
+                .limit(batch)
+            )
+            rows = self._transaction(lambda conn, s=statement: list(conn.execute(s)), write=False)
+            if not rows:
+                return
+            for row in rows:
+                yield IndexedBlob(row.sop_uid, row.blob_key, row.blob_size, row.blob_sha256)
+            after = rows[-1].pk
+
+    def all_blob_keys(self) -> set[str]:
+        return self._transaction(
+            lambda conn: set(conn.execute(select(schema.instances.c.blob_key)).scalars()),
+            write=False,
+        )
+
+    def totals(self) -> Totals:
+        def count(conn: Connection) -> Totals:
+            counts = [
+                conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for table in schema.LEVEL_TABLES
+            ]
+            size = conn.execute(select(func.coalesce(func.sum(schema.instances.c.blob_size), 0)))
+            return Totals(*counts, bytes=int(size.scalar_one()))
+
+        return self._transaction(count, write=False)
+
+    # -- delete ---------------------------------------------------------------------------
+
+    def delete(self, level: Level, uid: str) -> list[str]:
+        """Remove an entity and everything below it; returns the blob keys to delete.
+
+        The keys come from the same transaction that removes the rows, so an instance a
+        racing store added to the entity is either deleted with its blob or left whole.
+        """
+        return self._transaction(lambda conn: self._delete(conn, level, uid), write=True)
+
+    def _delete(self, conn: Connection, level: Level, uid: str) -> list[str]:
+        table = _TABLE[level]
+        pk = conn.execute(select(table.c.pk).where(table.c[_UID_COLUMN[level]] == uid)).scalar()
+        if pk is None:
+            return []
+        blob_keys = list(conn.execute(self._finder.blob_keys_below(level, int(pk))).scalars())
+        self._delete_below(conn, level, int(pk))
+        parent_pk = self._parent_of(conn, level, int(pk))
+        conn.execute(delete(table).where(table.c.pk == pk))
+        if parent_pk is not None:
+            self._prune_upwards(conn, _PARENT_LEVEL[level], parent_pk)
+        return blob_keys
+
+    def _delete_below(self, conn: Connection, level: Level, pk: int) -> None:
+        series_pks = select(schema.series.c.pk)
+        study_pks = select(schema.studies.c.pk)
+        if level is Level.PATIENT:
+            study_pks = study_pks.where(schema.studies.c.patient_pk == pk)
+            series_pks = series_pks.where(schema.series.c.study_pk.in_(study_pks))
+        elif level is Level.STUDY:
+            series_pks = series_pks.where(schema.series.c.study_pk == pk)
+        elif level is Level.SERIES:
+            series_pks = series_pks.where(schema.series.c.pk == pk)
+        else:
+            return
+        conn.execute(delete(schema.instances).where(schema.instances.c.series_pk.in_(series_pks)))
+        if level is not Level.SERIES:
+            conn.execute(delete(schema.series).where(schema.series.c.pk.in_(series_pks)))
+        if level is Level.PATIENT:
+            conn.execute(delete(schema.studies).where(schema.studies.c.pk.in_(study_pks)))
+
+    def _parent_of(self, conn: Connection, level: Level, pk: int) -> int | None:
+        if level is Level.PATIENT:
+            return None
+        table = _TABLE[level]
+        return conn.execute(
+            select(table.c[_PARENT_COLUMN[level]]).where(table.c.pk == pk)
+        ).scalar_one()
+
+    def _prune_upwards(self, conn: Connection, level: Level, pk: int) -> None:
+        """Delete `pk` at `level` and its ancestors while they have no children left."""
+        current: Level | None = level
+        current_pk: int | None = pk
+        while current is not None and current_pk is not None:
+            child_level = _CHILD_LEVEL.get(current)
+            if child_level is not None:
+                child = _TABLE[child_level]
+                has_child = conn.execute(
+                    select(child.c.pk)
+                    .where(child.c[_PARENT_COLUMN[child_level]] == current_pk)
+                    .limit(1)
+                ).first()
+                if has_child is not None:
+                    return
+            parent_pk = self._parent_of(conn, current, current_pk)
+            conn.execute(delete(_TABLE[current]).where(_TABLE[current].c.pk == current_pk))
+            current, current_pk = _PARENT_LEVEL.get(current), parent_pk
+
+
+_CHILD_LEVEL = {Level.PATIENT: Level.STUDY, Level.STUDY: Level.SERIES, Level.SERIES: Level.IMAGE}

@@ -1,0 +1,62 @@
+"""Database engines for the index: SQLite (embedded default) and PostgreSQL.
+
+SQLite runs in WAL mode so readers never wait for the writer, with `synchronous=FULL` because a
+C-STORE is acknowledged only once its index row is durable. Write transactions start with
+`BEGIN IMMEDIATE`: a deferred transaction that later upgrades to a write lock can fail with
+SQLITE_BUSY without the busy timeout ever applying.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+from openpacs.errors import ConfigError
+
+IMMEDIATE = "openpacs_sqlite_immediate"
+_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_index_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, pool_size=pool_size, max_overflow=max_overflow)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+
+
+def _sqlite_engine(parsed: URL, *, pool_size: int, max_overflow: int) -> Engine:
+    if parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"database.url: cannot create {folder}: {exc.strerror}") from None
+    engine = create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event, not the driver, decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,222 @@
+"""Read queries over the catalog: matching, computed keys and stored headers.
+
+A find runs one query over the level's table joined to its ancestors, with every condition on
+an indexed key rendered to SQL. Computed keys and headers are then fetched in a few batched
+queries for the matched rows only, never one query per row. Conditions on attributes that are
+not columns are evaluated on the stored header of a representative instance (the first stored
+of the entity), with the same semantics as SQL matching.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Select, distinct, exists, func, select
+
+from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
+from openpacs.dicom.matching import header_matches
+from openpacs.dicom.query import Condition, Equals, Query
+from openpacs.index import schema
+from openpacs.index.matching_sql import condition_clause
+from openpacs.index.records import Match, StoredInstance
+
+_BATCH = 500
+_TABLE = {
+    Level.PATIENT: schema.patients,
+    Level.STUDY: schema.studies,
+    Level.SERIES: schema.series,
+    Level.IMAGE: schema.instances,
+}
+
+
+def _joined(level: Level) -> Any:
+    p, st, se, i = schema.patients, schema.studies, schema.series, schema.instances
+    source: Any = p
+    if level.depth >= Level.STUDY.depth:
+        source = st.join(p, st.c.patient_pk == p.c.pk)
+    if level.depth >= Level.SERIES.depth:
+        source = se.join(source, se.c.study_pk == st.c.pk)
+    if level.depth >= Level.IMAGE.depth:
+        source = i.join(source, i.c.series_pk == se.c.pk)
+    return source
+
+
+class Finder:
+    def __init__(self, dialect: str) -> None:
+        self._dialect = dialect
+
+    def find(self, conn: Connection, query: Query) -> list[Match]:
+        level = query.level
+        table = _TABLE[level]
+        keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
+        columns = [_TABLE[k.level].c[k.column].label(k.keyword) for k in keys]
+        statement = select(table.c.pk.label("_pk"), *columns).select_from(_joined(level))
+        post: list[Condition] = []
+        for condition in query.conditions:
+            clause = self._clause(level, condition)
+            if clause is None:
+                post.append(condition)
+            elif clause is not True:
+                statement = statement.where(clause)
+        statement = statement.order_by(table.c.pk)
+        if not post:
+            statement = statement.offset(query.offset or None).limit(query.limit)
+        rows = [row._asdict() for row in conn.execute(statement)]
+        wanted = set(query.return_keywords)
+        needs_header = bool(post) or any(
+            w not in INDEXED_KEYS and w not in COMPUTED_KEYS for w in wanted
+        )
+        headers = self._headers(conn, level, [r["_pk"] for r in rows]) if needs_header else {}
+        if post:
+            rows = [r for r in rows if header_matches(headers.get(r["_pk"], {}), post)]
+            end = None if query.limit is None else query.offset + query.limit
+            rows = rows[query.offset : end]
+        computed = self._computed(conn, level, [r["_pk"] for r in rows], wanted)
+        return [
+            Match(
+                level=level,
+                values={**_without_pk(row), **computed.get(row["_pk"], {})},
+                header=headers.get(row["_pk"]) if needs_header else None,
+            )
+            for row in rows
+        ]
+
+    def _clause(self, level: Level, condition: Condition) -> Any:
+        """SQL for a condition; None to evaluate it on headers; True to ignore it."""
+        if condition.keyword == "ModalitiesInStudy":
+            if level is not Level.STUDY:
+                return True
+            modality = Condition("Modality", 0x00080060, "text", condition.alternatives)
+            return exists(
+                select(schema.series.c.pk).where(
+                    schema.series.c.study_pk == schema.studies.c.pk,
+                    condition_clause(schema.series, modality, self._dialect),
+                )
+            )
+        key = INDEXED_KEYS.get(condition.keyword)
+        if key is None:
+            return None
+        if key.level.depth > level.depth:
+            return True  # a key of a lower level: not a matching key here (PS3.4 C.4.1.2.1)
+        return condition_clause(_TABLE[key.level], condition, self._dialect)
+
+    def _headers(self, conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, Any]:
+        """The header of the first stored instance of each entity."""
+        i, se, st = schema.instances, schema.series, schema.studies
+        owner = {
+            Level.IMAGE: i.c.pk,
+            Level.SERIES: i.c.series_pk,
+            Level.STUDY: se.c.study_pk,
+            Level.PATIENT: st.c.patient_pk,
+        }[level]
+        source = _joined(Level.IMAGE)
+        first: dict[int, int] = {}
+        for chunk in _chunks(pks):
+            statement = (
+                select(owner, func.min(i.c.pk))
+                .select_from(source)
+                .where(owner.in_(chunk))
+                .group_by(owner)
+            )
+            first.update({int(o): int(p) for o, p in conn.execute(statement)})
+        by_instance: dict[int, str] = {}
+        for chunk in _chunks(list(first.values())):
+            rows = conn.execute(select(i.c.pk, i.c.header).where(i.c.pk.in_(chunk)))
+            by_instance.update({int(pk): text for pk, text in rows})
+        return {o: json.loads(by_instance[p]) for o, p in first.items() if p in by_instance}
+
+    def _computed(
+        self, conn: Connection, level: Level, pks: Sequence[int], wanted: set[str]
+    ) -> dict[int, dict[str, Any]]:
+        requested = [k for k in wanted if COMPUTED_KEYS.get(k) is level]
+        result: dict[int, dict[str, Any]] = defaultdict(dict)
+        if not requested or not pks:
+            return result
+        p, st, se, i = schema.patients, schema.studies, schema.series, schema.instances
+        owner = {Level.PATIENT: p.c.pk, Level.STUDY: st.c.pk, Level.SERIES: se.c.pk}[level]
+        source = _joined(Level.IMAGE)
+        counted = {
+            "NumberOfPatientRelatedStudies": st.c.pk,
+            "NumberOfPatientRelatedSeries": se.c.pk,
+            "NumberOfPatientRelatedInstances": i.c.pk,
+            "NumberOfStudyRelatedSeries": se.c.pk,
+            "NumberOfStudyRelatedInstances": i.c.pk,
+            "NumberOfSeriesRelatedInstances": i.c.pk,
+        }
+        listed = {"ModalitiesInStudy": se.c.modality, "SOPClassesInStudy": i.c.sop_class_uid}
+        for chunk in _chunks(pks):
+            for keyword in requested:
+                if keyword in counted:
+                    statement = (
+                        select(owner, func.count(distinct(counted[keyword])))
+                        .select_from(source)
+                        .where(owner.in_(chunk))
+                        .group_by(owner)
+                    )
+                    for owner_pk, count in conn.execute(statement):
+                        result[int(owner_pk)][keyword] = int(count)
+                    for pk in chunk:
+                        result[pk].setdefault(keyword, 0)
+                else:
+                    statement = (
+                        select(owner, listed[keyword])
+                        .select_from(source)
+                        .where(owner.in_(chunk))
+                        .distinct()
+                        .order_by(owner, listed[keyword])
+                    )
+                    for owner_pk, value in conn.execute(statement):
+                        if value:
+                            result[int(owner_pk)].setdefault(keyword, []).append(value)
+                    for pk in chunk:
+                        result[pk].setdefault(keyword, [])
+        return result
+
+    def instances(self, conn: Connection, query: Query) -> list[StoredInstance]:
+        i, se, st = schema.instances, schema.series, schema.studies
+        statement: Select[Any] = select(
+            i.c.sop_uid,
+            i.c.sop_class_uid,
+            i.c.transfer_syntax,
+            i.c.blob_key,
+            i.c.blob_size,
+            st.c.study_uid,
+            se.c.series_uid,
+        ).select_from(_joined(Level.IMAGE))
+        for condition in query.conditions:
+            clause = self._clause(Level.IMAGE, condition)
+            if clause is not None and clause is not True:
+                statement = statement.where(clause)
+        statement = statement.order_by(st.c.pk, se.c.series_number, se.c.pk, i.c.instance_number)
+        return [StoredInstance(**row._asdict()) for row in conn.execute(statement)]
+
+    def instance(self, conn: Connection, sop_uid: str) -> StoredInstance | None:
+        query = Query(
+            Level.IMAGE,
+            conditions=(Condition("SOPInstanceUID", 0x00080018, "uid", (Equals(sop_uid),)),),
+        )
+        found = self.instances(conn, query)
+        return found[0] if found else None
+
+    def blob_keys_below(self, level: Level, pk: int) -> Select[Any]:
+        owner = {
+            Level.PATIENT: schema.studies.c.patient_pk,
+            Level.STUDY: schema.series.c.study_pk,
+            Level.SERIES: schema.instances.c.series_pk,
+            Level.IMAGE: schema.instances.c.pk,
+        }[level]
+        return (
+            select(schema.instances.c.blob_key).select_from(_joined(Level.IMAGE)).where(owner == pk)
+        )
+
+
+def _without_pk(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "_pk"}
+
+
+def _chunks(values: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(values), _BATCH):
+        yield list(values[start : start + _BATCH])

@@ -1,0 +1,100 @@
+"""The catalog's tables: one per level, with each level's matching keys as indexed columns.
+
+Person names have a second `_norm` column (upper case, trailing empty components removed) that
+matching uses; dates and times are stored in the fixed-width forms of `openpacs.dicom.values`.
+Each instance keeps its whole header as DICOM JSON text, so any return key and WADO-RS metadata
+are answered without reading the blob.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit keys.
+PrimaryKey = BigInteger().with_variant(Integer(), "sqlite")
+# Matching compares code points (ranges, prefixes, GLOB/LIKE): PostgreSQL's "C" collation
+# orders UTF-8 bytewise, which is code point order, like SQLite's BINARY and Python.
+Key = String().with_variant(String(collation="C"), "postgresql")
+
+patients = Table(
+    "patients",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("patient_id", Key, nullable=False, unique=True),
+    Column("patient_name", Key, nullable=False, default=""),
+    Column("patient_name_norm", Key, nullable=False, default=""),
+    Column("patient_birth_date", Key),
+    Column("patient_sex", Key),
+    Column("created_at", String, nullable=False),
+    Index("ix_patients_name_norm", "patient_name_norm"),
+    Index("ix_patients_birth_date", "patient_birth_date"),
+)
+
+studies = Table(
+    "studies",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("patient_pk", PrimaryKey, ForeignKey("patients.pk"), nullable=False),
+    Column("study_uid", Key, nullable=False, unique=True),
+    Column("study_date", Key),
+    Column("study_time", Key),
+    Column("accession_number", Key),
+    Column("study_id", Key),
+    Column("referring_physician_name", Key, nullable=False, default=""),
+    Column("referring_physician_name_norm", Key, nullable=False, default=""),
+    Column("study_description", Key),
+    Column("created_at", String, nullable=False),
+    Index("ix_studies_patient", "patient_pk"),
+    Index("ix_studies_date", "study_date"),
+    Index("ix_studies_accession", "accession_number"),
+    Index("ix_studies_referring_norm", "referring_physician_name_norm"),
+    Index("ix_studies_created", "created_at"),
+)
+
+series = Table(
+    "series",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("study_pk", PrimaryKey, ForeignKey("studies.pk"), nullable=False),
+    Column("series_uid", Key, nullable=False, unique=True),
+    Column("modality", Key),
+    Column("series_number", Integer),
+    Column("series_description", Key),
+    Column("body_part_examined", Key),
+    Column("series_date", Key),
+    Column("series_time", Key),
+    Column("created_at", String, nullable=False),
+    Index("ix_series_study", "study_pk", "modality"),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("series_pk", PrimaryKey, ForeignKey("series.pk"), nullable=False),
+    Column("sop_uid", Key, nullable=False, unique=True),
+    Column("sop_class_uid", Key, nullable=False),
+    Column("instance_number", Integer),
+    Column("transfer_syntax", String(64), nullable=False),
+    Column("blob_key", String(512), nullable=False, unique=True),
+    Column("blob_size", BigInteger, nullable=False),
+    Column("blob_sha256", String(64), nullable=False),
+    Column("created_at", String, nullable=False),
+    Column("header", Text, nullable=False),
+    Index("ix_instances_series", "series_pk", "instance_number"),
+    Index("ix_instances_sop_class", "sop_class_uid"),
+)
+
+LEVEL_TABLES = (patients, studies, series, instances)

@@ -1,0 +1,84 @@
+"""`[dicom] workers`: several processes share the DICOM port; SIGTERM stops them all, and a
+killed supervisor takes its workers with it."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import scu
+from tests.support.node import write_config
+from tests.support.process import ServerProcess, free_port, serving
+
+pytestmark = pytest.mark.slow
+
+
+def _workers(supervisor: int) -> set[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == supervisor and b"spawn_main" in command:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _start(tmp_path: Path) -> tuple[Path, int]:
+    port = free_port()
+    return write_config(tmp_path, {"dicom": {"port": port, "workers": 2}}), port
+
+
+def _ready(server: ServerProcess) -> set[int]:
+    server.wait_for_log("ready workers=2", timeout=60)
+    workers = _workers(server.process.pid)
+    assert len(workers) == 2
+    return workers
+
+
+def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
+    config, port = _start(tmp_path)
+    with serving(config, port=port, log_dir=tmp_path) as server:
+        workers = _ready(server)
+        for _ in range(24):  # all on one worker by chance: 2 in 2**24
+            assert scu.echo(port) == 0x0000
+        served = set(re.findall(r"worker=(\d) op=C-ECHO", server.stderr()))
+        assert served == {"0", "1"}
+        server.terminate()
+        assert server.wait_exit(30) == 0
+        assert "stopped" in server.stderr()
+        assert not any(_alive(pid) for pid in workers)
+
+
+def test_a_killed_supervisor_leaves_no_worker_behind(tmp_path: Path) -> None:
+    config, port = _start(tmp_path)
+    with serving(config, port=port, log_dir=tmp_path) as server:
+        workers = _ready(server)
+        server.kill()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    # nothing listens on the port any more
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

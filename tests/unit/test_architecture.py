@@ -1,0 +1,102 @@
+"""The layer picture in docs/architecture.md stays true: dependencies point down only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "openpacs"
+
+# What each layer may import, besides the standard library and itself.
+ALLOWED: dict[str, set[str]] = {
+    "dicom": {"pydicom", "openpacs.errors", "openpacs.dicom"},
+    "storage": {
+        "openpacs.errors",
+        "openpacs.storage",
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "urllib3",
+    },
+    "index": {
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "openpacs.errors",
+        "openpacs.dicom",
+        "openpacs.index",
+    },
+    "archive": {
+        "openpacs.errors",
+        "openpacs.dicom",
+        "openpacs.archive",
+        "openpacs.index.records",
+        "openpacs.storage.base",
+    },
+}
+# Never imported by these layers, whatever else they use.
+FORBIDDEN: dict[str, set[str]] = {
+    "dimse": {"openpacs.web", "fastapi", "starlette", "sqlalchemy", "boto3"},
+    "web": {"openpacs.dimse", "pynetdicom", "sqlalchemy", "boto3"},
+}
+THIRD_PARTY_STDLIB_LIKE = {"typing_extensions", "_typeshed"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _third_party_or_ours(name: str) -> bool:
+    import sys
+
+    top = name.split(".")[0]
+    return top not in sys.stdlib_module_names and top not in THIRD_PARTY_STDLIB_LIKE
+
+
+def _layer_files(layer: str) -> list[Path]:
+    return sorted((PACKAGE / layer).rglob("*.py"))
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_only_what_it_may(layer: str) -> None:
+    problems = []
+    for path in _layer_files(layer):
+        for name in _imports(path):
+            if not _third_party_or_ours(name):
+                continue
+            if not any(name == a or name.startswith(a + ".") for a in ALLOWED[layer]):
+                problems.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert problems == []
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_front_doors_stay_apart(layer: str) -> None:
+    problems = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in _layer_files(layer)
+        for name in _imports(path)
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[layer])
+    ]
+    assert problems == []
+
+
+def test_only_compose_and_cli_pick_implementations() -> None:
+    """Concrete backends are chosen in compose.py alone (and tests)."""
+    concrete = {"openpacs.storage.folder", "openpacs.index.catalog", "openpacs.index.engine"}
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "compose.py"
+        and not any(path.is_relative_to(PACKAGE / layer) for layer in ("storage", "index"))
+        and _imports(path) & concrete
+    ]
+    assert offenders == []
