@@ -161,3 +161,8 @@ def _configure_logging(level: str) -> None:
     from openpacs.cli.serve import configure_logging
 
     configure_logging(level)
+
+
+from openpacs.cli.certs import certs  # noqa: E402  (registered after the group exists)
+
+cli.add_command(certs)
