@@ -6,6 +6,7 @@ ssl against a running `openpacs serve` with DICOM TLS and client certificates re
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 import ssl
 import subprocess
@@ -24,6 +25,7 @@ from tests.support.dcmtk_peer import output
 from tests.support.process import ServerProcess, free_port, run_cli, serving
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,9 @@ def test_a_key_that_is_not_the_cas_is_refused(site: Path, tmp_path: Path) -> Non
 @pytest.fixture(scope="module")
 def tls_server(
     site: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ServerProcess, int]]:
+) -> Iterator[tuple[ServerProcess, int, int]]:
     folder = tmp_path_factory.mktemp("server")
-    port, tls_port = free_port(), free_port()
+    port, tls_port, http_port = free_port(), free_port(), free_port()
     config = folder / "openpacs.toml"
     config.write_text(
         f"""
@@ -177,7 +179,10 @@ tls_require_client_cert = true
 workers = 1
 
 [http]
-port = 0
+host = "{HOST}"
+port = {http_port}
+tls_cert = "{site / "server.pem"}"
+tls_key = "{site / "server.key"}"
 
 [database]
 url = "sqlite:///{folder / "index.db"}"
@@ -188,14 +193,15 @@ url = "{folder / "blobs"}"
         encoding="utf-8",
     )
     with serving(config, port=port, log_dir=folder, cwd=folder) as server:
-        yield server, tls_port
+        server.wait_for_log("service=https")
+        yield server, tls_port, http_port
 
 
 @pytest.mark.dcmtk
 def test_dcmtk_echoscu_over_tls_with_the_helpers_certificates(
-    site: Path, tls_server: tuple[ServerProcess, int]
+    site: Path, tls_server: tuple[ServerProcess, int, int]
 ) -> None:
-    _, tls_port = tls_server
+    _, tls_port, _ = tls_server
     tls = ["+tls", str(site / "MODALITY1.key"), str(site / "MODALITY1.pem"), "-pw"]
     result = run_dcmtk("echoscu", *tls, "+cf", str(site / "ca.pem"), "-aec", "OPENPACS",
                        HOST, str(tls_port), timeout=30)  # fmt: skip
@@ -204,10 +210,10 @@ def test_dcmtk_echoscu_over_tls_with_the_helpers_certificates(
 
 @pytest.mark.dcmtk
 def test_dcmtk_refuses_a_server_from_an_unknown_ca(
-    site: Path, tmp_path: Path, tls_server: tuple[ServerProcess, int]
+    site: Path, tmp_path: Path, tls_server: tuple[ServerProcess, int, int]
 ) -> None:
     stranger = make_site(tmp_path / "stranger")
-    _, tls_port = tls_server
+    _, tls_port, _ = tls_server
     tls = ["+tls", str(site / "MODALITY1.key"), str(site / "MODALITY1.pem"), "-pw"]
     result = run_dcmtk("echoscu", *tls, "+cf", str(stranger / "ca.pem"), HOST, str(tls_port),
                        timeout=30)  # fmt: skip
@@ -223,9 +229,9 @@ def client_context(site: Path, ca: Path) -> ssl.SSLContext:
 
 @pytest.mark.parametrize("name", ["localhost", HOST])
 def test_python_ssl_verifies_the_server_by_name_and_address(
-    site: Path, tls_server: tuple[ServerProcess, int], name: str
+    site: Path, tls_server: tuple[ServerProcess, int, int], name: str
 ) -> None:
-    _, tls_port = tls_server
+    _, tls_port, _ = tls_server
     context = client_context(site, site / "ca.pem")
     with (
         socket.create_connection((HOST, tls_port), timeout=10) as raw,
@@ -237,9 +243,9 @@ def test_python_ssl_verifies_the_server_by_name_and_address(
 
 
 def test_python_ssl_refuses_the_server_under_another_name_or_ca(
-    site: Path, tmp_path: Path, tls_server: tuple[ServerProcess, int]
+    site: Path, tmp_path: Path, tls_server: tuple[ServerProcess, int, int]
 ) -> None:
-    _, tls_port = tls_server
+    _, tls_port, _ = tls_server
     stranger = make_site(tmp_path / "stranger")
     for ca, name in ((site / "ca.pem", "pacs.example.org"), (stranger / "ca.pem", "localhost")):
         context = client_context(site, ca)
@@ -248,3 +254,47 @@ def test_python_ssl_refuses_the_server_under_another_name_or_ca(
             pytest.raises(ssl.SSLCertVerificationError),
         ):
             context.wrap_socket(raw, server_hostname=name)
+
+
+@pytest.mark.parametrize("name", ["localhost", HOST])
+def test_https_health_through_a_client_that_trusts_the_ca(
+    site: Path, tls_server: tuple[ServerProcess, int, int], name: str
+) -> None:
+    _, _, http_port = tls_server
+    context = ssl.create_default_context(cafile=str(site / "ca.pem"))
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    with (
+        socket.create_connection((HOST, http_port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        tls.sendall(f"GET /health HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"200", answer
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1]) == {"status": "ok"}
+
+
+def test_https_refuses_a_client_that_does_not_trust_the_ca(
+    site: Path, tmp_path: Path, tls_server: tuple[ServerProcess, int, int]
+) -> None:
+    _, _, http_port = tls_server
+    stranger = make_site(tmp_path / "stranger")
+    context = ssl.create_default_context(cafile=str(stranger / "ca.pem"))
+    with (
+        socket.create_connection((HOST, http_port), timeout=10) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_the_images_healthcheck_passes_against_openpacs_over_https(
+    tls_server: tuple[ServerProcess, int, int],
+) -> None:
+    from tests.deploy.test_deploy_container import healthcheck, stages
+
+    _, _, http_port = tls_server
+    dockerfile = stages(ROOT / "deploy" / "Dockerfile")
+    assert healthcheck(dockerfile, f"https://127.0.0.1:{http_port}/health") == 0
+    assert healthcheck(dockerfile, f"https://127.0.0.1:{http_port}/api/session") != 0  # 401
