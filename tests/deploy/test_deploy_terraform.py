@@ -136,7 +136,9 @@ def test_the_database_admits_only_the_servers_security_group() -> None:
     folder = MODULES / "database"
     (rule,) = resources(folder, "aws_vpc_security_group_ingress_rule")
     assert (rule.body["from_port"], rule.body["to_port"]) == (5432, 5432)
-    assert rule.body["referenced_security_group_id"] == "${each.key}"
+    assert rule.body["referenced_security_group_id"] == (
+        "${var.client_security_group_ids[count.index]}"
+    )
     assert "cidr_ipv4" not in rule.body
     call = module_calls(EXAMPLE)["database"]
     assert call["client_security_group_ids"] == ["${module.compute.security_group_id}"]
@@ -251,6 +253,16 @@ def test_no_ingress_on_ssh_and_none_from_anywhere() -> None:
         assert "key_name" not in block.body, "no SSH key pair: administration is through SSM"
 
 
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_for_each_keys_are_known_at_plan_time(folder: Path) -> None:
+    """for_each over IDs created in the same apply fails at plan ("Invalid for_each
+    argument"); those lists use count, whose length is known."""
+    for block in blocks(folder, "resource"):
+        key = str(block.body.get("for_each", ""))
+        assert "security_group_id" not in key, f"{block.kind}.{block.name}: {key}"
+        assert "_arn" not in key, f"{block.kind}.{block.name}: {key}"
+
+
 def test_the_default_security_group_is_closed() -> None:
     group = one(MODULES / "network", "aws_default_security_group")
     assert "ingress" not in group
@@ -318,6 +330,9 @@ def test_the_instance_role_is_least_privilege() -> None:
         "${local.bucket_arn}/${var.bucket_prefix}/*"
     ]
     assert by_sid["UseItsKey"]["resources"] == ["${var.kms_key_arn}"]
+    listing = first(by_sid["ListItsPrefix"], "condition")
+    assert listing["variable"] == "s3:prefix"
+    assert listing["values"] == ["${var.bucket_prefix}", "${var.bucket_prefix}/*"]
     assert set(by_sid["ReadItsSecrets"]["resources"]) == {
         "${var.database_secret_arn}",
         "${aws_secretsmanager_secret.admin.arn}",

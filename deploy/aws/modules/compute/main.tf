@@ -106,12 +106,14 @@ data "aws_iam_policy_document" "server" {
     resources = [var.kms_key_arn]
   }
 
+  # openpacs checks the bucket with HeadBucket at start-up, which needs s3:ListBucket and
+  # carries no prefix: "IfExists" lets it through while listings stay inside the prefix.
   statement {
     sid       = "ListItsPrefix"
     actions   = ["s3:ListBucket"]
     resources = [local.bucket_arn]
     condition {
-      test     = "StringLike"
+      test     = "StringLikeIfExists"
       variable = "s3:prefix"
       values   = [var.bucket_prefix, "${var.bucket_prefix}/*"]
     }
@@ -182,23 +184,23 @@ resource "aws_security_group" "server" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "dicom_tls" {
-  for_each                     = toset(var.load_balancer_security_group_ids)
+  count                        = length(var.load_balancer_security_group_ids)
   security_group_id            = aws_security_group.server.id
   description                  = "DICOM TLS from a load balancer"
   ip_protocol                  = "tcp"
   from_port                    = local.dicom_tls_port
   to_port                      = local.dicom_tls_port
-  referenced_security_group_id = each.key
+  referenced_security_group_id = var.load_balancer_security_group_ids[count.index]
 }
 
 resource "aws_vpc_security_group_ingress_rule" "https" {
-  for_each                     = toset(var.load_balancer_security_group_ids)
+  count                        = length(var.load_balancer_security_group_ids)
   security_group_id            = aws_security_group.server.id
   description                  = "HTTPS and health checks from a load balancer"
   ip_protocol                  = "tcp"
   from_port                    = local.https_port
   to_port                      = local.https_port
-  referenced_security_group_id = each.key
+  referenced_security_group_id = var.load_balancer_security_group_ids[count.index]
 }
 
 resource "aws_vpc_security_group_egress_rule" "postgresql" {

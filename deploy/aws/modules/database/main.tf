@@ -20,14 +20,15 @@ resource "aws_security_group" "this" {
   }
 }
 
+# count, not for_each: the groups' IDs are only known after apply, their number before it.
 resource "aws_vpc_security_group_ingress_rule" "clients" {
-  for_each                     = toset(var.client_security_group_ids)
+  count                        = length(var.client_security_group_ids)
   security_group_id            = aws_security_group.this.id
   description                  = "PostgreSQL from openpacs"
   ip_protocol                  = "tcp"
   from_port                    = 5432
   to_port                      = 5432
-  referenced_security_group_id = each.key
+  referenced_security_group_id = var.client_security_group_ids[count.index]
 }
 
 resource "aws_db_parameter_group" "this" {
@@ -86,7 +87,7 @@ data "aws_iam_policy_document" "monitoring_assume" {
 }
 
 resource "aws_iam_role" "monitoring" {
-  name_prefix        = "${var.name}-rds-monitoring-"
+  name_prefix        = "${var.name}-rdsmon-"
   assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
   tags               = var.tags
 }

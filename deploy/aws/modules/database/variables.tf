@@ -2,8 +2,8 @@ variable "name" {
   description = "Prefix for every resource name (lower case letters, digits, hyphens)."
   type        = string
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name))
-    error_message = "name: 2-31 characters, lower case letters, digits and hyphens, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,23}$", var.name))
+    error_message = "name: 2-24 characters (IAM name prefixes and bucket names are short), lower case letters, digits and hyphens, starting with a letter."
   }
 }
 

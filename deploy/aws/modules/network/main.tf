@@ -184,7 +184,7 @@ data "aws_iam_policy_document" "flow_logs_assume" {
 }
 
 resource "aws_iam_role" "flow_logs" {
-  name_prefix        = "${var.name}-flow-logs-"
+  name_prefix        = "${var.name}-flowlogs-"
   assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
   tags               = var.tags
 }
