@@ -313,8 +313,11 @@ def test_openpacs_is_published_over_tls_and_locked_down(compose: dict[str, Any])
 
 @pytest.fixture(scope="module")
 def compose_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """deploy/compose copied, then made ready by its own make-secrets.sh."""
-    folder = tmp_path_factory.mktemp("stack") / "compose"
+    return prepare_stack(tmp_path_factory.mktemp("stack") / "compose")
+
+
+def prepare_stack(folder: Path) -> Path:
+    """deploy/compose copied to `folder`, then made ready by its own make-secrets.sh."""
     shutil.copytree(COMPOSE, folder, ignore=shutil.ignore_patterns("secrets"))
     openpacs = shutil.which("openpacs", path=str(Path(sys.executable).parent))
     assert openpacs, "the openpacs command is not installed beside this Python"
@@ -359,19 +362,7 @@ def test_make_secrets_writes_every_secret_the_stack_mounts(
 def test_openpacs_loads_the_configuration_the_stack_gives_it(
     compose: dict[str, Any], compose_copy: Path
 ) -> None:
-    service = compose["services"]["openpacs"]
-    mounts = {path: compose_copy / compose["secrets"][name]["file"]
-              for path, name in secret_names(service).items()}  # fmt: skip
-    (config,) = service["configs"]
-    assert config["target"] == "/etc/openpacs/openpacs.toml"
-    text = (compose_copy / compose["configs"][config["source"]]["file"]).read_text("utf-8")
-    environ = environment(service)
-    for path, local in mounts.items():
-        text = text.replace(f'"{path}"', json.dumps(str(local)))
-        environ = {key: str(local) if value == path else value for key, value in environ.items()}
-    assert "/run/secrets/" not in text, "the configuration names a secret the stack never mounts"
-    local_config = compose_copy / "openpacs.local.toml"
-    local_config.write_text(text, encoding="utf-8")
+    local_config, environ = localized(compose, compose_copy)
 
     settings = load_settings(local_config, environ=environ)
 
@@ -386,3 +377,22 @@ def test_openpacs_loads_the_configuration_the_stack_gives_it(
     assert settings.storage.s3_bucket == environment(compose["services"]["minio-init"])["BUCKET"]
     assert settings.storage.s3_endpoint == "http://minio:9000"
     assert settings.auth.admin_password_file
+
+
+def localized(compose: dict[str, Any], stack: Path) -> tuple[Path, dict[str, str]]:
+    """openpacs' configuration file and environment in the stack, with each /run/secrets path
+    replaced by the file compose mounts there."""
+    service = compose["services"]["openpacs"]
+    mounts = {path: stack / compose["secrets"][name]["file"]
+              for path, name in secret_names(service).items()}  # fmt: skip
+    (config,) = service["configs"]
+    assert config["target"] == "/etc/openpacs/openpacs.toml"
+    text = (stack / compose["configs"][config["source"]]["file"]).read_text("utf-8")
+    environ = environment(service)
+    for path, local in mounts.items():
+        text = text.replace(f'"{path}"', json.dumps(str(local)))
+        environ = {key: str(local) if value == path else value for key, value in environ.items()}
+    assert "/run/secrets/" not in text, "the configuration names a secret the stack never mounts"
+    local_config = stack / "openpacs.local.toml"
+    local_config.write_text(text, encoding="utf-8")
+    return local_config, environ
