@@ -439,3 +439,18 @@ def test_checkov_finds_no_failed_check() -> None:
     assert summary["parsing_errors"] == 0
     assert summary["passed"] >= 250
     assert summary["skipped"] <= len(skip_comments())
+
+
+@pytest.mark.slow
+def test_checkov_passes_the_dockerfile() -> None:
+    dockerfile = AWS.parent / "Dockerfile"
+    result = subprocess.run(
+        [checkov_binary(), "--file", str(dockerfile), "--framework", "dockerfile",
+         "--skip-download", "--quiet", "--output", "json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.stdout, result.stderr
+    report = json.loads(result.stdout)
+    summary = (report[0] if isinstance(report, list) else report)["summary"]
+    assert summary["failed"] == 0, result.stdout
+    assert summary["passed"] >= 30
