@@ -27,7 +27,7 @@ from openpacs.web.audit import AuditRequests, login_listener
 from openpacs.web.auth.authenticator import Authenticator, LoginListener
 from openpacs.web.auth.bootstrap import ensure_admin
 from openpacs.web.auth.middleware import Authentication, challenges
-from openpacs.web.rest import audit, session
+from openpacs.web.rest import audit, remotes, resources, session, users
 from openpacs.web.security import SecurityHeaders
 
 log = logging.getLogger("openpacs.web")
@@ -72,6 +72,9 @@ def create_app(
 
     app.include_router(session.router)
     app.include_router(audit.router)
+    app.include_router(resources.router)
+    app.include_router(remotes.router)
+    app.include_router(users.router)
     for router in _optional_routers():
         app.include_router(router)
     _mount_ui(app)
