@@ -88,7 +88,11 @@ INSTANCE_DEFAULTS = _tags(
     "BitsAllocated",
     "NumberOfFrames",
 )
-_DEFAULTS = {Level.STUDY: STUDY_DEFAULTS, Level.SERIES: SERIES_DEFAULTS, Level.IMAGE: INSTANCE_DEFAULTS}
+_DEFAULTS = {
+    Level.STUDY: STUDY_DEFAULTS,
+    Level.SERIES: SERIES_DEFAULTS,
+    Level.IMAGE: INSTANCE_DEFAULTS,
+}
 # PS3.18 10.6.3.3.1: the levels whose attributes each resource returns by default.
 _RETURNED_LEVELS = {
     Resource.STUDIES: (Level.STUDY,),
