@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,14 @@ from tests.support.corpus import synthetic_ct_series, to_part10_bytes
 from tests.support.web import WebNode, running_web_node
 
 DICOM = 'multipart/related; type="application/dicom"; boundary=b'
-TRAVERSALS = ["..", "..%2F..%2Fetc%2Fpasswd", "1.2.3%00", "1.2.3'%20OR%201=1--", "%2e%2e", "x" * 70]
+TRAVERSALS = [
+    "...",
+    "..%2F..%2Fetc%2Fpasswd",
+    "1.2.3%00",
+    "1.2.3'%20OR%201=1--",
+    "%2e%2e",
+    "x" * 70,
+]
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +111,16 @@ def test_sql_like_names_are_only_compared(http: httpx.Client) -> None:
 def test_unacceptable_media_types_are_406(web: WebNode, http: httpx.Client) -> None:
     assert http.get("/dicom-web/studies", headers={"Accept": "text/html"}).status_code == 406
     ds = synthetic_ct_series(1, rows=16, columns=16)[0]
-    stored = http.post("/dicom-web/studies", content=_body(("application/dicom",
-                       to_part10_bytes(ds))), headers={"Content-Type": DICOM})
+    stored = http.post(
+        "/dicom-web/studies",
+        content=_body(("application/dicom", to_part10_bytes(ds))),
+        headers={"Content-Type": DICOM},
+    )
     assert stored.status_code == 200
-    base = (f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-            f"/instances/{ds.SOPInstanceUID}")
+    base = (
+        f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
     for path, accept in [
         (base, "application/json"),
         (base + "/metadata", "application/dicom+xml"),
@@ -124,18 +137,30 @@ def test_unacceptable_media_types_are_406(web: WebNode, http: httpx.Client) -> N
     [
         ("application/json", b"{}", 415, "not multipart/related"),
         (None, b"x", 415, "missing"),
-        ("multipart/related; type=\"application/dicom\"", _body(("application/dicom", b"x")),
-         400, "boundary"),
-        ('multipart/related; type="application/dicom+xml"; boundary=b', b"--b--", 415,
-         "not supported"),
+        (
+            'multipart/related; type="application/dicom"',
+            _body(("application/dicom", b"x")),
+            400,
+            "boundary",
+        ),
+        (
+            'multipart/related; type="application/dicom+xml"; boundary=b',
+            b"--b--",
+            415,
+            "not supported",
+        ),
         (DICOM, b"not a multipart body at all", 400, "boundary line"),
         (DICOM, _body(("application/dicom", b"DICM" * 100), close=False), 400, "truncated"),
         (DICOM, b"--b--\r\n", 400, "no parts"),
     ],
 )
 def test_malformed_stow_bodies_store_nothing(
-    web: WebNode, http: httpx.Client, content_type: str | None, body: bytes, status: int,
-    reason: str
+    web: WebNode,
+    http: httpx.Client,
+    content_type: str | None,
+    body: bytes,
+    status: int,
+    reason: str,
 ) -> None:
     before = web.archive.totals().instances
     headers = {"Content-Type": content_type} if content_type else {}
@@ -166,8 +191,9 @@ def test_partial_success_is_202_and_a_study_mismatch_fails(
     good = synthetic_ct_series(1, rows=16, columns=16)[0]
     response = http.post(
         f"/dicom-web/studies/{good.StudyInstanceUID}",
-        content=_body(("application/dicom", to_part10_bytes(good)),
-                      ("application/dicom", _instance())),
+        content=_body(
+            ("application/dicom", to_part10_bytes(good)), ("application/dicom", _instance())
+        ),
         headers={"Content-Type": DICOM},
     )
     assert response.status_code == 202
@@ -177,40 +203,46 @@ def test_partial_success_is_202_and_a_study_mismatch_fails(
     assert web.archive.totals().instances == before + 1
 
 
-def test_oversized_body_is_413(web: WebNode, http: httpx.Client) -> None:
-    before = web.archive.totals().instances
-    app = web.http.app
-    app.state.stow_max_bytes = 10_000
-    try:
-        body = _body(("application/dicom", b"\0" * 20_000))
+def test_oversized_body_is_413(tmp_path: Path) -> None:
+    with running_web_node(tmp_path, http={"stow_max_mb": 1}) as small, small.client() as http:
+        body = _body(("application/dicom", b"\0" * (1024 * 1024 + 1)))
         declared = http.post("/dicom-web/studies", content=body, headers={"Content-Type": DICOM})
         assert declared.status_code == 413
+        assert "larger than" in declared.json()["detail"]
 
         def chunked() -> Iterator[bytes]:  # no Content-Length: the reader counts
-            for start in range(0, len(body), 4096):
-                yield body[start : start + 4096]
+            for start in range(0, len(body), 65536):
+                yield body[start : start + 65536]
 
-        streamed = http.post("/dicom-web/studies", content=chunked(),
-                             headers={"Content-Type": DICOM})
+        streamed = http.post(
+            "/dicom-web/studies", content=chunked(), headers={"Content-Type": DICOM}
+        )
         assert streamed.status_code == 413
         assert "larger than" in streamed.json()["detail"]
-    finally:
-        del app.state.stow_max_bytes
-    assert web.archive.totals().instances == before
+        assert small.archive.totals().instances == 0
+        assert http.get("/health").status_code == 200
+        staging = small.archive.staging_dir()
+        assert staging is None or not list(staging.glob("*.stow"))
 
 
 def test_roles(web: WebNode) -> None:
     password = web.add_user("dw-uploader", "uploader")
     with web.client(auth=("dw-uploader", password)) as uploader:
         assert uploader.get("/dicom-web/studies").status_code == 403
-        stored = uploader.post("/dicom-web/studies", content=_body(("application/dicom",
-                               _instance())), headers={"Content-Type": DICOM})
+        stored = uploader.post(
+            "/dicom-web/studies",
+            content=_body(("application/dicom", _instance())),
+            headers={"Content-Type": DICOM},
+        )
         assert stored.status_code == 200
     password = web.add_user("dw-reader", "user")
     with web.client(auth=("dw-reader", password)) as reader:
         assert reader.get("/dicom-web/studies").status_code == 200
-        refused = reader.post("/dicom-web/studies", content=_body(("application/dicom",
-                              _instance())), headers={"Content-Type": DICOM})
+        refused = reader.post(
+            "/dicom-web/studies",
+            content=_body(("application/dicom", _instance())),
+            headers={"Content-Type": DICOM},
+        )
         assert refused.status_code == 403
     with web.client(auth=None) as anonymous:
         assert anonymous.get("/dicom-web/studies").status_code == 401
