@@ -83,6 +83,13 @@ def build_archive(settings: Settings) -> Archive:
     )
 
 
+def build_accounts(settings: Settings) -> SqlAccounts:
+    """The accounts alone (for `openpacs users`), on a current schema."""
+    engine = build_index_engine(settings)
+    migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
+    return SqlAccounts(engine)
+
+
 def build_dicom_server(
     archive: Archive, settings: Settings, *, host: str = "", share_ports: bool = False
 ) -> DicomServer:
