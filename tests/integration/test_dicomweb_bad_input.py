@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydicom.uid import generate_uid
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEG2000Lossless, generate_uid
 
 from tests.support.corpus import synthetic_ct_series, to_part10_bytes
 from tests.support.web import WebNode, running_web_node
@@ -247,3 +248,35 @@ def test_roles(web: WebNode) -> None:
     with web.client(auth=None) as anonymous:
         assert anonymous.get("/dicom-web/studies").status_code == 401
         assert anonymous.post(f"/dicom-web/studies/{generate_uid()}").status_code == 401
+
+
+def test_undecodable_pixel_data(web: WebNode, http: httpx.Client) -> None:
+    """Stored as received (ingest never decodes), refused or cut short when decoding is needed."""
+    ds = synthetic_ct_series(1, rows=16, columns=16)[0]
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\x00" * 60])  # a broken J2K codestream
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    stored = http.post(
+        "/dicom-web/studies",
+        content=_body(("application/dicom", to_part10_bytes(ds))),
+        headers={"Content-Type": DICOM},
+    )
+    assert stored.status_code == 200
+    base = (
+        f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    rendered = http.get(base + "/rendered")
+    assert rendered.status_code == 406
+    assert "cannot decode" in rendered.json()["detail"]
+    frame = http.get(base + "/frames/1")  # octet-stream: needs decoding
+    assert frame.status_code == 406
+    as_stored = http.get(
+        base, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
+    )
+    assert as_stored.status_code == 200
+    assert as_stored.content.rstrip().endswith(b"--")
+    # No transfer-syntax: Explicit VR Little Endian, whose decoding fails after the status.
+    converted = http.get(base, headers={"Accept": 'multipart/related; type="application/dicom"'})
+    assert converted.status_code == 200
+    assert not converted.content.rstrip().endswith(b"--")
