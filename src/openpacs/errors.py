@@ -116,3 +116,9 @@ class AlreadyExists(OpenPacsError):
     """A user, token or remote with that name already exists."""
 
     http_status = 409
+
+
+class RemoteUnavailable(OpenPacsError):
+    """A remote AE could not be reached or refused the association."""
+
+    http_status = 502
