@@ -362,7 +362,28 @@ export async function viewerPage(main, { args, navigate }) {
   // A small scripting surface: performance measurement and end-to-end tests.
   window.openpacsViewer = {
     go: (target) => go(target),
-    state: () => ({ index, total: items.length, loaded: loader ? loader.loadedCount : 0, view: { ...viewport.view }, zoom: viewport.zoom, series: seriesUid }),
+    state: () => ({
+      index,
+      total: items.length,
+      loaded: loader ? loader.loadedCount : 0,
+      view: { ...viewport.view },
+      zoom: viewport.zoom,
+      panX: viewport.panX,
+      panY: viewport.panY,
+      columns: items[index]?.info.columns,
+      rows: items[index]?.info.rows,
+      shown: canvas.dataset.shown === undefined ? null : Number(canvas.dataset.shown),
+      series: seriesUid,
+    }),
+    /** The colour the screen shows at image pixel (column, row), read back from the canvas. */
+    screenPixel(column, row) {
+      const item = items[index];
+      const rect = canvas.getBoundingClientRect();
+      const ratio = window.devicePixelRatio || 1;
+      const x = rect.width / 2 + viewport.panX + (column + 0.5 - item.info.columns / 2) * viewport.zoom;
+      const y = rect.height / 2 + viewport.panY + (row + 0.5 - item.info.rows / 2) * viewport.zoom;
+      return Array.from(canvas.getContext("2d").getImageData(Math.floor(x * ratio), Math.floor(y * ratio), 1, 1).data.slice(0, 3));
+    },
     displayedAt: (column, row) => viewport.displayedAt(column, row),
     /** Shows every image once, as fast as they can be drawn; resolves to frames per second. */
     async scrollThrough() {
