@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
@@ -15,7 +16,9 @@ from pydicom.dataset import Dataset
 
 from tests.e2e.images import ramp_ct_series
 from tests.support.corpus import multiframe_mr, secondary_capture_rgb, to_part10_bytes
-from tests.support.web import WebNode, running_web_node
+
+if TYPE_CHECKING:
+    from tests.support.web import WebNode
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -66,6 +69,8 @@ def store(web: WebNode, datasets: list[Dataset]) -> None:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     """A node holding a ramp CT series, an RGB capture and an enhanced multi-frame MR."""
+    from tests.support.web import running_web_node
+
     with running_web_node(tmp_path_factory.mktemp("e2e-node")) as web:
         ct = ramp_ct_series(CT_IMAGES, patient_name="Ramp^Ronald", patient_id="E2E-CT")
         colour = secondary_capture_rgb(rows=64, columns=64, patient_name="Hue^Harriet")

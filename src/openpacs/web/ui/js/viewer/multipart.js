@@ -27,34 +27,39 @@ function parseHeaders(text) {
   return headers;
 }
 
-/** The parts of a multipart body: [{headers: {lower-case name: value}, body: Uint8Array}]. */
+/**
+ * The parts of a multipart body: [{headers: {lower-case name: value}, body: Uint8Array}].
+ * A delimiter is CRLF "--" boundary (RFC 2046 5.1.1): the boundary text inside a body is data.
+ */
 export function parseMultipart(buffer, boundary) {
   const bytes = buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
-  const delimiter = new TextEncoder().encode(`--${boundary}`);
-  const parts = [];
-  let start = indexOf(bytes, delimiter, 0);
+  const dashBoundary = new TextEncoder().encode(`--${boundary}`);
+  const delimiter = new TextEncoder().encode(`\r\n--${boundary}`);
+  const startsWithBoundary = dashBoundary.every((byte, i) => bytes[i] === byte);
+  let start = startsWithBoundary ? 0 : indexOf(bytes, delimiter, 0);
   if (start < 0) throw new Error("multipart body without its boundary");
+  if (!startsWithBoundary) start += 2;
+  const parts = [];
   const decoder = new TextDecoder("latin1");
-  while (start >= 0) {
-    let cursor = start + delimiter.length;
+  for (;;) {
+    let cursor = start + dashBoundary.length;
     if (bytes[cursor] === 45 && bytes[cursor + 1] === 45) break; // "--": the close delimiter
     while (bytes[cursor] === 32 || bytes[cursor] === 9) cursor += 1; // transport padding
     if (bytes[cursor] === 13 && bytes[cursor + 1] === 10) cursor += 2;
-    const headerEnd = indexOf(bytes, CRLF2, cursor);
-    const next = indexOf(bytes, delimiter, cursor);
+    const next = indexOf(bytes, delimiter, cursor - 2);
     if (next < 0) throw new Error("multipart body ends inside a part");
     let headers = {};
-    let bodyStart = cursor;
-    if (headerEnd >= 0 && headerEnd < next) {
+    let bodyStart;
+    if (bytes[cursor] === 13 && bytes[cursor + 1] === 10) {
+      bodyStart = cursor + 2; // no headers: the blank line comes at once
+    } else {
+      const headerEnd = indexOf(bytes, CRLF2, cursor);
+      if (headerEnd < 0 || headerEnd > next) throw new Error("multipart part without the blank line after its headers");
       headers = parseHeaders(decoder.decode(bytes.subarray(cursor, headerEnd)));
       bodyStart = headerEnd + 4;
-    } else if (bytes[cursor] === 13 && bytes[cursor + 1] === 10) {
-      bodyStart = cursor + 2; // a part with no headers
     }
-    let bodyEnd = next;
-    if (bytes[bodyEnd - 2] === 13 && bytes[bodyEnd - 1] === 10) bodyEnd -= 2; // CRLF before the delimiter
-    parts.push({ headers, body: bytes.subarray(bodyStart, Math.max(bodyStart, bodyEnd)) });
-    start = next;
+    parts.push({ headers, body: bytes.subarray(bodyStart, Math.max(bodyStart, next)) });
+    start = next + 2;
   }
   return parts;
 }

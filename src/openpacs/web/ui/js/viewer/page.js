@@ -179,7 +179,7 @@ export async function viewerPage(main, { args, navigate }) {
     overlay.image.textContent = `Image ${index + 1} / ${items.length}${frames}`;
     overlay.image.dataset.index = String(index + 1);
     overlay.image.dataset.total = String(items.length);
-    overlay.window.textContent = item.info.colour && !viewport.view.invert && viewport.view.center === 127.5 && viewport.view.width === 256 ? "RGB" : `WC ${Math.round(viewport.view.center)}  WW ${Math.round(viewport.view.width)}`;
+    overlay.window.textContent = item.info.colour && !viewport.view.invert && viewport.view.center === 128 && viewport.view.width === 256 ? "RGB" : `WC ${Math.round(viewport.view.center)}  WW ${Math.round(viewport.view.width)}`;
     overlay.window.dataset.center = String(viewport.view.center);
     overlay.window.dataset.width = String(viewport.view.width);
     overlay.zoom.textContent = `Zoom ${Math.round(viewport.zoom * 100)}%  ·  ${item.info.columns}×${item.info.rows}`;

@@ -91,7 +91,7 @@ export function decodeFrame(info, bytes) {
 /** The window a frame opens with: the stored one, else its full range of modality values. */
 export function defaultWindow(info, frame) {
   if (info.window) return { ...info.window };
-  if (info.colour) return { center: 127.5, width: 256 };
+  if (info.colour) return { center: 128, width: 256 }; // the identity under the linear VOI
   const a = frame.min * info.slope + info.intercept;
   const b = frame.max * info.slope + info.intercept;
   const low = Math.min(a, b);

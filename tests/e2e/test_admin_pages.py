@@ -1,0 +1,72 @@
+"""The administrator's pages: users, remote AEs with a real C-ECHO, audit trail, statistics."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import Loaded
+
+
+def test_add_a_user_change_the_role_and_remove_it(admin_page: Page) -> None:
+    page = admin_page
+    page.get_by_role("link", name="Users").click()
+    page.fill("#new-username", "carol")
+    page.fill("#new-password", "a long enough password")
+    page.select_option("#new-role", "uploader")
+    page.get_by_test_id("add-user").click()
+    row = page.locator("[data-testid=users-table] tr[data-user=carol]")
+    expect(row.locator("select")).to_have_value("uploader")
+
+    row.locator("select").select_option("user")
+    expect(page.locator(".action-status")).to_contain_text("carol is now user")
+    page.reload()
+    expect(row.locator("select")).to_have_value("user")
+
+    row.get_by_placeholder("new password").fill("another long password")
+    row.get_by_role("button", name="Reset password").click()
+    expect(page.locator(".action-status")).to_contain_text("Password of carol reset")
+
+    row.get_by_role("button", name="Remove").click()
+    page.get_by_test_id("confirm").click()
+    expect(row).to_have_count(0)
+
+
+def test_a_remote_ae_answers_the_echo_button(admin_page: Page, loaded: Loaded) -> None:
+    page = admin_page
+    node = loaded.web.dicom
+    page.get_by_role("link", name="Remote AEs").click()
+    form = page.locator("form.inline-form").first
+    form.get_by_label("AE title").fill("SELF")
+    form.get_by_label("Host").fill("127.0.0.1")
+    form.get_by_label("Port").fill(str(node.port))
+    form.get_by_role("button", name="Add remote").click()
+    row = page.locator("[data-testid=remotes-table] tr[data-aet=SELF]")
+    expect(row).to_contain_text(str(node.port))
+    row.get_by_role("button", name="C-ECHO").click()
+    expect(page.get_by_test_id("echo-SELF")).to_contain_text("✓")
+
+    # a port nobody listens on: the echo fails with a reason
+    row.get_by_role("button", name="Edit").click()
+    editor = page.locator("[data-testid=remotes-table] form")
+    editor.get_by_label("Port").fill("9")
+    editor.get_by_role("button", name="Save").click()
+    row = page.locator("[data-testid=remotes-table] tr[data-aet=SELF]")
+    expect(row.locator("td").nth(2)).to_have_text("9")
+    row.get_by_role("button", name="C-ECHO").click()
+    expect(page.get_by_test_id("echo-SELF")).to_contain_text("✗")
+
+
+def test_audit_trail_and_statistics(admin_page: Page) -> None:
+    page = admin_page
+    page.get_by_role("link", name="Audit trail").click()
+    table = page.get_by_test_id("audit-table")
+    expect(table.locator("tbody tr").first).to_be_visible()
+    expect(table).to_contain_text("admin")
+    page.fill("#a-user", "nobody-at-all")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("text=No events match")).to_be_visible()
+
+    page.get_by_role("link", name="Statistics").click()
+    stats = page.get_by_test_id("statistics")
+    expect(stats.locator(".stat").first).to_be_visible()
+    expect(stats).to_contain_text("Instances")
