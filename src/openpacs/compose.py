@@ -5,16 +5,22 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydicom import config as pydicom_config
 from pynetdicom import _config as pynetdicom_config
 from sqlalchemy import Engine
 
+if TYPE_CHECKING:
+    from openpacs.web.server import HttpServer
+
 from openpacs.archive.service import Archive
 from openpacs.config import Settings
 from openpacs.dimse.server import DicomServer
+from openpacs.dimse.tls import server_context
 from openpacs.errors import ConfigError
 from openpacs.index import migrate
+from openpacs.index.accounts import SqlAccounts
 from openpacs.index.catalog import Catalog
 from openpacs.index.engine import create_index_engine
 from openpacs.storage.base import BlobStore
@@ -72,7 +78,9 @@ def build_archive(settings: Settings) -> Archive:
     catalog = Catalog(engine)
     store = build_store(settings)
     store.check()
-    return Archive(catalog, store, duplicates=settings.archive.duplicates)
+    return Archive(
+        catalog, store, duplicates=settings.archive.duplicates, accounts=SqlAccounts(engine)
+    )
 
 
 def build_dicom_server(
@@ -81,12 +89,45 @@ def build_dicom_server(
     return DicomServer(archive, settings.dicom, host=host, share_ports=share_ports)
 
 
+def build_http_server(
+    archive: Archive,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    share_port: bool = False,
+    grace_seconds: float = 30.0,
+    create_admin: bool = True,
+) -> HttpServer:
+    """The HTTP application on `[http] host/port` (`port` overrides it, e.g. 0 in tests),
+    with TLS 1.2+ when `tls_cert`/`tls_key` are set (the BCP 195 context DIMSE uses too)."""
+    from openpacs.web.app import create_app  # FastAPI costs a second: only when serving HTTP
+    from openpacs.web.server import HttpServer
+
+    http = settings.http
+    context = None
+    if http.tls_cert:
+        context = server_context(Path(http.tls_cert), Path(http.tls_key))
+    app = create_app(archive, settings, create_admin=create_admin)
+    return HttpServer(
+        app,
+        http.host,
+        http.port if port is None else port,
+        ssl_context=context,
+        share_port=share_port,
+        grace_seconds=grace_seconds,
+    )
+
+
 def prepare_shared_state(settings: Settings) -> None:
     """What must happen once before several worker processes start: the schema is made
     current (workers would otherwise race to migrate) and the store is checked."""
     engine = build_index_engine(settings)
     try:
         migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
+        if settings.http.port:  # the admin is created (and a password shown) once, here
+            from openpacs.web.auth.bootstrap import ensure_admin
+
+            ensure_admin(SqlAccounts(engine), settings.auth)
     finally:
         engine.dispose()
     build_store(settings).check()

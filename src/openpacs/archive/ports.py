@@ -1,4 +1,5 @@
-"""What the archive needs from an index; the blob store's contract is `storage.base.BlobStore`."""
+"""What the archive needs from an index and the site-state stores; the blob store's contract is
+`storage.base.BlobStore`. SQL implementations live in `openpacs.index`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
 from openpacs.index.records import (
     AddResult,
+    ApiToken,
     DuplicatePolicy,
     IndexedBlob,
     Match,
+    Role,
     StoredInstance,
     Totals,
+    User,
 )
 
 
@@ -46,3 +50,50 @@ class Index(Protocol):
     def totals(self) -> Totals: ...
 
     def close(self) -> None: ...
+
+
+class Accounts(Protocol):
+    """Users, sessions, API tokens and failed-login counters, shared by every server."""
+
+    def user(self, username: str) -> User | None: ...
+
+    def users(self) -> list[User]: ...
+
+    def count_users(self) -> int: ...
+
+    def add_user(self, username: str, role: Role, password_hash: str) -> bool: ...
+
+    def update_user(
+        self, username: str, *, role: Role | None = None, password_hash: str | None = None
+    ) -> bool: ...
+
+    def remove_user(self, username: str) -> bool: ...
+
+    def add_session(self, token_sha256: str, username: str, expires_epoch: float) -> None: ...
+
+    def session_user(self, token_sha256: str, now_epoch: float) -> User | None: ...
+
+    def remove_session(self, token_sha256: str) -> None: ...
+
+    def purge_sessions(self, now_epoch: float) -> int: ...
+
+    def add_token(
+        self,
+        token_id: str,
+        token_sha256: str,
+        username: str,
+        name: str,
+        expires_epoch: float | None,
+    ) -> ApiToken: ...
+
+    def token_user(self, token_sha256: str, now_epoch: float) -> User | None: ...
+
+    def tokens(self, username: str | None = None) -> list[ApiToken]: ...
+
+    def revoke_token(self, token_id: str, username: str | None = None) -> bool: ...
+
+    def login_failures(self, subject: str) -> tuple[int, float]: ...
+
+    def record_login_failure(self, subject: str, now_epoch: float) -> int: ...
+
+    def clear_login_failures(self, subject: str) -> None: ...

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpacs.archive.ports import Index
+from openpacs.archive.ports import Accounts, Index
 from openpacs.dicom.header import read_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
@@ -37,10 +37,19 @@ class StoreOutcome:
 
 
 class Archive:
-    def __init__(self, index: Index, store: BlobStore, *, duplicates: DuplicatePolicy) -> None:
+    def __init__(
+        self,
+        index: Index,
+        store: BlobStore,
+        *,
+        duplicates: DuplicatePolicy,
+        accounts: Accounts,
+    ) -> None:
         self.index = index
         self.store = store
         self.duplicates: DuplicatePolicy = duplicates
+        self.accounts = accounts
+        """Users, sessions and tokens of the HTTP front door (shared by every server)."""
 
     def staging_dir(self) -> Path | None:
         """Where a front door may spool received bytes so that storing them is a rename."""
