@@ -17,7 +17,9 @@ GREY_TOLERANCE = 2
 
 def open_viewer(page: Page, study: str, series: str) -> None:
     page.goto(page.url.split("#")[0] + f"#/viewer/{study}/{series}")
-    page.wait_for_function("window.openpacsViewer && window.openpacsViewer.state().shown !== null")
+    page.wait_for_function(
+        "() => window.openpacsViewer && window.openpacsViewer.state().shown !== null"
+    )
 
 
 def viewer_state(page: Page) -> dict:
@@ -68,7 +70,9 @@ def test_find_open_and_read_a_ct(admin_page: Page, loaded: Loaded) -> None:
     screenshot(page, "study-page")
 
     page.get_by_test_id("open-viewer").click()
-    page.wait_for_function("window.openpacsViewer && window.openpacsViewer.state().shown === 0")
+    page.wait_for_function(
+        "() => window.openpacsViewer && window.openpacsViewer.state().shown === 0"
+    )
     image = page.get_by_test_id("overlay-image")
     expect(image).to_have_text(f"Image 1 / {CT_IMAGES}")
     expect(page.get_by_test_id("overlay-window")).to_have_text("WC 40  WW 400")
@@ -182,15 +186,6 @@ def test_upload_a_file_then_find_it(admin_page: Page, loaded: Loaded, tmp_path: 
     rows = page.locator("[data-testid=study-table] tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Upload, Una")
-
-    # an administrator deletes it, after confirming
-    rows.first.click()
-    page.get_by_test_id("delete-study").click()
-    page.get_by_test_id("confirm").click()
-    expect(page.get_by_test_id("study-table")).to_be_visible()
-    page.fill("#q-id", "E2E-UP")
-    page.get_by_test_id("search").click()
-    expect(page.get_by_test_id("result-count")).to_contain_text("No studies match")
 
 
 def test_a_user_sees_no_delete_and_no_admin_pages(browser: Browser, loaded: Loaded) -> None:

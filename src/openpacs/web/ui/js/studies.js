@@ -1,7 +1,7 @@
 // The study list: search form, server-side sort and paging through /api/studies (limit,
 // offset, sort), so a page costs the same with a hundred studies or a hundred thousand.
 
-import { api, query } from "./api.js";
+import { searchStudies } from "./catalog.js";
 import { clear, h, message } from "./dom.js";
 import { formatDate, joined, personName, value } from "./dicom.js";
 
@@ -109,7 +109,7 @@ export async function studiesPage(main, { params, navigate }) {
   let answer;
   const started = performance.now();
   try {
-    answer = await api(`/api/studies${query(studyQuery(state))}`);
+    answer = await searchStudies(studyQuery(state));
   } catch (error) {
     clear(results).append(message(`Search failed: ${error.message}`, "error"));
     return;
@@ -163,7 +163,7 @@ export async function studiesPage(main, { params, navigate }) {
   const pager = h(
     "div",
     { class: "pager" },
-    h("span", { "data-testid": "result-count" }, total ? `${state.offset + 1}–${state.offset + items.length} of ${total.toLocaleString()}` : "No studies match", h("span", { class: "muted" }, ` · ${elapsed} ms`)),
+    h("span", { "data-testid": "result-count" }, total ? `${state.offset + 1}–${state.offset + items.length} of ${total.toLocaleString()}${answer.more ? "+" : ""}` : "No studies match", h("span", { class: "muted" }, ` · ${elapsed} ms`)),
     h(
       "div",
       { class: "pager-buttons" },

@@ -6,19 +6,7 @@ import { confirmDialog, h, message } from "./dom.js";
 import { formatDate, formatTime, joined, number, personName, value, values } from "./dicom.js";
 import { can } from "./session.js";
 import { Thumbnails } from "./thumbnails.js";
-
-/** The series of a study: from /api/studies/{uid} when it lists them, else QIDO-RS. */
-async function seriesOf(studyUid, study) {
-  const listed = study.series || study.Series || study.items;
-  if (Array.isArray(listed)) return listed;
-  return api(`/dicom-web/studies/${encodeURIComponent(studyUid)}/series?includefield=all`, {
-    headers: { Accept: "application/dicom+json" },
-  });
-}
-
-export function sortSeries(series) {
-  return [...series].sort((a, b) => (number(a, "SeriesNumber", 1e9) - number(b, "SeriesNumber", 1e9)) || String(value(a, "SeriesInstanceUID")).localeCompare(String(value(b, "SeriesInstanceUID"))));
-}
+import { studyWithSeries } from "./catalog.js";
 
 export async function studyPage(main, { args, navigate }) {
   const [studyUid] = args;
@@ -30,13 +18,13 @@ export async function studyPage(main, { args, navigate }) {
   };
 
   let study;
+  let series;
   try {
-    study = await api(`/api/studies/${encodeURIComponent(studyUid)}`);
+    ({ study, series } = await studyWithSeries(studyUid));
   } catch (error) {
     main.append(h("div", { class: "page" }, message(error.status === 404 ? "This study is not in the archive." : `Could not load the study: ${error.message}`, "error"), h("a", { href: "#/studies" }, "Back to the list")));
     return cleanup;
   }
-  const series = sortSeries(await seriesOf(studyUid, study).catch(() => []));
   const patient = personName(value(study, "PatientName"));
   document.title = `${patient || "Study"} · openpacs`;
 

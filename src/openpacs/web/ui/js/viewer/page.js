@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { clear, h, message } from "../dom.js";
 import { formatDate, number, personName, value } from "../dicom.js";
-import { sortSeries } from "../study.js";
+import { studyWithSeries } from "../catalog.js";
 import { Thumbnails } from "../thumbnails.js";
 import { defaultWindow } from "./pixels.js";
 import { FrameLoader, stackItems } from "./stack.js";
@@ -42,15 +42,6 @@ function fetchMetadata(studyUid, seriesUid) {
   return api(`/dicom-web/studies/${encodeURIComponent(studyUid)}/series/${encodeURIComponent(seriesUid)}/metadata`, {
     headers: { Accept: "application/dicom+json" },
   });
-}
-
-async function fetchSeriesList(studyUid) {
-  const study = await api(`/api/studies/${encodeURIComponent(studyUid)}`);
-  const listed = study.series || study.Series;
-  const series = Array.isArray(listed)
-    ? listed
-    : await api(`/dicom-web/studies/${encodeURIComponent(studyUid)}/series`, { headers: { Accept: "application/dicom+json" } });
-  return { study, series: sortSeries(series) };
 }
 
 export async function viewerPage(main, { args, navigate }) {
@@ -398,7 +389,7 @@ export async function viewerPage(main, { args, navigate }) {
 
   let seriesList;
   try {
-    seriesList = await fetchSeriesList(studyUid);
+    seriesList = await studyWithSeries(studyUid);
   } catch (error) {
     status.replaceChildren(message(`Could not load the study: ${error.message}`, "error"));
     return () => thumbnails.close();

@@ -8,7 +8,7 @@ import { responseParts } from "./multipart.js";
 import { decodeFrame, imageInfo } from "./pixels.js";
 
 export const FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1';
-const CONCURRENCY = 4;
+const CONCURRENCY = 6; // what a browser opens to one origin over HTTP/1.1
 const MEMORY_BUDGET = 768 * 1024 * 1024;
 
 function isImage(meta) {

@@ -128,7 +128,7 @@ export class Viewport {
     const h = this.item.info.rows * this.zoom;
     context.setTransform(ratio, 0, 0, ratio, 0, 0);
     context.imageSmoothingEnabled = this.zoom < 3;
-    context.imageSmoothingQuality = "high";
+    context.imageSmoothingQuality = "low";
     context.drawImage(this.image, width / 2 - w / 2 + this.panX, height / 2 - h / 2 + this.panY, w, h);
     if (notify && this.onChange) this.onChange();
   }
