@@ -4,7 +4,29 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Loaded
+from tests.e2e.conftest import Loaded, store
+from tests.e2e.images import ramp_ct_series
+
+
+def test_an_admin_deletes_a_study_after_confirming(admin_page: Page, loaded: Loaded) -> None:
+    store(loaded.web, ramp_ct_series(2, patient_name="Gone^Gus", patient_id="E2E-DEL"))
+    page = admin_page
+    page.fill("#q-id", "E2E-DEL")
+    page.get_by_test_id("search").click()
+    rows = page.locator("[data-testid=study-table] tbody tr")
+    expect(rows).to_have_count(1)
+    rows.first.click()
+    page.get_by_test_id("delete-study").click()
+    expect(page.get_by_role("dialog")).to_contain_text("Gone, Gus")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_test_id("series-grid")).to_be_visible()
+
+    page.get_by_test_id("delete-study").click()
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_test_id("study-table")).to_be_visible()
+    page.fill("#q-id", "E2E-DEL")
+    page.get_by_test_id("search").click()
+    expect(page.get_by_test_id("result-count")).to_contain_text("No studies match")
 
 
 def test_add_a_user_change_the_role_and_remove_it(admin_page: Page) -> None:
