@@ -6,6 +6,7 @@ a failure, not a skip."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,8 +63,10 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 def store(web: WebNode, datasets: list[Dataset]) -> None:
-    for ds in datasets:
-        web.archive.store_bytes(to_part10_bytes(ds))
+    """Stores through the archive, a few at a time as concurrent associations would."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for outcome in pool.map(lambda ds: web.archive.store_bytes(to_part10_bytes(ds)), datasets):
+            assert outcome.stored, outcome.sop_uid
 
 
 @pytest.fixture(scope="module")
