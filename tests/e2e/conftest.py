@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
@@ -96,17 +96,12 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
         )
 
 
-def new_context(browser: Browser) -> BrowserContext:
-    context = browser.new_context(viewport={"width": 1280, "height": 720}, device_scale_factor=1)
+def new_context(browser: Browser, **options: Any) -> BrowserContext:
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 720}, device_scale_factor=1, **options
+    )
     context.set_default_timeout(TIMEOUT_MS)
     return context
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = new_context(browser)
-    yield context
-    context.close()
 
 
 def log_in(page: Page, url: str, username: str, password: str) -> None:
@@ -117,14 +112,31 @@ def log_in(page: Page, url: str, username: str, password: str) -> None:
     page.get_by_test_id("whoami").wait_for()
 
 
+@pytest.fixture(scope="module")
+def admin_session(browser: Browser, loaded: Loaded) -> dict[str, Any]:
+    """The cookies of one admin login, shared by the module's tests (a login costs an argon2
+    verification, on purpose slow)."""
+    context = new_context(browser)
+    page = context.new_page()
+    log_in(page, loaded.web.url, loaded.web.username, loaded.web.password)
+    state = context.storage_state()
+    context.close()
+    return cast(dict[str, Any], state)
+
+
 @pytest.fixture
-def admin_page(context: BrowserContext, loaded: Loaded) -> Page:
+def admin_page(browser: Browser, loaded: Loaded, admin_session: dict[str, Any]) -> Iterator[Page]:
+    """A page logged in as the administrator, on the study list; page.errors collects
+    uncaught script errors."""
+    context = new_context(browser, storage_state=admin_session)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    log_in(page, loaded.web.url, loaded.web.username, loaded.web.password)
+    page.goto(loaded.web.url + "/")
+    page.get_by_test_id("whoami").wait_for()
     page.errors = errors  # type: ignore[attr-defined]
-    return page
+    yield page
+    context.close()
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -57,6 +57,8 @@ export async function viewerPage(main, { args, navigate }) {
   let tagsVisible = window.innerWidth >= 1500;
   let loadToken = 0;
   let baseWindow = null;
+  // Images without a stored window open each at its own value range, until the user windows.
+  let autoWindow = false;
 
   const canvas = h("canvas", { class: "view-canvas", "data-testid": "viewer-canvas", tabindex: "0", "aria-label": "Image; use the arrow keys to scroll, ? for help" });
   const overlay = {
@@ -125,7 +127,13 @@ export async function viewerPage(main, { args, navigate }) {
   );
   clear(main).append(layout);
 
-  viewport = new Viewport(canvas, { onChange: () => updateOverlay(), onScroll: (steps) => go(index + steps) });
+  viewport = new Viewport(canvas, {
+    onChange: () => updateOverlay(),
+    onScroll: (steps) => go(index + steps),
+    onUserWindow: () => {
+      autoWindow = false;
+    },
+  });
 
   function chooseTool(id) {
     viewport.tool = id;
@@ -145,12 +153,14 @@ export async function viewerPage(main, { args, navigate }) {
   }
 
   function applyPreset(preset) {
+    autoWindow = false;
     viewport.setWindow(preset.center, preset.width);
   }
 
   function applyDefault() {
     const item = items[index];
     const frame = item && loader.peek(index);
+    autoWindow = Boolean(item) && !item.info.window;
     if (frame) {
       const window = defaultWindow(item.info, frame);
       viewport.setWindow(window.center, window.width);
@@ -210,6 +220,11 @@ export async function viewerPage(main, { args, navigate }) {
       viewport.view.width = baseWindow.width;
       performance.mark("openpacs-first-image");
       layout.dataset.firstImageMs = String(Math.round(performance.now() - startedAt));
+    } else if (autoWindow) {
+      const window = defaultWindow(item.info, frame);
+      viewport.view.center = window.center;
+      viewport.view.width = window.width;
+      viewport.dirtyPixels = true;
     }
     status.replaceChildren();
     viewport.show(item, frame);
@@ -225,6 +240,7 @@ export async function viewerPage(main, { args, navigate }) {
     items = [];
     index = 0;
     baseWindow = null;
+    autoWindow = false;
     seriesUid = uid;
     for (const entry of strip.children) entry.classList.toggle("current", entry.dataset.uid === uid);
     history.replaceState(null, "", `#/viewer/${encodeURIComponent(studyUid)}/${encodeURIComponent(uid)}`);
@@ -243,6 +259,7 @@ export async function viewerPage(main, { args, navigate }) {
       return;
     }
     loader = new FrameLoader(studyUid, uid, items, { onLoaded: () => updateLoading() });
+    autoWindow = !items[0].info.window;
     slider.max = String(items.length - 1);
     const first = items[0];
     overlay.patient.replaceChildren(

@@ -4,7 +4,7 @@
 import { renderInto } from "./pixels.js";
 
 export class Viewport {
-  constructor(canvas, { onChange, onScroll }) {
+  constructor(canvas, { onChange, onScroll, onUserWindow }) {
     this.canvas = canvas;
     this.context = canvas.getContext("2d");
     this.image = document.createElement("canvas");
@@ -20,6 +20,7 @@ export class Viewport {
     this.tool = "window";
     this.onChange = onChange;
     this.onScroll = onScroll;
+    this.onUserWindow = onUserWindow || (() => {});
     this.pending = false;
     this.dirtyPixels = true;
     this.wheelRemainder = 0;
@@ -169,6 +170,7 @@ export class Viewport {
       const dy = event.clientY - drag.y;
       if (drag.tool === "window") {
         this.setWindow(drag.center + dy * drag.step, drag.width + dx * drag.step);
+        this.onUserWindow();
       } else if (drag.tool === "pan") {
         this.panX = drag.panX + dx;
         this.panY = drag.panY + dy;
