@@ -32,6 +32,19 @@ def screen_pixel(page: Page, column: int, row: int) -> list[int]:
     return page.evaluate(f"window.openpacsViewer.screenPixel({column}, {row})")
 
 
+def drop_file(page: Page, name: str, data: bytes) -> None:
+    """Drops a file on the page as a drag from the desktop would (drag enter, over, drop)."""
+    page.evaluate(
+        "([name, bytes]) => {"
+        " const transfer = new DataTransfer();"
+        " transfer.items.add(new File([new Uint8Array(bytes)], name));"
+        " for (const type of ['dragenter', 'dragover', 'drop']) {"
+        "   document.body.dispatchEvent(new DragEvent(type,"
+        "     {dataTransfer: transfer, bubbles: true, cancelable: true})); } }",
+        [name, list(data)],
+    )
+
+
 def expected_grey(column: int, center: float, width: float) -> float:
     return linear_voi(band_hu(column), center, width)
 
@@ -183,6 +196,15 @@ def test_upload_a_file_then_find_it(admin_page: Page, loaded: Loaded, tmp_path: 
     expect(page.get_by_test_id("upload-progress")).to_have_attribute(
         "value", str(good.stat().st_size + bad.stat().st_size)
     )
+
+    # dropped on another page: the upload page opens and takes the files
+    dropped = ramp_ct_series(1, patient_name="Upload^Una", patient_id="E2E-UP")[0]
+    dropped.StudyInstanceUID = uploaded.StudyInstanceUID
+    page.get_by_role("link", name="Studies").first.click()
+    expect(page.get_by_test_id("study-table")).to_be_visible()
+    drop_file(page, "dropped.dcm", to_part10_bytes(dropped))
+    expect(summary).to_contain_text("1 / 1 files · 1 stored · done")
+    expect(results.locator("li", has_text="dropped.dcm")).to_contain_text("✓ stored")
 
     page.get_by_role("link", name="Studies").first.click()
     page.fill("#q-id", "E2E-UP")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import ARTIFACTS, log_in, new_context, store
+from tests.e2e.conftest import ARTIFACTS, log_in, new_context, screenshot, store
 from tests.support.corpus import synthetic_ct_series
 from tests.support.web import WebNode, running_web_node
 
@@ -62,6 +62,9 @@ def test_first_image_and_scrolling_speed(
     # and again, every frame in memory: how fast the browser windows and draws
     warm_fps = page.evaluate("window.openpacsViewer.scrollThrough()")
     expect(page.get_by_test_id("overlay-image")).to_have_text(f"Image {IMAGES} / {IMAGES}")
+    page.evaluate(f"window.openpacsViewer.go({IMAGES // 2})")
+    expect(page.get_by_test_id("overlay-image")).to_have_text(f"Image {IMAGES // 2 + 1} / {IMAGES}")
+    screenshot(page, "viewer-ct")
     context.close()
 
     report = (

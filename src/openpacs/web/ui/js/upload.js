@@ -8,11 +8,16 @@ import { can } from "./session.js";
 const STOW_URL = "/dicom-web/studies";
 const PARALLEL = 3;
 let panel = null;
+let pending = null;
 
-/** Files of a drop, walking dropped folders (webkitGetAsEntry: Chromium and Firefox). */
+/**
+ * Files of a drop, walking dropped folders (webkitGetAsEntry: Chromium and Firefox). The drop's
+ * items are read before the first await: the browser empties them once the event is over.
+ */
 async function droppedFiles(dataTransfer) {
+  const plain = [...dataTransfer.files].map((file) => ({ file, path: file.name }));
   const entries = [...dataTransfer.items].map((item) => (item.webkitGetAsEntry ? item.webkitGetAsEntry() : null));
-  if (!entries.some(Boolean)) return [...dataTransfer.files].map((file) => ({ file, path: file.name }));
+  if (!entries.some((entry) => entry && entry.isDirectory)) return plain;
   const files = [];
   const walk = async (entry, prefix) => {
     if (!entry) return;
@@ -28,8 +33,12 @@ async function droppedFiles(dataTransfer) {
       }
     }
   };
-  for (const entry of entries) await walk(entry, "");
-  return files;
+  try {
+    for (const entry of entries) await walk(entry, "");
+  } catch (error) {
+    console.error("could not read a dropped folder", error);
+  }
+  return files.length ? files : plain;
 }
 
 /** Why STOW-RS refused or warned about an instance (FailureReason / WarningReason, PS3.18 10.5.3). */
@@ -166,6 +175,10 @@ export async function uploadPage(main) {
     ),
   );
   panel = { view, after: resultLink };
+  if (pending) {
+    upload(pending, view, { onDone: resultLink });
+    pending = null;
+  }
   return () => {
     panel = null;
   };
@@ -197,11 +210,10 @@ export function installDropTarget({ navigate }) {
     if (!can("store")) return;
     const files = await droppedFiles(event.dataTransfer);
     if (!files.length) return;
-    if (!panel) {
-      navigate("/upload");
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      for (let tries = 0; !panel && tries < 50; tries += 1) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
     if (panel) upload(files, panel.view, { onDone: panel.after });
+    else {
+      pending = files; // the upload page takes them when it opens
+      navigate("/upload");
+    }
   });
 }
