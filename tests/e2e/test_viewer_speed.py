@@ -65,6 +65,11 @@ def test_first_image_and_scrolling_speed(
     page.evaluate(f"window.openpacsViewer.go({IMAGES // 2})")
     expect(page.get_by_test_id("overlay-image")).to_have_text(f"Image {IMAGES // 2 + 1} / {IMAGES}")
     screenshot(page, "viewer-ct")
+    page.set_viewport_size({"width": 2560, "height": 1440})
+    expect(page.get_by_test_id("toggle-tags")).to_be_visible()
+    page.keyboard.press("t")
+    expect(page.get_by_test_id("tag-table")).to_contain_text("SliceLocation")
+    screenshot(page, "viewer-ct-2560x1440")
     context.close()
 
     report = (
