@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 if TYPE_CHECKING:
     from openpacs.web.server import HttpServer
 
+from openpacs.archive.audit import AuditTrail
 from openpacs.archive.service import Archive
 from openpacs.config import Settings
 from openpacs.dimse.server import DicomServer
@@ -21,6 +22,7 @@ from openpacs.dimse.tls import server_context
 from openpacs.errors import ConfigError
 from openpacs.index import migrate
 from openpacs.index.accounts import SqlAccounts
+from openpacs.index.audit_log import SqlAuditLog
 from openpacs.index.catalog import Catalog
 from openpacs.index.engine import create_index_engine
 from openpacs.storage.base import BlobStore
@@ -79,8 +81,19 @@ def build_archive(settings: Settings) -> Archive:
     store = build_store(settings)
     store.check()
     return Archive(
-        catalog, store, duplicates=settings.archive.duplicates, accounts=SqlAccounts(engine)
+        catalog,
+        store,
+        duplicates=settings.archive.duplicates,
+        accounts=SqlAccounts(engine),
+        audit=AuditTrail(SqlAuditLog(engine)),
     )
+
+
+def build_accounts(settings: Settings) -> SqlAccounts:
+    """The accounts alone (for `openpacs users`), on a current schema."""
+    engine = build_index_engine(settings)
+    migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
+    return SqlAccounts(engine)
 
 
 def build_dicom_server(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from openpacs.dicom.header import Header
@@ -12,6 +12,8 @@ from openpacs.dicom.query import Query
 from openpacs.index.records import (
     AddResult,
     ApiToken,
+    AuditEvent,
+    AuditFilter,
     DuplicatePolicy,
     IndexedBlob,
     Match,
@@ -97,3 +99,13 @@ class Accounts(Protocol):
     def record_login_failure(self, subject: str, now_epoch: float) -> int: ...
 
     def clear_login_failures(self, subject: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AuditStore(Protocol):
+    """Where audit events are kept."""
+
+    def append(self, events: Sequence[AuditEvent]) -> None: ...
+
+    def search(self, query: AuditFilter) -> tuple[int, list[AuditEvent]]: ...

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from openpacs.archive.audit import AuditTrail
 from openpacs.archive.ports import Accounts, Index
 from openpacs.dicom.header import read_header
 from openpacs.dicom.levels import Level
@@ -44,12 +45,14 @@ class Archive:
         *,
         duplicates: DuplicatePolicy,
         accounts: Accounts,
+        audit: AuditTrail,
     ) -> None:
         self.index = index
         self.store = store
         self.duplicates: DuplicatePolicy = duplicates
         self.accounts = accounts
         """Users, sessions and tokens of the HTTP front door (shared by every server)."""
+        self.audit = audit
 
     def staging_dir(self) -> Path | None:
         """Where a front door may spool received bytes so that storing them is a rename."""
@@ -132,6 +135,7 @@ class Archive:
         return self.index.totals()
 
     def close(self) -> None:
+        self.audit.close()
         self.index.close()
 
     def _delete_blob(self, key: str) -> None:

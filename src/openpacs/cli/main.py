@@ -149,6 +149,15 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
         raise SystemExit(1)
 
 
+def _register_subcommands() -> None:
+    from openpacs.cli.users import users
+
+    cli.add_command(users)
+
+
+_register_subcommands()
+
+
 def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine]) -> Engine:
     try:
         return build(load_settings(config_file))

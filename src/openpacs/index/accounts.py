@@ -37,6 +37,9 @@ class SqlAccounts:
     def __init__(self, engine: Engine) -> None:
         self._tx = Transactions(engine)
 
+    def close(self) -> None:
+        self._tx.engine.dispose()
+
     # -- users ------------------------------------------------------------------------------
 
     def user(self, username: str) -> User | None:

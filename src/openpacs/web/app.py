@@ -3,7 +3,8 @@ a test can run two openpacs nodes in one process.
 
 Layers, outermost first: security headers on every response, CORS for configured origins,
 authentication of every request but the health check, the login and the UI's static files,
-then the routers. OpenPacsError becomes `{"detail": reason}` with its HTTP status.
+the audit of requests that touch patient data, then the routers. OpenPacsError becomes
+`{"detail": reason}` with its HTTP status.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from openpacs import __version__
 from openpacs.archive.service import Archive
 from openpacs.config import Settings
 from openpacs.errors import LoginThrottled, NotAuthenticated, OpenPacsError
+from openpacs.web.audit import AuditRequests, login_listener
 from openpacs.web.auth.authenticator import Authenticator, LoginListener
 from openpacs.web.auth.bootstrap import ensure_admin
 from openpacs.web.auth.middleware import Authentication, challenges
-from openpacs.web.rest import session
+from openpacs.web.rest import audit, session
 from openpacs.web.security import SecurityHeaders
 
 log = logging.getLogger("openpacs.web")
@@ -43,7 +45,7 @@ def create_app(
     """The openpacs HTTP application over `archive`.
 
     `create_admin`: on a database without users, create the administrator of `[auth]`
-    (see `openpacs.web.auth.bootstrap`).
+    (see `openpacs.web.auth.bootstrap`). `on_login` replaces the audit of password checks.
     """
     if create_admin:
         ensure_admin(archive.accounts, settings.auth)
@@ -57,7 +59,9 @@ def create_app(
     app.state.archive = archive
     app.state.settings = settings
     app.state.authenticator = Authenticator(
-        archive.accounts, session_seconds=settings.auth.session_hours * 3600, on_login=on_login
+        archive.accounts,
+        session_seconds=settings.auth.session_hours * 3600,
+        on_login=on_login or login_listener(archive.audit),
     )
     _add_error_handlers(app)
 
@@ -67,10 +71,12 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(session.router)
+    app.include_router(audit.router)
     for router in _optional_routers():
         app.include_router(router)
     _mount_ui(app)
 
+    app.add_middleware(AuditRequests, audit=archive.audit)
     app.add_middleware(Authentication, authenticator=app.state.authenticator)
     origins = list(settings.http.cors_origins)
     if origins:
