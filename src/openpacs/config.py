@@ -298,6 +298,9 @@ class HttpSettings(_Section):
         default=(),
         description='Browser origins allowed to call the API (an OHIF); "*": any origin.',
     )
+    stow_max_mb: Annotated[int, BeforeValidator(_int_between(1, 1_000_000))] = Field(
+        default=4096, description="Extension: largest STOW-RS body accepted, in MiB (413 above)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

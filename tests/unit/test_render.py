@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 from pydicom import dcmread
@@ -243,3 +245,31 @@ def test_cache_is_bounded_and_lru() -> None:
     assert cache.get(("a",)) == b"1234"
     cache.put(("huge",), b"x" * 11)
     assert cache.get(("huge",)) is None
+
+
+_PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("MR_small_RLE.dcm", "MR_small.dcm"),
+        ("MR_small_jp2klossless.dcm", "MR_small.dcm"),
+        ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm"),
+        ("MR_small_bigendian.dcm", "MR_small.dcm"),
+        ("MR_small_implicit.dcm", "MR_small.dcm"),
+        ("SC_rgb_jpeg_gdcm.dcm", "SC_rgb_rle.dcm"),  # JPEG lossless, process 14 SV1
+    ],
+)
+def test_third_party_files_render_like_their_uncompressed_originals(
+    name: str, reference: str
+) -> None:
+    expected = _png(dcmread(_PYDICOM_FILES / reference))
+    np.testing.assert_array_equal(_png(dcmread(_PYDICOM_FILES / name)), expected)
+
+
+def test_jpeg_extended_12_bit_renders() -> None:
+    got = _png(dcmread(_PYDICOM_FILES / "JPGExtended.dcm"))
+    assert got.dtype == np.uint8
+    assert got.min() == 0
+    assert got.max() > 200

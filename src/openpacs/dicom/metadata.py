@@ -19,7 +19,8 @@ from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.errors import InvalidQuery, NotFound
 
-_PIXEL_DATA = "7FE00010"
+# Pixel Data, Float Pixel Data, Double Float Pixel Data.
+_PIXEL_TAGS = frozenset({("7FE00010",), ("7FE00008",), ("7FE00009",)})
 _NUMBER_OF_FRAMES = "00280008"
 _ROWS = 0x00280010
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
@@ -63,8 +64,10 @@ def _rewrite(
         if not isinstance(element, Mapping):
             continue
         here = (*path, tag)
-        if "BulkDataURI" in element:
-            uri = pixel_uri if here == (_PIXEL_DATA,) else f"{bulk_url}/{'/'.join(here)}"
+        if here in _PIXEL_TAGS:  # frames, even when small enough to have been kept inline
+            result[tag] = {"vr": element.get("vr", "OW"), "BulkDataURI": pixel_uri}
+        elif "BulkDataURI" in element:
+            uri = f"{bulk_url}/{'/'.join(here)}"
             result[tag] = {"vr": element.get("vr", "UN"), "BulkDataURI": uri}
         elif element.get("vr") == "SQ" and element.get("Value"):
             items = [

@@ -120,7 +120,8 @@ def qido_query(
 ) -> QidoQuery:
     """Compile query parameters (in order, repeats allowed) for `resource`.
 
-    The limit is capped at MAX_RESULTS + 1 so the caller can tell that more results exist.
+    Without a limit, or above MAX_RESULTS, the query asks for MAX_RESULTS + 1 so the caller
+    can tell that more results exist (and say so, PS3.18 10.6.3.2).
     Raises InvalidQuery with a reason for anything malformed.
     """
     if len(params) > _MAX_PARAMETERS:
@@ -169,7 +170,7 @@ def qido_query(
         conditions=tuple(conditions),
         return_tags=tuple(dict.fromkeys(return_tags)),
         fuzzy=fuzzy,
-        limit=min(limit or MAX_RESULTS, MAX_RESULTS) + 1,
+        limit=limit if limit is not None and limit <= MAX_RESULTS else MAX_RESULTS + 1,
         offset=offset,
     )
     return QidoQuery(query, include_all)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+from collections.abc import Iterator
 
 from fastapi import Request
 
@@ -11,7 +13,7 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.dicom.render import RenderCache
-from openpacs.errors import InvalidQuery, NotFound
+from openpacs.errors import InvalidQuery, NotFound, OpenPacsError
 from openpacs.index.records import StoredInstance
 
 # PS3.5 9.1: digits and dots, no leading zeros in components (0 itself is allowed), 64 at most.
@@ -22,6 +24,7 @@ _UID_TAGS = {
     "SOPInstanceUID": 0x00080018,
 }
 _CACHE_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def checked_uid(value: str, what: str) -> str:
@@ -72,3 +75,14 @@ def render_cache(request: Request) -> RenderCache:
             if cache is None:
                 cache = state.render_cache = RenderCache()
     return cache
+
+
+def cut_short_on_error(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Once the status is sent an error can only end the body early: without its close
+    delimiter the client sees an incomplete multipart body, never a silently short one."""
+    try:
+        yield from chunks
+    except OpenPacsError as exc:
+        log.warning("DICOMweb response cut short reason=%s", exc.reason)
+    except Exception:
+        log.exception("DICOMweb response cut short")

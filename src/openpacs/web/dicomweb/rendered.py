@@ -31,7 +31,7 @@ from openpacs.dicom.render import (
 from openpacs.errors import InvalidQuery
 from openpacs.index.records import StoredInstance
 from openpacs.web.deps import ArchiveDep, require
-from openpacs.web.dicomweb.common import instances_of, render_cache
+from openpacs.web.dicomweb.common import cut_short_on_error, instances_of, render_cache
 from openpacs.web.dicomweb.negotiation import choose_media_type, parse_accept
 from openpacs.web.multipart import new_boundary, write_parts
 
@@ -89,7 +89,7 @@ def _images(
             yield {"Content-Type": options.media_type}, iter([data])
 
     return StreamingResponse(
-        write_parts(parts(), boundary),
+        cut_short_on_error(write_parts(parts(), boundary)),
         media_type=f'multipart/related; type="{options.media_type}"; boundary={boundary}',
     )
 

@@ -43,8 +43,7 @@ from openpacs.web.multipart import (
 log = logging.getLogger(__name__)
 
 DICOM_JSON = "application/dicom+json"
-MAX_BODY_BYTES = 4 * 1024**3
-"""Largest STOW-RS body accepted; `app.state.stow_max_bytes` overrides it."""
+_PREFIX_BYTES = 132
 _PROCESSING_FAILURE = 0x0110
 _STUDY_MISMATCH = 0xA900
 _UNSUPPORTED_PART = 0xC000  # not application/dicom: cannot understand
@@ -56,7 +55,32 @@ router = APIRouter(dependencies=[require("store")])
 class _Part:
     content_type: str
     path: Path
-    file: BinaryIO | None = None
+    file: BinaryIO
+    head: bytearray | None = field(default_factory=bytearray)
+    """The first bytes, held until it is known whether the preamble is missing."""
+
+    def write(self, data: bytes) -> None:
+        if self.head is None:
+            self.file.write(data)
+            return
+        self.head += data
+        if len(self.head) >= _PREFIX_BYTES:
+            self._flush_head()
+
+    def _flush_head(self) -> None:
+        head, self.head = self.head or b"", None
+        if head[128:132] != b"DICM" and head[:2] == b"\x02\x00":
+            # File meta without the 128-byte preamble and "DICM" prefix, as pydicom's
+            # dcmwrite (which dicomweb-client uses) writes datasets that were never read
+            # from a file: restore the PS3.10 header instead of refusing the instance.
+            self.file.write(bytes(128) + b"DICM")
+        self.file.write(head)
+
+    def close(self) -> None:
+        if not self.file.closed:
+            if self.head is not None:
+                self._flush_head()
+            self.file.close()
 
 
 @dataclass
@@ -87,29 +111,23 @@ async def _spool(request: Request, staging: Path | None, limit: int) -> list[_Pa
                     part = _Part(event.content_type, Path(name), os.fdopen(descriptor, "wb"))
                     parts.append(part)
                 elif isinstance(event, PartData):
-                    parts[-1].file.write(event.data)  # type: ignore[union-attr]
+                    parts[-1].write(event.data)
                 else:
-                    _close(parts[-1])
+                    parts[-1].close()
         reader.finish()
     except BaseException:
         for part in parts:
             _discard(part)
         raise
     for part in parts:
-        _close(part)
+        part.close()
     if not parts:
         raise MultipartError("the body has no parts")
     return parts
 
 
-def _close(part: _Part) -> None:
-    if part.file is not None:
-        part.file.close()
-        part.file = None
-
-
 def _discard(part: _Part) -> None:
-    _close(part)
+    part.file.close()
     with suppress(FileNotFoundError):
         part.path.unlink()
 
@@ -182,7 +200,7 @@ class _PartRefused(Exception):
 async def _stow(request: Request, archive: Archive, study: str | None) -> JSONResponse:
     if study is not None:
         checked_uid(study, "StudyInstanceUID")
-    limit = int(getattr(request.app.state, "stow_max_bytes", MAX_BODY_BYTES))
+    limit = int(request.app.state.settings.http.stow_max_mb) * 1024 * 1024
     staging = archive.staging_dir()
     if staging is not None:
         staging.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydicom import dcmread
+from pydicom.uid import ExplicitVRBigEndian
 
 from openpacs.archive.service import Archive
 from openpacs.dicom.frames import (
@@ -31,7 +32,12 @@ from openpacs.dicom.transcode import choose_syntax, transcode
 from openpacs.errors import NotFound
 from openpacs.index.records import StoredInstance
 from openpacs.web.deps import ArchiveDep, require
-from openpacs.web.dicomweb.common import checked_uid, dicomweb_url, instances_of
+from openpacs.web.dicomweb.common import (
+    checked_uid,
+    cut_short_on_error,
+    dicomweb_url,
+    instances_of,
+)
 from openpacs.web.dicomweb.negotiation import (
     ANY_SYNTAX,
     EXPLICIT_LITTLE,
@@ -57,7 +63,7 @@ def _multipart(
 ) -> StreamingResponse:
     boundary = new_boundary()
     return StreamingResponse(
-        write_parts(parts, boundary),
+        cut_short_on_error(write_parts(parts, boundary)),
         media_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
     )
 
@@ -80,7 +86,9 @@ def _retrieve(
             if ANY_SYNTAX in syntaxes
             else choose_syntax(stored.transfer_syntax, syntaxes)
         )
-        if target is None:
+        if target is None or (
+            target != stored.transfer_syntax and stored.transfer_syntax == ExplicitVRBigEndian
+        ):
             raise NotAcceptable(
                 f"an instance is stored as {stored.transfer_syntax} and cannot be converted to "
                 f"{', '.join(syntaxes)}"
