@@ -1,14 +1,34 @@
-// The audit trail (admin): who did what to which data, filtered and paged on the server.
+// The audit trail (admin): who did what to which data, newest first, filtered and paged on
+// the server (GET /api/audit: actor, action, outcome, channel, patient_id, study_uid, since, until).
 
 import { api, query } from "../api.js";
 import { clear, h, message } from "../dom.js";
 
 const PAGE = 100;
+const ACTIONS = ["", "login", "query", "view", "download", "store", "delete", "send", "move"];
+const OUTCOMES = ["", "success", "failure", "denied", "cancelled"];
+const CHANNELS = ["", "http", "dimse"];
+const COLUMNS = [
+  ["at", "Time (UTC)"],
+  ["channel", "Channel"],
+  ["actor", "User / AE"],
+  ["peer", "From"],
+  ["action", "Action"],
+  ["outcome", "Outcome"],
+  ["patient_id", "Patient ID"],
+  ["study_uid", "Study"],
+  ["resource", "Resource"],
+  ["detail", "Detail"],
+];
+const FILTERS = ["actor", "action", "outcome", "channel", "patient_id", "study_uid", "since", "until"];
 
-function cell(value) {
-  if (value === null || value === undefined) return "";
-  if (typeof value === "object") return JSON.stringify(value);
-  return String(value);
+function choice(id, options, selected) {
+  return h("select", { id }, options.map((option) => h("option", { value: option, selected: option === selected }, option || "any")));
+}
+
+/** A "to" date includes its whole day. */
+function untilParam(date) {
+  return date ? `${date}T23:59:59.999` : "";
 }
 
 export async function auditPage(main, { params, navigate }) {
@@ -16,8 +36,12 @@ export async function auditPage(main, { params, navigate }) {
   const state = Object.fromEntries(params.entries());
   const offset = Number.parseInt(state.offset, 10) || 0;
   const inputs = {
-    user: h("input", { id: "a-user", value: state.user || "" }),
-    action: h("input", { id: "a-action", value: state.action || "", placeholder: "e.g. login, read, store, delete" }),
+    actor: h("input", { id: "a-user", value: state.actor || "", placeholder: "user name or AE title" }),
+    action: choice("a-action", ACTIONS, state.action || ""),
+    outcome: choice("a-outcome", OUTCOMES, state.outcome || ""),
+    channel: choice("a-channel", CHANNELS, state.channel || ""),
+    patient_id: h("input", { id: "a-patient", value: state.patient_id || "" }),
+    study_uid: h("input", { id: "a-study", value: state.study_uid || "", pattern: "[0-9.]+", title: "a study instance UID" }),
     since: h("input", { id: "a-since", type: "date", value: state.since || "" }),
     until: h("input", { id: "a-until", type: "date", value: state.until || "" }),
   };
@@ -32,11 +56,15 @@ export async function auditPage(main, { params, navigate }) {
       class: "search",
       onsubmit: (event) => {
         event.preventDefault();
-        go({ ...Object.fromEntries(Object.entries(inputs).map(([key, input]) => [key, input.value.trim()])), offset: 0 });
+        go({ ...Object.fromEntries(FILTERS.map((key) => [key, inputs[key].value.trim()])), offset: 0 });
       },
     },
-    h("label", { for: "a-user" }, "User", inputs.user),
+    h("label", { for: "a-user" }, "User / AE", inputs.actor),
     h("label", { for: "a-action" }, "Action", inputs.action),
+    h("label", { for: "a-outcome" }, "Outcome", inputs.outcome),
+    h("label", { for: "a-channel" }, "Channel", inputs.channel),
+    h("label", { for: "a-patient" }, "Patient ID", inputs.patient_id),
+    h("label", { for: "a-study" }, "Study UID", inputs.study_uid),
     h("label", { for: "a-since" }, "From", inputs.since),
     h("label", { for: "a-until" }, "To", inputs.until),
     h("div", { class: "search-actions" }, h("button", { class: "primary", type: "submit" }, "Filter")),
@@ -46,19 +74,20 @@ export async function auditPage(main, { params, navigate }) {
 
   let answer;
   try {
-    answer = await api(`/api/audit${query({ user: state.user, action: state.action, since: state.since, until: state.until, limit: PAGE, offset })}`);
+    const filters = Object.fromEntries(FILTERS.map((key) => [key, state[key]]));
+    filters.until = untilParam(state.until);
+    answer = await api(`/api/audit${query({ ...filters, limit: PAGE, offset })}`);
   } catch (error) {
     clear(results).append(message(`Could not read the audit trail: ${error.message}`, "error"));
     return;
   }
   const items = Array.isArray(answer) ? answer : answer.items || [];
   const total = Number.isFinite(answer.total) ? answer.total : items.length;
-  const columns = [...new Set(items.flatMap((item) => Object.keys(item)))].filter((key) => key !== "id");
   clear(results).append(
     h(
       "div",
       { class: "pager" },
-      h("span", {}, total ? `${offset + 1}–${offset + items.length} of ${total.toLocaleString()}` : "No events match"),
+      h("span", { "data-testid": "audit-count" }, total ? `${offset + 1}–${offset + items.length} of ${total.toLocaleString()}` : "No events match"),
       h(
         "div",
         { class: "pager-buttons" },
@@ -71,9 +100,19 @@ export async function auditPage(main, { params, navigate }) {
       { class: "table-wrap" },
       h(
         "table",
-        { class: "grid", "data-testid": "audit-table" },
-        h("thead", {}, h("tr", {}, columns.map((key) => h("th", { scope: "col" }, key)))),
-        h("tbody", {}, items.map((item) => h("tr", {}, columns.map((key) => h("td", {}, cell(item[key])))))),
+        { class: "grid audit", "data-testid": "audit-table" },
+        h("thead", {}, h("tr", {}, COLUMNS.map(([, label]) => h("th", { scope: "col" }, label)))),
+        h(
+          "tbody",
+          {},
+          items.map((item) =>
+            h(
+              "tr",
+              { class: item.outcome && item.outcome !== "success" ? "audit-problem" : "" },
+              COLUMNS.map(([key]) => h("td", { class: key === "at" ? "nowrap" : "" }, item[key] === null || item[key] === undefined ? "" : String(item[key]))),
+            ),
+          ),
+        ),
       ),
     ),
   );
