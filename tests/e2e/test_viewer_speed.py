@@ -61,6 +61,7 @@ def test_first_image_and_scrolling_speed(
     cold_fps = page.evaluate("window.openpacsViewer.scrollThrough()")
     # and again, every frame in memory: how fast the browser windows and draws
     warm_fps = page.evaluate("window.openpacsViewer.scrollThrough()")
+    render_ms = page.evaluate("window.openpacsViewer.renderCost()")
     expect(page.get_by_test_id("overlay-image")).to_have_text(f"Image {IMAGES} / {IMAGES}")
     page.evaluate(f"window.openpacsViewer.go({IMAGES // 2})")
     expect(page.get_by_test_id("overlay-image")).to_have_text(f"Image {IMAGES // 2 + 1} / {IMAGES}")
@@ -78,7 +79,8 @@ def test_first_image_and_scrolling_speed(
         f" (series metadata {timings['metadata']:.0f} ms,"
         f" first frame {timings['firstFrame']:.0f} ms)\n"
         f"  scrolling while loading: {cold_fps:.1f} images/s\n"
-        f"  scrolling, all loaded: {warm_fps:.1f} images/s\n"
+        f"  scrolling, all loaded: {warm_fps:.1f} images/s"
+        f" (windowing and drawing one image: {render_ms:.1f} ms)\n"
     )
     print(report)
     ARTIFACTS.mkdir(exist_ok=True)

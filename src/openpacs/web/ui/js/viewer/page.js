@@ -393,6 +393,15 @@ export async function viewerPage(main, { args, navigate }) {
       return Array.from(canvas.getContext("2d").getImageData(Math.floor(x * ratio), Math.floor(y * ratio), 1, 1).data.slice(0, 3));
     },
     displayedAt: (column, row) => viewport.displayedAt(column, row),
+    /** Milliseconds to window and draw the current image (mean of `times`, no network). */
+    renderCost(times = 50) {
+      const began = performance.now();
+      for (let i = 0; i < times; i += 1) {
+        viewport.dirtyPixels = true;
+        viewport.draw(false);
+      }
+      return (performance.now() - began) / times;
+    },
     /** Shows every image once, as fast as they can be drawn; resolves to frames per second. */
     async scrollThrough() {
       const began = performance.now();
