@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Loaded, store
+from tests.e2e.conftest import CT_IMAGES, Loaded, store
 from tests.e2e.images import ramp_ct_series
+from tests.support.scu import storage_scp
 
 
 def test_an_admin_deletes_a_study_after_confirming(admin_page: Page, loaded: Loaded) -> None:
@@ -110,3 +111,21 @@ def test_statistics(admin_page: Page) -> None:
     stats = page.get_by_test_id("statistics")
     expect(stats.locator(".stat").first).to_be_visible()
     expect(stats).to_contain_text("Instances")
+
+
+def test_send_a_study_to_a_remote_ae_with_progress(admin_page: Page, loaded: Loaded) -> None:
+    with storage_scp("E2ESCP") as (port, received):
+        with loaded.web.client() as client:
+            answer = client.post(
+                "/api/remotes", json={"aet": "E2ESCP", "host": "127.0.0.1", "port": port}
+            )
+            assert answer.status_code == 201, answer.text
+        page = admin_page
+        page.goto(f"{loaded.web.url}/#/studies/{loaded.ct_study}")
+        page.select_option("#send-target", "E2ESCP")
+        page.get_by_test_id("send").click()
+        expect(page.locator(".action-status")).to_contain_text(
+            f"Sent {CT_IMAGES} image(s) to E2ESCP", timeout=60_000
+        )
+        expect(page.get_by_test_id("send-progress")).to_have_attribute("value", str(CT_IMAGES))
+        assert len(received.datasets) == CT_IMAGES

@@ -54,7 +54,7 @@ export async function studyPage(main, { args, navigate }) {
   );
 
   const sendBox = h("div", { class: "send" });
-  api("/api/remotes", { quiet401: true })
+  (can("admin") ? api("/api/remotes", { quiet401: true }) : Promise.resolve([]))
     .then((answer) => {
       const remotes = Array.isArray(answer) ? answer : answer.items || [];
       if (!remotes.length) return;

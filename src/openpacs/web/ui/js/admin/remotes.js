@@ -88,7 +88,9 @@ export async function remotesPage(main) {
           ),
           echoResult,
         ),
-        h(
+        remote.source === "config"
+          ? h("td", { class: "muted", title: "Set in the configuration file" }, "from the configuration")
+          : h(
           "td",
           { class: "row-actions" },
           h(

@@ -55,7 +55,7 @@ export async function usersPage(main) {
       const roleSelect = h("select", { "aria-label": `Role of ${name}` }, ROLES.map((r) => h("option", { value: r, selected: r === entry.role }, r)));
       roleSelect.addEventListener("change", async () => {
         try {
-          await api(`/api/users/${encodeURIComponent(name)}`, { method: "PATCH", json: { role: roleSelect.value } });
+          await api(`/api/users/${encodeURIComponent(name)}`, { method: "PUT", json: { role: roleSelect.value } });
           say(`${name} is now ${roleSelect.value}.`);
         } catch (error) {
           say(`Could not change the role: ${error.message}`, "error");
@@ -70,7 +70,7 @@ export async function usersPage(main) {
           onclick: async () => {
             if (!newPassword.value) return say("Type the new password first.", "error");
             try {
-              await api(`/api/users/${encodeURIComponent(name)}`, { method: "PATCH", json: { password: newPassword.value } });
+              await api(`/api/users/${encodeURIComponent(name)}`, { method: "PUT", json: { password: newPassword.value } });
               newPassword.value = "";
               say(`Password of ${name} reset.`);
             } catch (error) {
@@ -99,7 +99,8 @@ export async function usersPage(main) {
         },
         "Remove",
       );
-      body.append(h("tr", { dataset: { user: name } }, h("td", {}, name), h("td", {}, roleSelect), h("td", { class: "row-actions" }, newPassword, reset), h("td", {}, remove)));
+      const created = entry.created_at ? String(entry.created_at).slice(0, 16).replace("T", " ") : "";
+      body.append(h("tr", { dataset: { user: name } }, h("td", {}, name), h("td", {}, roleSelect), h("td", { class: "row-actions" }, newPassword, reset), h("td", { class: "muted nowrap" }, created), h("td", {}, remove)));
     }
   }
 
@@ -110,7 +111,7 @@ export async function usersPage(main) {
       h("h1", {}, "Users"),
       addForm,
       status,
-      h("div", { class: "table-wrap" }, h("table", { class: "grid", "data-testid": "users-table" }, h("thead", {}, h("tr", {}, ["User", "Role", "Password", ""].map((label) => h("th", { scope: "col" }, label)))), body)),
+      h("div", { class: "table-wrap" }, h("table", { class: "grid", "data-testid": "users-table" }, h("thead", {}, h("tr", {}, ["User", "Role", "Password", "Created", ""].map((label) => h("th", { scope: "col" }, label)))), body)),
     ),
   );
   await refresh();
