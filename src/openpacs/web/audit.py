@@ -3,9 +3,9 @@
 ASGI middleware inside authentication, so every authenticated request to `/api` or
 `/dicom-web` (DICOMweb routers included, without their help) is classified and recorded with
 its outcome, also when the route fails or a stream breaks. Resource UIDs come from the path
-parameters and the query (`StudyInstanceUID=...`). Reading non-patient state (users, remotes,
-jobs, statistics) is not recorded, unless refused; changing it is (`admin`). Logins are recorded by the
-authenticator (`login_listener`).
+parameters and the query (`StudyInstanceUID=...`). Reading non-patient state (users,
+remotes, jobs, statistics) is not recorded, unless refused; changing it is (`admin`). Logins
+are recorded by the authenticator (`login_listener`).
 """
 
 from __future__ import annotations
