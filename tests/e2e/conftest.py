@@ -69,7 +69,7 @@ def store(web: WebNode, datasets: list[Dataset]) -> None:
             assert outcome.stored, outcome.sop_uid
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     """A node holding a ramp CT series, an RGB capture and an enhanced multi-frame MR."""
     from tests.support.web import running_web_node
@@ -112,9 +112,9 @@ def log_in(page: Page, url: str, username: str, password: str) -> None:
     page.get_by_test_id("whoami").wait_for()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def admin_session(browser: Browser, loaded: Loaded) -> dict[str, Any]:
-    """The cookies of one admin login, shared by the module's tests (a login costs an argon2
+    """The cookies of one admin login, shared by the tests (a login costs an argon2
     verification, on purpose slow)."""
     context = new_context(browser)
     page = context.new_page()
