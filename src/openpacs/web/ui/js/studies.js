@@ -121,7 +121,7 @@ export async function studiesPage(main, { params, navigate }) {
   const sortHeader = (label, key) => {
     const ascending = state.sort === key;
     const descending = state.sort === `-${key}`;
-    const next = descending ? key : `-${key}`;
+    const next = ascending ? `-${key}` : key; // first click ascending, second descending
     return h(
       "th",
       { scope: "col", "aria-sort": ascending ? "ascending" : descending ? "descending" : "none" },
