@@ -15,16 +15,22 @@ if TYPE_CHECKING:
     from openpacs.web.server import HttpServer
 
 from openpacs.archive.audit import AuditTrail
+from openpacs.archive.remotes import Remotes
 from openpacs.archive.service import Archive
 from openpacs.config import Settings
+from openpacs.dimse.client import DicomClient
 from openpacs.dimse.server import DicomServer
 from openpacs.dimse.tls import server_context
 from openpacs.errors import ConfigError
 from openpacs.index import migrate
 from openpacs.index.accounts import SqlAccounts
 from openpacs.index.audit_log import SqlAuditLog
+from openpacs.index.browse import SqlBrowser
 from openpacs.index.catalog import Catalog
 from openpacs.index.engine import create_index_engine
+from openpacs.index.jobs import SqlJobs
+from openpacs.index.records import RemoteNode
+from openpacs.index.remotes import SqlRemotes
 from openpacs.storage.base import BlobStore
 from openpacs.storage.folder import FolderStore
 from openpacs.storage.s3 import S3Store
@@ -80,13 +86,20 @@ def build_archive(settings: Settings) -> Archive:
     catalog = Catalog(engine)
     store = build_store(settings)
     store.check()
-    return Archive(
+    configured = [
+        RemoteNode(r.aet, r.host, r.port, r.tls, "config") for r in settings.dicom.remotes
+    ]
+    archive = Archive(
         catalog,
         store,
         duplicates=settings.archive.duplicates,
         accounts=SqlAccounts(engine),
         audit=AuditTrail(SqlAuditLog(engine)),
+        browser=SqlBrowser(engine),
+        remotes=Remotes(configured, SqlRemotes(engine)),
     )
+    archive.connect(DicomClient(archive, settings.dicom), SqlJobs(engine))
+    return archive
 
 
 def build_accounts(settings: Settings) -> SqlAccounts:

@@ -103,9 +103,11 @@ class PermissionDenied(OpenPacsError):
 
 
 class LoginThrottled(OpenPacsError):
-    """Too many failed logins for a user name or from a peer: wait before trying again."""
+    """Too many failed logins for a user name or from a peer: wait before trying again.
 
-    http_status = 429
+    Still a 401 (the credentials were not accepted), with a Retry-After header."""
+
+    http_status = 401
 
     def __init__(self, reason: str, retry_after: int) -> None:
         super().__init__(reason)
@@ -116,3 +118,9 @@ class AlreadyExists(OpenPacsError):
     """A user, token or remote with that name already exists."""
 
     http_status = 409
+
+
+class RemoteUnavailable(OpenPacsError):
+    """A remote AE could not be reached or refused the association."""
+
+    http_status = 502

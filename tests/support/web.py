@@ -48,6 +48,11 @@ class WebNode:
         return (self.username, self.password)
 
     @property
+    def app(self) -> Any:
+        """The FastAPI application (e.g. `web.app.openapi()`)."""
+        return self.http.app
+
+    @property
     def archive(self) -> Archive:
         return self.dicom.archive
 

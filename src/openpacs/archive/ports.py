@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 from openpacs.dicom.header import Header
 from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Query
+from openpacs.dicom.query import Condition, Query
 from openpacs.index.records import (
     AddResult,
     ApiToken,
@@ -16,7 +16,11 @@ from openpacs.index.records import (
     AuditFilter,
     DuplicatePolicy,
     IndexedBlob,
+    Job,
+    JobState,
     Match,
+    Page,
+    RemoteNode,
     Role,
     StoredInstance,
     Totals,
@@ -109,3 +113,66 @@ class AuditStore(Protocol):
     def append(self, events: Sequence[AuditEvent]) -> None: ...
 
     def search(self, query: AuditFilter) -> tuple[int, list[AuditEvent]]: ...
+
+
+class Browser(Protocol):
+    """Paged, sorted listings from the index columns (the REST API)."""
+
+    def page(
+        self,
+        level: Level,
+        conditions: Sequence[Condition],
+        *,
+        sort: str | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page: ...
+
+
+class RemoteStore(Protocol):
+    """Remote AEs kept in the database."""
+
+    def list(self) -> list[RemoteNode]: ...
+
+    def get(self, aet: str) -> RemoteNode | None: ...
+
+    def add(self, remote: RemoteNode) -> bool: ...
+
+    def update(self, remote: RemoteNode) -> bool: ...
+
+    def remove(self, aet: str) -> bool: ...
+
+
+class JobStore(Protocol):
+    def create(self, kind: str, params: dict[str, Any], created_by: str) -> Job: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def update(
+        self,
+        job_id: str,
+        *,
+        state: JobState | None = None,
+        done: int | None = None,
+        total: int | None = None,
+        failed: int | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+
+class DicomClient(Protocol):
+    """openpacs as an SCU towards a remote AE."""
+
+    def echo(self, remote: RemoteNode) -> int: ...
+
+    def send(
+        self,
+        remote: RemoteNode,
+        instances: Sequence[StoredInstance],
+        progress: Callable[[int, int], None],
+    ) -> tuple[int, int]: ...
+
+    def move(
+        self, remote: RemoteNode, study_uid: str, progress: Callable[[int, int, int], None]
+    ) -> tuple[int, int]: ...

@@ -145,3 +145,11 @@ class Job:
     total: int = 0
     failed: int = 0
     error: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing and how many entries match in all."""
+
+    total: int
+    items: list[dict[str, Any]]

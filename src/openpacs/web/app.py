@@ -27,7 +27,7 @@ from openpacs.web.audit import AuditRequests, login_listener
 from openpacs.web.auth.authenticator import Authenticator, LoginListener
 from openpacs.web.auth.bootstrap import ensure_admin
 from openpacs.web.auth.middleware import Authentication, challenges
-from openpacs.web.rest import audit, session
+from openpacs.web.rest import audit, remotes, resources, session, users
 from openpacs.web.security import SecurityHeaders
 
 log = logging.getLogger("openpacs.web")
@@ -72,6 +72,9 @@ def create_app(
 
     app.include_router(session.router)
     app.include_router(audit.router)
+    app.include_router(resources.router)
+    app.include_router(remotes.router)
+    app.include_router(users.router)
     for router in _optional_routers():
         app.include_router(router)
     _mount_ui(app)
@@ -113,7 +116,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpenPacsError)
     def openpacs_error(request: Request, exc: OpenPacsError) -> JSONResponse:
         headers: dict[str, str] = {}
-        if isinstance(exc, NotAuthenticated):
+        if isinstance(exc, NotAuthenticated | LoginThrottled):
             headers["WWW-Authenticate"] = challenges(
                 {"x-requested-with": request.headers.get("x-requested-with", "")}
             )

@@ -34,6 +34,7 @@ class HttpServer:
         share_port: bool = False,
         grace_seconds: float = 30.0,
     ) -> None:
+        self.app = app
         self._host = host
         self._port = port
         self._share_port = share_port

@@ -79,11 +79,9 @@ class Authentication:
                 peer,
             )
         except OpenPacsError as exc:
-            extra = {}
+            extra = {"www-authenticate": challenges(headers)}
             if isinstance(exc, LoginThrottled):
                 extra["retry-after"] = str(exc.retry_after)
-            else:
-                extra["www-authenticate"] = challenges(headers)
             await _reply(send, exc.http_status, exc.reason, extra)
             return
         if (
