@@ -142,6 +142,10 @@ def test_qido_filters_limit_and_offset(loaded: Loaded) -> None:
         for r in loaded.client.search_for_studies(limit=1, offset=offset)
     ]
     assert pages == every
+    by_modality = loaded.client.search_for_studies(search_filters={"ModalitiesInStudy": "OT"})
+    assert [_value(r, "0020000D") for r in by_modality] == [loaded.other_study]
+    by_tag = loaded.client.search_for_studies(search_filters={"00100020": "PID-SMITH"})
+    assert [_value(r, "0020000D") for r in by_tag] == [loaded.other_study]
     dated = loaded.client.search_for_studies(search_filters={"StudyDate": "20230101-20231231"})
     assert [_value(r, "0020000D") for r in dated] == [loaded.other_study]
 

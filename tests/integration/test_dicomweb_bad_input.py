@@ -182,6 +182,8 @@ def test_truncated_instance_in_a_complete_body(web: WebNode, http: httpx.Client)
     assert response.status_code == 409
     failed = response.json()["00081198"]["Value"]
     assert [item["00081197"]["Value"][0] for item in failed] == [0xC000, 0xC000]
+    assert "truncated" in response.headers["warning"]
+    assert "text/plain" in response.headers["warning"]
     assert web.archive.totals().instances == before
 
 

@@ -138,3 +138,46 @@ def test_result_json_with_retrieve_url() -> None:
     assert result["00100010"]["Value"] == [{"Alphabetic": "Doe^Jöhn"}]
     assert "00080005" not in result  # JSON is UTF-8: no character set is declared
     assert result["00080056"]["Value"] == ["ONLINE"]
+
+
+def test_json_results_equal_the_c_find_datasets() -> None:
+    """QIDO-RS builds JSON directly; it must say what the C-FIND dataset says."""
+    from openpacs.dicom.results import result_dataset, result_json
+
+    match = Match(
+        level=Level.STUDY,
+        values={
+            "StudyInstanceUID": "1.2",
+            "PatientID": "P1",
+            "PatientName": "Yamada^Tarou=山田^太郎=やまだ^たろう",
+            "StudyDate": "20240115",
+            "StudyTime": "093000.500000",
+            "AccessionNumber": None,
+            "NumberOfStudyRelatedInstances": 7,
+            "ModalitiesInStudy": ["CT", "MR"],
+        },
+        header={
+            "00080080": {"vr": "LO", "Value": ["Hospital"]},
+            "00081032": {"vr": "SQ", "Value": [{"00080100": {"vr": "SH", "Value": ["X1"]}}]},
+            "00181030": {"vr": "LO"},
+            "00280030": {"vr": "DS", "Value": [0.5, 0.5]},
+        },
+    )
+    keywords = [
+        "PatientName",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "ModalitiesInStudy",
+        "NumberOfStudyRelatedInstances",
+        "InstitutionName",
+        "ProcedureCodeSequence",
+        "ProtocolName",
+        "PixelSpacing",
+        "StationName",
+        "InstanceAvailability",
+        "SeriesNumber",
+    ]
+    tags = [_tag(k) for k in keywords]
+    expected = result_dataset(match, tags).to_json_dict()
+    assert result_json(match, tags) == expected

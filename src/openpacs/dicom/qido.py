@@ -16,9 +16,9 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
-from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
+from openpacs.dicom.levels import ARCHIVE_KEYS, COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition, Equals, Pattern, Query, condition_for, tag_of
-from openpacs.dicom.results import MatchedEntity, result_dataset
+from openpacs.dicom.results import MatchedEntity, result_json
 from openpacs.errors import InvalidQuery
 
 MAX_RESULTS = 10_000
@@ -52,7 +52,6 @@ STUDY_DEFAULTS = _tags(
     "StudyDate",
     "StudyTime",
     "AccessionNumber",
-    "InstanceAvailability",
     "ModalitiesInStudy",
     "ReferringPhysicianName",
     "PatientName",
@@ -81,7 +80,6 @@ SERIES_DEFAULTS = _tags(
 INSTANCE_DEFAULTS = _tags(
     "SOPClassUID",
     "SOPInstanceUID",
-    "InstanceAvailability",
     "InstanceNumber",
     "Rows",
     "Columns",
@@ -103,6 +101,9 @@ _RETURNED_LEVELS = {
     Resource.INSTANCES: (Level.STUDY, Level.SERIES, Level.IMAGE),
 }
 _RETRIEVE_URL = 0x00081190
+# Answered by the archive itself in every result (InstanceAvailability is always ONLINE), so
+# they are never asked of the index, where they would cost a read of every header.
+_ARCHIVE_TAGS = _tags(*sorted(ARCHIVE_KEYS - {"RetrieveAETitle"}))
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ def qido_query(
     return_tags = [*_defaults(resource), *included, *values]
     if include_all:
         return_tags += _all_keys(level)
+    archive_tags = set(_tags(*ARCHIVE_KEYS))
+    return_tags = [tag for tag in return_tags if tag not in archive_tags]
     query = Query(
         level=level,
         conditions=tuple(conditions),
@@ -181,9 +184,9 @@ def qido_result(qido: QidoQuery, match: MatchedEntity, *, base_url: str) -> dict
     tags: Iterable[int] = qido.query.return_tags
     if qido.include_all and match.level is Level.IMAGE and match.header:
         tags = [*tags, *(int(key, 16) for key in match.header if not _bulk(match.header[key]))]
-    dataset = result_dataset(match, tags)
-    dataset.add_new(_RETRIEVE_URL, "UR", retrieve_url(base_url, match))
-    return dataset.to_json_dict(bulk_data_threshold=1 << 30, bulk_data_element_handler=None)
+    result = result_json(match, [*tags, *_ARCHIVE_TAGS])
+    result[f"{_RETRIEVE_URL:08X}"] = {"vr": "UR", "Value": [retrieve_url(base_url, match)]}
+    return dict(sorted(result.items()))
 
 
 def retrieve_url(base_url: str, match: MatchedEntity) -> str:

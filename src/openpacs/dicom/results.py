@@ -8,6 +8,7 @@ entity's level and of its ancestors (the patient's only at PATIENT level) are al
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -45,33 +46,82 @@ def result_tags(level: Level, requested: Iterable[int]) -> list[int]:
 def result_dataset(
     match: MatchedEntity, requested: Iterable[int], *, retrieve_aet: str | None = None
 ) -> Dataset:
-    """One result as a dataset; attributes without a value are present and empty."""
+    """One result as a dataset (a C-FIND response); attributes without a value are empty."""
     result = Dataset()
     for tag in result_tags(match.level, requested):
-        element = _element(tag, match, retrieve_aet)
-        if element is not None:
-            result.add(element)
+        source = _source(tag, match, retrieve_aet)
+        if source is None:
+            continue
+        vr, value, stored = source
+        if stored is not None:
+            value_key = next(k for k in ("Value", "InlineBinary") if k in stored)
+            result.add(
+                DataElement.from_json(Dataset, f"{tag:08X}", vr, stored[value_key], value_key)
+            )
+        else:
+            result.add(DataElement(tag, vr, value))
     return result
 
 
-def _element(tag: int, match: MatchedEntity, retrieve_aet: str | None) -> DataElement | None:
-    keyword = keyword_for_tag(tag)
-    vr = _vr(tag)
+def result_json(
+    match: MatchedEntity, requested: Iterable[int], *, retrieve_aet: str | None = None
+) -> dict[str, Any]:
+    """The same result in the DICOM JSON model (PS3.18 F.2), built without pydicom objects:
+    QIDO-RS answers many results, and stored header values are JSON already."""
+    result: dict[str, Any] = {}
+    for tag in result_tags(match.level, requested):
+        source = _source(tag, match, retrieve_aet)
+        if source is None:
+            continue
+        vr, value, stored = source
+        if stored is not None:
+            result[f"{tag:08X}"] = dict(stored)
+        elif value is None or value == []:
+            result[f"{tag:08X}"] = {"vr": vr}
+        else:
+            values = value if isinstance(value, list) else [value]
+            result[f"{tag:08X}"] = {"vr": vr, "Value": [_json_value(vr, v) for v in values]}
+    return result
+
+
+Source = tuple[str, Any, Mapping[str, Any] | None]
+
+
+def _source(tag: int, match: MatchedEntity, retrieve_aet: str | None) -> Source | None:
+    """Where a result attribute comes from: (VR, value, stored JSON element or None).
+
+    The archive's own keys, then indexed and computed keys from the index, then the stored
+    header; None leaves the attribute out.
+    """
+    keyword, vr = _describe(tag)
     if keyword == "RetrieveAETitle":
-        return DataElement(tag, "AE", retrieve_aet) if retrieve_aet else None
+        return ("AE", retrieve_aet, None) if retrieve_aet else None
     if keyword == "InstanceAvailability":
-        return DataElement(tag, "CS", "ONLINE")
+        return "CS", "ONLINE", None
     if keyword in match.values:
-        return DataElement(tag, vr, _column_value(keyword, match.values[keyword]))
+        return vr, _column_value(keyword, match.values[keyword]), None
     if keyword in INDEXED_KEYS or keyword in COMPUTED_KEYS:
-        return DataElement(tag, vr, None)  # a key of a lower level: returned empty
+        return vr, None, None  # a key of a lower level: returned empty
     stored = (match.header or {}).get(f"{tag:08X}")
-    value_key = next((k for k in ("Value", "InlineBinary") if k in (stored or {})), None)
-    if stored and value_key:
-        return DataElement.from_json(
-            Dataset, f"{tag:08X}", stored["vr"], stored[value_key], value_key
-        )
-    return DataElement(tag, stored["vr"] if stored else vr, None)
+    if stored and ("Value" in stored or "InlineBinary" in stored):
+        return stored["vr"], None, stored
+    return (stored["vr"] if stored else vr), None, None
+
+
+_JSON_INTEGERS = frozenset({"IS", "SL", "SS", "UL", "US", "SV", "UV"})
+_JSON_FLOATS = frozenset({"DS", "FL", "FD"})
+
+
+def _json_value(vr: str, value: Any) -> Any:
+    if vr == "PN":
+        groups = str(value).split("=")
+        names = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False))
+        return {k: v for k, v in names.items() if v}
+    if vr in _JSON_INTEGERS:
+        return int(value)
+    if vr in _JSON_FLOATS:
+        return float(value)
+    return str(value)
 
 
 def _column_value(keyword: str, value: Any) -> Any:
@@ -101,6 +151,11 @@ def has_non_ascii(dataset: Dataset) -> bool:
             if isinstance(value, str | PersonName) and not str(value).isascii():
                 return True
     return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _describe(tag: int) -> tuple[str, str]:
+    return keyword_for_tag(tag), _vr(tag)
 
 
 def _vr(tag: int) -> str:

@@ -87,6 +87,7 @@ class _Part:
 class _Outcome:
     stored: list[Dataset] = field(default_factory=list)
     failed: list[Dataset] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
 
 
 async def _spool(request: Request, staging: Path | None, limit: int) -> list[_Part]:
@@ -157,7 +158,8 @@ def _identifiers(path: Path) -> dict[str, str]:
 
 def _store_part(
     archive: Archive, part: _Part, study: str | None, base: str
-) -> tuple[bool, Dataset]:
+) -> tuple[bool, Dataset, str | None]:
+    """Store one part: (stored?, its response item, the reason it was refused)."""
     uids = _identifiers(part.path)
     item = Dataset()
     item.ReferencedSOPClassUID = uids.get("SOPClassUID", "")
@@ -172,22 +174,22 @@ def _store_part(
     except _PartRefused as exc:
         log.warning("STOW-RS part refused reason=%s", exc.reason)
         item.FailureReason = exc.status
-        return False, item
+        return False, item, exc.reason
     except OpenPacsError as exc:
         log.warning("STOW-RS part refused reason=%s", exc.reason)
         item.FailureReason = exc.dimse_status if exc.dimse_status else _PROCESSING_FAILURE
-        return False, item
+        return False, item, exc.reason
     except Exception:
         log.exception("STOW-RS part failed unexpectedly")
         item.FailureReason = _PROCESSING_FAILURE
-        return False, item
+        return False, item, "internal error"
     finally:
         _discard(part)
     item.RetrieveURL = (
         f"{base}/studies/{uids['StudyInstanceUID']}/series/{uids['SeriesInstanceUID']}"
         f"/instances/{uids['SOPInstanceUID']}"
     )
-    return True, item
+    return True, item, None
 
 
 class _PartRefused(Exception):
@@ -207,9 +209,15 @@ async def _stow(request: Request, archive: Archive, study: str | None) -> JSONRe
     parts = await _spool(request, staging, limit)
     base = dicomweb_url(request)
     outcome = _Outcome()
-    for part in parts:
-        ok, item = await run_in_threadpool(_store_part, archive, part, study, base)
-        (outcome.stored if ok else outcome.failed).append(item)
+    try:
+        for part in parts:
+            ok, item, reason = await run_in_threadpool(_store_part, archive, part, study, base)
+            (outcome.stored if ok else outcome.failed).append(item)
+            if reason:
+                outcome.reasons.append(reason)
+    finally:
+        for part in parts:
+            _discard(part)
     response = Dataset()
     if study is not None:
         response.RetrieveURL = f"{base}/studies/{study}"
@@ -221,7 +229,12 @@ async def _stow(request: Request, archive: Archive, study: str | None) -> JSONRe
     status = 409 if not outcome.stored else 202 if outcome.failed else 200
     log.info("STOW-RS stored=%d failed=%d", len(outcome.stored), len(outcome.failed))
     content: dict[str, Any] = response.to_json_dict()
-    return JSONResponse(content, status_code=status, media_type=DICOM_JSON)
+    headers = {}
+    if outcome.reasons:  # FailureReason is a code: the words go in a Warning header
+        text = "; ".join(dict.fromkeys(outcome.reasons))[:500]
+        safe = text.encode("ascii", "replace").decode().replace('"', "'")
+        headers["Warning"] = f'299 openpacs "{safe}"'
+    return JSONResponse(content, status_code=status, media_type=DICOM_JSON, headers=headers)
 
 
 @router.post("/studies", summary="STOW-RS: store instances")
