@@ -61,6 +61,9 @@ class DicomClient:
             **kwargs,
         )
         if not assoc.is_established:
+            # pynetdicom leaves the socket of a refused or failed association open.
+            if assoc.dul.socket is not None:
+                assoc.dul.socket.close()
             raise RemoteUnavailable(
                 f"no association with {remote.aet} at {remote.host}:{remote.port}"
             )
