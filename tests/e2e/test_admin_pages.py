@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import CT_IMAGES, Loaded, store
+from tests.e2e.conftest import CT_IMAGES, Loaded, screenshot, store
 from tests.e2e.images import ramp_ct_series
 from tests.support.scu import storage_scp
 
@@ -85,6 +85,7 @@ def test_audit_trail_with_filters(admin_page: Page, loaded: Loaded) -> None:
     table = page.get_by_test_id("audit-table")
     expect(table.locator("tbody tr").first).to_be_visible()
     expect(table).to_contain_text("admin")
+    screenshot(page, "audit")
 
     page.fill("#a-study", loaded.ct_study)
     page.get_by_role("button", name="Filter").click()
@@ -109,6 +110,7 @@ def test_statistics(admin_page: Page) -> None:
     stats = page.get_by_test_id("statistics")
     expect(stats.locator(".stat").first).to_be_visible()
     expect(stats).to_contain_text("Instances")
+    screenshot(page, "statistics")
 
 
 def test_send_a_study_to_a_remote_ae_with_progress(admin_page: Page, loaded: Loaded) -> None:
