@@ -243,13 +243,19 @@ def new_boundary() -> str:
 def write_parts(
     parts: Iterable[tuple[dict[str, str], Iterable[bytes]]], boundary: str
 ) -> Iterator[bytes]:
-    """A multipart body: each part's headers, then its chunks as they come, then the close."""
+    """A multipart body: each part's headers, then its chunks as they come, then the close.
+
+    Delimiters and headers travel with the next body chunk, so a response of many small
+    parts is not sent as three writes per part.
+    """
     dash = b"--" + boundary.encode("ascii")
+    pending = b""
     for headers, body in parts:
         head = b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
-        yield dash + _CRLF + head + _CRLF
+        pending += dash + _CRLF + head + _CRLF
         for chunk in body:
             if chunk:
-                yield chunk
-        yield _CRLF
-    yield dash + b"--" + _CRLF
+                yield pending + chunk if pending else chunk
+                pending = b""
+        pending += _CRLF
+    yield pending + dash + b"--" + _CRLF
