@@ -263,3 +263,21 @@ def test_logout_ends_the_session(browser: Browser, loaded: Loaded) -> None:
     page.goto(f"{loaded.web.url}/#/studies")
     expect(page.locator("#username")).to_be_visible()
     context.close()
+
+
+def test_an_uploader_only_uploads(browser: Browser, loaded: Loaded, tmp_path: Path) -> None:
+    password = loaded.web.add_user("sender", "uploader")
+    context = new_context(browser)
+    page = context.new_page()
+    log_in(page, loaded.web.url, "sender", password)
+    expect(page.get_by_test_id("dropzone")).to_be_visible()  # home is the upload page
+    expect(page.get_by_role("link", name="Studies")).to_have_count(0)
+    sent = tmp_path / "sent.dcm"
+    sent.write_bytes(
+        to_part10_bytes(ramp_ct_series(1, patient_name="Sent^Sal", patient_id="E2E-SENT")[0])
+    )
+    page.get_by_test_id("upload-input").set_input_files(str(sent))
+    expect(page.get_by_test_id("upload-summary")).to_contain_text("1 stored · done")
+    page.goto(f"{loaded.web.url}/#/studies")
+    expect(page.get_by_role("alert")).to_contain_text("does not allow")
+    context.close()

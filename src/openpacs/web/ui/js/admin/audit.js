@@ -109,7 +109,12 @@ export async function auditPage(main, { params, navigate }) {
             h(
               "tr",
               { class: item.outcome && item.outcome !== "success" ? "audit-problem" : "" },
-              COLUMNS.map(([key]) => h("td", { class: key === "at" ? "nowrap" : "" }, item[key] === null || item[key] === undefined ? "" : String(item[key]))),
+              COLUMNS.map(([key]) => {
+                const text = item[key] === null || item[key] === undefined ? "" : String(item[key]);
+                if (key === "at") return h("td", { class: "nowrap", title: text }, text.slice(0, 19).replace("T", " "));
+                const long = key === "study_uid" || key === "resource" || key === "detail";
+                return h("td", { class: long ? "clip" : "nowrap", title: long ? text : false }, text);
+              }),
             ),
           ),
         ),

@@ -219,6 +219,7 @@ export async function viewerPage(main, { args, navigate }) {
       viewport.view.center = baseWindow.center;
       viewport.view.width = baseWindow.width;
       performance.mark("openpacs-first-image");
+      firstShown();
       layout.dataset.firstImageMs = String(Math.round(performance.now() - startedAt));
     } else if (autoWindow) {
       const window = defaultWindow(item.info, frame);
@@ -413,6 +414,13 @@ export async function viewerPage(main, { args, navigate }) {
     },
   };
 
+  // The series asked for starts loading at once; the strip follows, and its thumbnails wait
+  // for the first image so they do not compete with it for connections.
+  let firstShown;
+  const firstImage = new Promise((resolve) => {
+    firstShown = resolve;
+  });
+  if (requestedSeries) openSeries(requestedSeries);
   let seriesList;
   try {
     seriesList = await studyWithSeries(studyUid);
@@ -441,11 +449,14 @@ export async function viewerPage(main, { args, navigate }) {
     );
   }
   document.title = `${personName(value(seriesList.study, "PatientName"))} · viewer · openpacs`;
-  const initial = seriesUid || value(seriesList.series[0] || {}, "SeriesInstanceUID");
-  if (!initial) status.replaceChildren(message("This study has no series.", "error"));
-  else openSeries(initial);
+  for (const entry of strip.children) entry.classList.toggle("current", entry.dataset.uid === seriesUid);
+  if (!requestedSeries) {
+    const initial = value(seriesList.series[0] || {}, "SeriesInstanceUID");
+    if (!initial) status.replaceChildren(message("This study has no series.", "error"));
+    else openSeries(initial);
+  }
   canvas.focus();
-  thumbnails.load(jobs);
+  Promise.race([firstImage, new Promise((resolve) => setTimeout(resolve, 3000))]).then(() => thumbnails.load(jobs));
 
   return () => {
     loadToken += 1;
