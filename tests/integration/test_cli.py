@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
@@ -162,8 +163,12 @@ def test_port_in_use_stops_start_up_naming_the_key(tmp_path: Path) -> None:
 def test_default_run_uses_sqlite_and_a_data_folder(tmp_path: Path) -> None:
     port = free_port()
     (workdir := tmp_path / "work").mkdir()
-    env = {"OPENPACS_DICOM__PORT": str(port)}
+    http_port = free_port()  # not the default 8042: other test runs may hold it
+    env = {"OPENPACS_DICOM__PORT": str(port), "OPENPACS_HTTP__PORT": str(http_port)}
     with serving(None, port=port, log_dir=tmp_path, cwd=workdir, env=env) as server:
+        assert "created user 'admin' with password" in server.stderr()
+        health = httpx.get(f"http://127.0.0.1:{http_port}/health", timeout=30)
+        assert health.json() == {"status": "ok"}
         assert (workdir / "data" / "index.db").is_file()
         assert (workdir / "data" / "blobs").is_dir()
         assert f"port={port} aet=OPENPACS" in server.stderr()

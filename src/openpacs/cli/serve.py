@@ -69,11 +69,10 @@ def _serve_here(
     try:
         archive = build_archive(settings)
         configure_libraries(archive.staging_dir())
-        server = build_dicom_server(archive, settings, share_ports=share_ports)
-        server.start()
         if settings.http.port:
             # In each worker: HTTP shares its port like DIMSE does; the supervisor has
-            # created the admin already (create_admin only for a single process).
+            # created the admin already (create_admin only for a single process). HTTP
+            # starts first, so a worker that answers C-ECHO answers HTTP too.
             http = build_http_server(
                 archive,
                 settings,
@@ -82,6 +81,8 @@ def _serve_here(
                 create_admin=not share_ports,
             )
             http.start()
+        server = build_dicom_server(archive, settings, share_ports=share_ports)
+        server.start()
     except OpenPacsError as exc:
         log.error("cannot start: %s", exc.reason)
         if ready is not None:
