@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.backends import Backend
 from tests.support.web import WebNode, running_web_node
 
 XHR = {"X-Requested-With": "XMLHttpRequest"}
@@ -77,9 +78,10 @@ def test_login_with_a_wrong_password_is_refused(web: WebNode) -> None:
     assert response.json() == {"detail": "wrong user name or password"}
 
 
-def test_sessions_live_in_the_database(tmp_path: Path) -> None:
-    """A cookie from one server works on a second server sharing the database."""
-    with running_web_node(tmp_path / "a") as first:
+def test_sessions_live_in_the_database(tmp_path: Path, backend: Backend) -> None:
+    """A cookie from one server works on a second server sharing the database, and a logout
+    on the second ends it on the first."""
+    with running_web_node(tmp_path / "a", backend=backend) as first:
         with first.client(auth=None) as client:
             login = client.post(
                 "/api/session", json={"username": "admin", "password": first.password}
@@ -90,3 +92,11 @@ def test_sessions_live_in_the_database(tmp_path: Path) -> None:
             response = httpx.get(f"{second.url}/api/session", cookies={"openpacs_session": cookie})
             assert response.status_code == 200
             assert response.json()["username"] == "admin"
+            logout = httpx.delete(
+                f"{second.url}/api/session",
+                cookies={"openpacs_session": cookie},
+                headers=XHR,
+            )
+            assert logout.status_code == 204
+        gone = httpx.get(f"{first.url}/api/session", cookies={"openpacs_session": cookie})
+        assert gone.status_code == 401
