@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from openpacs.archive.service import Archive
 from openpacs.config import Settings
+from openpacs.dimse import tuning
 from openpacs.dimse.server import DicomServer
 from openpacs.errors import ConfigError
 from openpacs.index import migrate
@@ -31,8 +32,10 @@ def configure_libraries(staging_dir: Path | None) -> None:
       into the store's staging folder so that storing it is a rename, not a copy;
     - pynetdicom does not log query identifiers (they hold patient data);
     - pydicom reads values as they are, without validating them: an archive keeps what it
-      receives, and validation of the identifying attributes is the archive's own.
+      receives, and validation of the identifying attributes is the archive's own;
+    - pynetdicom's transport reads each PDU in one buffer (`openpacs.dimse.tuning`).
     """
+    tuning.install()
     pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
     pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
     pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False

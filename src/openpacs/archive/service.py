@@ -12,13 +12,16 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from openpacs.archive.ports import Index
-from openpacs.dicom.header import read_header
+from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
 from openpacs.errors import OpenPacsError
@@ -26,6 +29,9 @@ from openpacs.index.records import DuplicatePolicy, Match, StoredInstance, Total
 from openpacs.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
+
+# Blob writes in flight at once per process (one per association storing right now).
+_WRITER_THREADS = 16
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,26 @@ class Archive:
         self.index = index
         self.store = store
         self.duplicates: DuplicatePolicy = duplicates
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_lock = threading.Lock()
+
+    def _blob_writer(self) -> ThreadPoolExecutor:
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(_WRITER_THREADS, thread_name_prefix="blob-put")
+            return self._writer
+
+    def _put_blob(self, key: str, path: Path, source: BinaryIO, consume: bool) -> tuple[int, str]:
+        """Hash the file, then make it the blob under `key`; its size and SHA-256."""
+        try:
+            size = os.fstat(source.fileno()).st_size
+            checksum = hashlib.file_digest(source, "sha256").hexdigest()
+        except BaseException:
+            if consume:
+                _remove(path)
+            raise
+        self.store.put_file(key, path, consume=consume)
+        return size, checksum
 
     def staging_dir(self) -> Path | None:
         """Where a front door may spool received bytes so that storing them is a rename."""
@@ -61,16 +87,25 @@ class Archive:
         OpenPacsError subclass, after which nothing of this instance is stored.
         """
         try:
-            header = read_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
-            size = path.stat().st_size
-            with path.open("rb") as file:
-                checksum = hashlib.file_digest(file, "sha256").hexdigest()
+            parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
+            source = path.open("rb")  # stays readable when the store renames the file away
         except BaseException:
             if consume:
                 _remove(path)
             raise
-        key = _new_blob_key(header.study_uid)
-        self.store.put_file(key, path, consume=consume)
+        key = _new_blob_key(parsed.study_uid)
+        # The blob is hashed, flushed and renamed into place (I/O that releases the GIL) in
+        # a helper thread while this one builds the index values; the index row is written
+        # only once the blob is durable.
+        with source:
+            written = self._blob_writer().submit(self._put_blob, key, path, source, consume)
+            try:
+                header = parsed.header()
+            except BaseException:
+                if _settled(written):
+                    self._delete_blob(key)
+                raise
+            size, checksum = written.result()
         try:
             result = self.index.add_instance(
                 header,
@@ -123,6 +158,8 @@ class Archive:
         return self.index.totals()
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         self.index.close()
 
     def _delete_blob(self, key: str) -> None:
@@ -138,6 +175,15 @@ def _new_blob_key(study_uid: str) -> str:
     create per study, not per instance), and a new key per write makes overwrites safe."""
     study = hashlib.sha1(study_uid.encode(), usedforsecurity=False).hexdigest()
     return f"{study[:2]}/{study[2:20]}/{uuid.uuid4().hex}.dcm"
+
+
+def _settled(written: Future[tuple[int, str]]) -> bool:
+    """Wait for a blob write; True when it succeeded (the blob exists and must go)."""
+    try:
+        written.result()
+    except BaseException:
+        return False
+    return True
 
 
 def _remove(path: Path) -> None:
