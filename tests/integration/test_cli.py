@@ -316,3 +316,40 @@ def test_sigterm_on_an_idle_server_exits_quickly(tmp_path: Path) -> None:
         assert "received SIGTERM" in log
         assert "stopped" in log
         assert "Traceback" not in log, log
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+def test_check_reports_a_ready_installation_and_what_it_supports(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {})
+    result = run_cli(["check", "--config", str(config)], timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configuration: ok" in result.stdout
+    assert "index: ok" in result.stdout
+    assert "store: ok" in result.stdout
+    assert "storage SOP classes: 170" in result.stdout
+
+
+def test_check_fails_naming_an_unreachable_index(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"database": {"url": "postgresql://nobody@127.0.0.1:1/absent"}})
+    result = run_cli(["check", "--config", str(config)], timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "index: FAILED" in result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_check_lists_transfer_syntaxes_with_their_decoders() -> None:
+    result = run_cli(["check", "--list", "transfer-syntaxes"], timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("  ")[0]: line for line in result.stdout.splitlines()}
+    # Every codec family the archive converts from has a decoder installed.
+    for uid in (
+        "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+        "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+        "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+        "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+        "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+        "1.2.840.10008.1.2.5",  # RLE Lossless
+    ):
+        assert "stored and sent as received only" not in lines[uid], lines[uid]

@@ -277,9 +277,12 @@ def move(
 def storage_scp(
     aet: str = "MOVESCP", *, transfer_syntaxes: Sequence[str] = ALL_TRANSFER_SYNTAXES
 ) -> Iterator[tuple[int, Received]]:
-    """A pynetdicom Storage SCP on a free loopback port; yields (port, received)."""
+    """A pynetdicom Storage SCP on a free loopback port; yields (port, received).
+
+    Like every storage SCP in the field (storescp, Orthanc) it also answers Verification."""
     received = Received()
     ae = make_ae(aet)
+    ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, list(transfer_syntaxes))
     server = ae.start_server(

@@ -149,6 +149,57 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
         raise SystemExit(1)
 
 
+@cli.command()
+@_CONFIG_OPTION
+@click.option(
+    "--list",
+    "listing",
+    type=click.Choice(["sop-classes", "transfer-syntaxes"]),
+    help="Print every supported SOP class or transfer syntax, one a line.",
+)
+def check(config_file: Path | None, listing: str | None) -> None:
+    """Check the configuration, index and store; show what DICOM is supported."""
+    from openpacs.cli import check as checks
+
+    if listing == "sop-classes":
+        for uid, name in checks.storage_sop_classes():
+            click.echo(f"{uid}  {name}")
+        return
+    if listing == "transfer-syntaxes":
+        for syntax in checks.accepted_syntaxes():
+            decoding = ", ".join(syntax.plugins) if syntax.compressed else "native"
+            state = decoding if syntax.decodable else "stored and sent as received only"
+            click.echo(f"{syntax.uid}  {syntax.name}  [{state}]")
+        return
+    _configure_logging("WARNING")
+    try:
+        settings = load_settings(config_file)
+    except OpenPacsError as exc:
+        click.echo(f"configuration: FAILED\n{exc.reason}", err=True)
+        raise SystemExit(2) from None
+    click.echo("configuration: ok")
+    findings = checks.backend_findings(settings)
+    for finding in findings:
+        click.echo(f"{finding.name}: {'ok' if finding.ok else 'FAILED'} ({finding.detail})")
+    syntaxes = checks.accepted_syntaxes()
+    undecodable = [s.name for s in syntaxes if s.compressed and not s.decodable]
+    click.echo("services: C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE")
+    click.echo(f"query/retrieve models: {len(checks.query_retrieve_models())}")
+    click.echo(f"storage SOP classes: {len(checks.storage_sop_classes())}")
+    click.echo(
+        f"transfer syntaxes accepted: {len(syntaxes)}, convertible to uncompressed:"
+        f" {sum(s.decodable for s in syntaxes)}"
+    )
+    if undecodable:
+        click.echo(
+            f"kept and sent only as received (no decoder): {len(undecodable)}"
+            " (openpacs check --list transfer-syntaxes)"
+        )
+    click.echo(f"matching: {'; '.join(checks.MATCHING)}")
+    if not all(finding.ok for finding in findings):
+        raise SystemExit(1)
+
+
 def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine]) -> Engine:
     try:
         return build(load_settings(config_file))

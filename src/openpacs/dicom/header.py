@@ -36,6 +36,7 @@ _DEFER_BYTES = 16 * 1024
 BULK_DATA_THRESHOLD = 1024
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+_VR_ENCODING_MISMATCH = "VR, but found"
 _IDENTIFIERS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
@@ -119,13 +120,19 @@ def parse_header(
 
 def _parse(path: Path) -> Dataset:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return dcmread(path, defer_size=_DEFER_BYTES)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dataset = dcmread(path, defer_size=_DEFER_BYTES)
     except (InvalidDicomError, EOFError, ValueError, KeyError, OSError, TypeError) as exc:
         raise InvalidInstance(f"not a readable DICOM dataset: {exc}") from exc
     except Exception as exc:  # pydicom raises a variety of errors on corrupt input
         raise InvalidInstance(f"not a readable DICOM dataset: {type(exc).__name__}") from exc
+    for warning in caught:
+        # pydicom reads on in the VR encoding it finds, but the dataset then contradicts the
+        # negotiated transfer syntax (PS3.5 10.1): stored as is it would mislead every reader.
+        if _VR_ENCODING_MISMATCH in str(warning.message):
+            raise InvalidInstance(f"encoded against its transfer syntax: {warning.message}")
+    return dataset
 
 
 def _check_complete(dataset: Dataset, path: Path, little_endian: bool) -> None:

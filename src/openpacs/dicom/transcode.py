@@ -44,7 +44,7 @@ def transcode(dataset: Dataset, target: str) -> Dataset:
         raise TranscodeError(f"cannot convert {source.name} to {UID(target).name}")
     if source.is_compressed and source != DeflatedExplicitVRLittleEndian:
         try:
-            dataset.decompress()
+            _decompress(dataset)
         except Exception as exc:  # pixel handlers raise many types for unsupported data
             raise TranscodeError(
                 f"cannot decode {source.name} pixel data: {type(exc).__name__}: {exc}"
@@ -59,3 +59,25 @@ def transcode(dataset: Dataset, target: str) -> Dataset:
     converted.file_meta = dataset.file_meta
     converted.file_meta.TransferSyntaxUID = UID(target)
     return converted
+
+
+def _decompress(dataset: Dataset) -> None:
+    """Decode the pixel data in place; the instance keeps its identity (PS3.5 10.1).
+
+    pydicom's `decompress` fails on some valid input that `pixel_array` decodes (a sign
+    correction written into a read-only buffer, pydicom 3.0), so that path is the fallback.
+    """
+    try:
+        dataset.decompress(generate_instance_uid=False)
+        return
+    except ValueError:
+        pixels = dataset.pixel_array
+    photometric = str(dataset.PhotometricInterpretation)
+    if photometric.startswith("YBR") and dataset.SamplesPerPixel == 3:
+        photometric = "RGB"  # pixel_array converts YBR to RGB
+    dataset.set_pixel_data(
+        pixels,
+        photometric_interpretation=photometric,
+        bits_stored=int(dataset.BitsStored),
+        generate_instance_uid=False,
+    )

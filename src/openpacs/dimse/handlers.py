@@ -182,7 +182,7 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
         error = exc
     accepted = AcceptedContexts()
     arguments = dict(context.move_association_args)
-    arguments["contexts"] = move_contexts(instances) if instances else None
+    arguments["contexts"] = move_contexts(instances)
     arguments["evt_handlers"] = [
         *arguments.get("evt_handlers", []),
         (evt.EVT_ACCEPTED, accepted.on_accepted),

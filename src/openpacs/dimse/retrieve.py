@@ -17,6 +17,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from openpacs.archive.service import Archive
 from openpacs.dicom.levels import INDEXED_KEYS
@@ -56,22 +57,27 @@ def move_contexts(instances: Sequence[StoredInstance]) -> list[PresentationConte
     """Contexts to propose to a C-MOVE destination.
 
     One context per (SOP class, stored syntax), so the receiver can accept each stored syntax
-    on its own, plus one uncompressed fallback per SOP class for what it refuses.
+    on its own, plus one uncompressed fallback per SOP class for what it refuses, plus
+    Verification: a destination that accepts none of the storage contexts still associates,
+    so each sub-operation can fail on its own and be reported (PS3.4 C.4.2.1.5), and a move
+    refused for a bad identifier can send its failure status.
     """
+    verification = build_context(Verification)
+    room = _MAX_CONTEXTS - 1
     stored: dict[str, set[str]] = defaultdict(set)
     for instance in instances:
         stored[instance.sop_class_uid].add(instance.transfer_syntax)
     exact = [(sop, ts) for sop, syntaxes in sorted(stored.items()) for ts in sorted(syntaxes)]
     fallbacks = [(sop, list(UNCOMPRESSED)) for sop in sorted(stored)]
-    if len(exact) + len(fallbacks) <= _MAX_CONTEXTS:
+    if len(exact) + len(fallbacks) <= room:
         contexts = [build_context(sop, [ts]) for sop, ts in exact]
         contexts += [build_context(sop, syntaxes) for sop, syntaxes in fallbacks]
-        return contexts
+        return [*contexts, verification]
     merged = [
         build_context(sop, sorted(stored[sop]) + list(UNCOMPRESSED))
-        for sop in sorted(stored)[:_MAX_CONTEXTS]
+        for sop in sorted(stored)[:room]
     ]
-    return merged
+    return [*merged, verification]
 
 
 def dataset_for(archive: Archive, instance: StoredInstance, accepted: set[str]) -> Dataset:

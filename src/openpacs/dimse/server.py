@@ -41,7 +41,7 @@ from openpacs.errors import ConfigError
 
 log = logging.getLogger("openpacs.dimse")
 
-_QUERY_RETRIEVE = (
+QUERY_RETRIEVE_MODELS = (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -181,7 +181,7 @@ class DicomServer:
             ae.add_supported_context(
                 context.abstract_syntax, syntaxes, scu_role=True, scp_role=True
             )
-        for sop_class in _QUERY_RETRIEVE:
+        for sop_class in QUERY_RETRIEVE_MODELS:
             ae.add_supported_context(sop_class, syntaxes)
         return ae
 

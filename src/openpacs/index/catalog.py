@@ -166,7 +166,29 @@ class Catalog:
         conn.execute(update(instances).where(instances.c.pk == existing.pk).values(row))
         if existing.series_pk != series_pk:
             self._prune_upwards(conn, Level.SERIES, existing.series_pk)
+        self._refresh_parents(conn, header, series_pk)
         return AddResult(stored=True, replaced_blob=existing.blob_key)
+
+    def _refresh_parents(self, conn: Connection, header: Header, series_pk: int) -> None:
+        """An overwriting copy is the truth for its series', study's and patient's indexed
+        attributes too, so that nothing of the replaced copy is still matched on."""
+        series, studies, patients = schema.series, schema.studies, schema.patients
+        columns = header.columns
+        conn.execute(update(series).where(series.c.pk == series_pk).values(columns[Level.SERIES]))
+        study_pk = conn.execute(
+            select(series.c.study_pk).where(series.c.pk == series_pk)
+        ).scalar_one()
+        conn.execute(update(studies).where(studies.c.pk == study_pk).values(columns[Level.STUDY]))
+        patient = columns[Level.PATIENT]
+        conn.execute(
+            update(patients)
+            .where(
+                patients.c.pk
+                == select(studies.c.patient_pk).where(studies.c.pk == study_pk).scalar_subquery(),
+                patients.c.patient_id == patient["patient_id"],
+            )
+            .values(patient)
+        )
 
     def _series_pk(self, conn: Connection, header: Header) -> int:
         found = conn.execute(self._lookup[Level.SERIES], {"uid": header.series_uid}).scalar()
