@@ -1,26 +1,29 @@
-"""The one place that picks implementations from the settings and wires them together."""
+"""The one place that picks implementations from the settings and wires them together.
+
+The DICOM and archive libraries are imported where they are used: `openpacs serve`'s
+supervisor only prepares the schema and checks the store, and would otherwise hold some 80 MB
+of libraries it never runs.
+"""
 
 from __future__ import annotations
 
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydicom import config as pydicom_config
-from pynetdicom import _config as pynetdicom_config
 from sqlalchemy import Engine
 
-from openpacs.archive.service import Archive
 from openpacs.config import Settings
-from openpacs.dimse import tuning
-from openpacs.dimse.server import DicomServer
 from openpacs.errors import ConfigError
 from openpacs.index import migrate
-from openpacs.index.catalog import Catalog
 from openpacs.index.engine import create_index_engine
 from openpacs.storage.base import BlobStore
 from openpacs.storage.folder import FolderStore
-from openpacs.storage.s3 import S3Store
+
+if TYPE_CHECKING:
+    from openpacs.archive.service import Archive
+    from openpacs.dimse.server import DicomServer
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,11 @@ def configure_libraries(staging_dir: Path | None) -> None:
       receives, and validation of the identifying attributes is the archive's own;
     - pynetdicom's transport reads each PDU in one buffer (`openpacs.dimse.tuning`).
     """
+    from pydicom import config as pydicom_config
+    from pynetdicom import _config as pynetdicom_config
+
+    from openpacs.dimse import tuning
+
     tuning.install()
     pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
     pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
@@ -50,6 +58,8 @@ def build_store(settings: Settings) -> BlobStore:
     if storage.kind == "folder":
         return FolderStore(storage.folder_path)
     try:
+        from openpacs.storage.s3 import S3Store  # boto3 costs ~20 MB: only when used
+
         return S3Store(
             storage.s3_bucket,
             storage.s3_prefix,
@@ -70,6 +80,9 @@ def build_index_engine(settings: Settings) -> Engine:
 
 
 def build_archive(settings: Settings) -> Archive:
+    from openpacs.archive.service import Archive
+    from openpacs.index.catalog import Catalog
+
     engine = build_index_engine(settings)
     migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
     catalog = Catalog(engine)
@@ -81,6 +94,8 @@ def build_archive(settings: Settings) -> Archive:
 def build_dicom_server(
     archive: Archive, settings: Settings, *, host: str = "", share_ports: bool = False
 ) -> DicomServer:
+    from openpacs.dimse.server import DicomServer
+
     return DicomServer(archive, settings.dicom, host=host, share_ports=share_ports)
 
 

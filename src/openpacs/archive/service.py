@@ -146,6 +146,10 @@ class Archive:
         """A local path to the instance's Part 10 file for the duration of a with block."""
         return self.store.local_path(instance.blob_key)
 
+    def stored_file(self, instance: StoredInstance) -> Path | None:
+        """The instance's Part 10 file when the store keeps it as a local file, else None."""
+        return self.store.file_path(instance.blob_key)
+
     def delete(self, level: Level, uid: str) -> int:
         """Delete a patient, study, series or instance; returns how many instances went."""
         blob_keys = self.index.delete(level, uid)

@@ -189,6 +189,9 @@ class FolderStore:
             raise NotFound(f"no blob under key {key!r}")
         yield path
 
+    def file_path(self, key: str) -> Path | None:
+        return self._path(key)
+
     def size(self, key: str) -> int:
         return self._stat(key).st_size
 
