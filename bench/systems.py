@@ -109,6 +109,27 @@ def _clean(cleanups: list[Callable[[], None]]) -> None:
             print(f"warning: cleanup {cleanup!r} failed: {exc}", file=sys.stderr)
 
 
+# What each system needs from Debian (scripts/bench installs them all).
+_NEEDS: dict[str, list[tuple[Path, str]]] = {
+    "orthanc-sqlite": [
+        (Path(ORTHANC), "orthanc"),
+        (ORTHANC_PLUGINS / "libOrthancDicomWeb.so", "orthanc-dicomweb"),
+    ],
+    "storescp": [(Path("/usr/bin/storescp"), "dcmtk")],
+}
+_NEEDS["orthanc-postgresql"] = [
+    *_NEEDS["orthanc-sqlite"],
+    (ORTHANC_PLUGINS / "libOrthancPostgreSQLIndex.so", "orthanc-postgresql"),
+]
+_CLIENTS = [(Path("/usr/bin") / tool, "dcmtk") for tool in ("storescu", "findscu", "movescu")]
+
+
+def missing_packages(names: list[str]) -> list[str]:
+    """Debian packages the chosen systems (and the DCMTK clients) need but are not installed."""
+    needed = _CLIENTS + [need for name in names for need in _NEEDS.get(name, [])]
+    return sorted({package for path, package in needed if not path.exists()})
+
+
 def start(name: str, ctx: Context) -> Running:
     """Start system `name` fresh; on failure nothing of it is left running."""
     folder = ctx.work / f"{name}-{uuid.uuid4().hex[:8]}"

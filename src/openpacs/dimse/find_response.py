@@ -7,6 +7,7 @@ non-ASCII value declare UTF-8 (SpecificCharacterSet ISO_IR 192).
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -40,7 +41,7 @@ def find_response(query: Query, match: Match, *, retrieve_aet: str) -> Dataset:
 
 
 def _element(tag: int, match: Match, retrieve_aet: str) -> DataElement | None:
-    keyword = keyword_for_tag(tag)
+    keyword = _keyword(tag)
     vr = _vr(tag)
     if keyword == "RetrieveAETitle":
         return DataElement(tag, "AE", retrieve_aet)
@@ -88,6 +89,12 @@ def _has_non_ascii(dataset: Dataset) -> bool:
     return False
 
 
+@cache
+def _keyword(tag: int) -> str:
+    return keyword_for_tag(tag)
+
+
+@cache  # dictionary look-ups cost more than building the element; a query repeats them
 def _vr(tag: int) -> str:
     try:
         vr = dictionary_VR(tag)
