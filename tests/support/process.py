@@ -26,7 +26,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from tests.support.scu import HOST, make_ae
 
 #: Seconds a server may take from exec to answering C-ECHO (imports take ~2 s on a slow box).
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # a bound, not a wait: start-up on a loaded 2-core machine
 #: Seconds a CLI invocation that is expected to end on its own may take.
 CLI_TIMEOUT = 30.0
 _POLL = 0.05
