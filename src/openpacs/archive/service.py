@@ -12,9 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
-import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +28,6 @@ from openpacs.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
-# Blob writes in flight at once per process (one per association storing right now).
-_WRITER_THREADS = 16
-
 
 @dataclass(frozen=True)
 class StoreOutcome:
@@ -47,26 +42,6 @@ class Archive:
         self.index = index
         self.store = store
         self.duplicates: DuplicatePolicy = duplicates
-        self._writer: ThreadPoolExecutor | None = None
-        self._writer_lock = threading.Lock()
-
-    def _blob_writer(self) -> ThreadPoolExecutor:
-        with self._writer_lock:
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(_WRITER_THREADS, thread_name_prefix="blob-put")
-            return self._writer
-
-    def _put_blob(self, key: str, path: Path, source: BinaryIO, consume: bool) -> tuple[int, str]:
-        """Hash the file, then make it the blob under `key`; its size and SHA-256."""
-        try:
-            size = os.fstat(source.fileno()).st_size
-            checksum = hashlib.file_digest(source, "sha256").hexdigest()
-        except BaseException:
-            if consume:
-                _remove(path)
-            raise
-        self.store.put_file(key, path, consume=consume)
-        return size, checksum
 
     def staging_dir(self) -> Path | None:
         """Where a front door may spool received bytes so that storing them is a rename."""
@@ -88,24 +63,19 @@ class Archive:
         """
         try:
             parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
-            source = path.open("rb")  # stays readable when the store renames the file away
+            with path.open("rb") as source:
+                size, checksum = _size_and_digest(source)
         except BaseException:
             if consume:
                 _remove(path)
             raise
         key = _new_blob_key(parsed.study_uid)
-        # The blob is hashed, flushed and renamed into place (I/O that releases the GIL) in
-        # a helper thread while this one builds the index values; the index row is written
-        # only once the blob is durable.
-        with source:
-            written = self._blob_writer().submit(self._put_blob, key, path, source, consume)
-            try:
-                header = parsed.header()
-            except BaseException:
-                if _settled(written):
-                    self._delete_blob(key)
-                raise
-            size, checksum = written.result()
+        self.store.put_file(key, path, consume=consume)
+        try:
+            header = parsed.header()
+        except BaseException:
+            self._delete_blob(key)
+            raise
         try:
             result = self.index.add_instance(
                 header,
@@ -162,8 +132,6 @@ class Archive:
         return self.index.totals()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
         self.index.close()
 
     def _delete_blob(self, key: str) -> None:
@@ -181,13 +149,8 @@ def _new_blob_key(study_uid: str) -> str:
     return f"{study[:2]}/{study[2:20]}/{uuid.uuid4().hex}.dcm"
 
 
-def _settled(written: Future[tuple[int, str]]) -> bool:
-    """Wait for a blob write; True when it succeeded (the blob exists and must go)."""
-    try:
-        written.result()
-    except BaseException:
-        return False
-    return True
+def _size_and_digest(source: BinaryIO) -> tuple[int, str]:
+    return os.fstat(source.fileno()).st_size, hashlib.file_digest(source, "sha256").hexdigest()
 
 
 def _remove(path: Path) -> None:
