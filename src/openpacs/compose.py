@@ -1,9 +1,4 @@
-"""The one place that picks implementations from the settings and wires them together.
-
-The DICOM and archive libraries are imported where they are used: `openpacs serve`'s
-supervisor only prepares the schema and checks the store, and would otherwise hold some 80 MB
-of libraries it never runs.
-"""
+"""The one place that picks implementations from the settings and wires them together."""
 
 from __future__ import annotations
 
@@ -14,16 +9,28 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+if TYPE_CHECKING:
+    from openpacs.web.server import HttpServer
+
+from openpacs.archive.audit import AuditTrail
+from openpacs.archive.remotes import Remotes
+from openpacs.archive.service import Archive
 from openpacs.config import Settings
+from openpacs.dimse.client import DicomClient
+from openpacs.dimse.server import DicomServer
+from openpacs.dimse.tls import server_context
 from openpacs.errors import ConfigError
 from openpacs.index import migrate
+from openpacs.index.accounts import SqlAccounts
+from openpacs.index.audit_log import SqlAuditLog
+from openpacs.index.browse import SqlBrowser
+from openpacs.index.catalog import Catalog
 from openpacs.index.engine import create_index_engine
+from openpacs.index.jobs import SqlJobs
+from openpacs.index.records import RemoteNode
+from openpacs.index.remotes import SqlRemotes
 from openpacs.storage.base import BlobStore
 from openpacs.storage.folder import FolderStore
-
-if TYPE_CHECKING:
-    from openpacs.archive.service import Archive
-    from openpacs.dimse.server import DicomServer
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +87,67 @@ def build_index_engine(settings: Settings) -> Engine:
 
 
 def build_archive(settings: Settings) -> Archive:
-    from openpacs.archive.service import Archive
-    from openpacs.index.catalog import Catalog
-
     engine = build_index_engine(settings)
     migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
     catalog = Catalog(engine)
     store = build_store(settings)
     store.check()
-    return Archive(catalog, store, duplicates=settings.archive.duplicates)
+    configured = [
+        RemoteNode(r.aet, r.host, r.port, r.tls, "config") for r in settings.dicom.remotes
+    ]
+    archive = Archive(
+        catalog,
+        store,
+        duplicates=settings.archive.duplicates,
+        accounts=SqlAccounts(engine),
+        audit=AuditTrail(SqlAuditLog(engine)),
+        browser=SqlBrowser(engine),
+        remotes=Remotes(configured, SqlRemotes(engine)),
+    )
+    archive.connect(DicomClient(archive, settings.dicom), SqlJobs(engine))
+    return archive
+
+
+def build_accounts(settings: Settings) -> SqlAccounts:
+    """The accounts alone (for `openpacs users`), on a current schema."""
+    engine = build_index_engine(settings)
+    migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
+    return SqlAccounts(engine)
 
 
 def build_dicom_server(
     archive: Archive, settings: Settings, *, host: str = "", share_ports: bool = False
 ) -> DicomServer:
-    from openpacs.dimse.server import DicomServer
-
     return DicomServer(archive, settings.dicom, host=host, share_ports=share_ports)
+
+
+def build_http_server(
+    archive: Archive,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    share_port: bool = False,
+    grace_seconds: float = 30.0,
+    create_admin: bool = True,
+) -> HttpServer:
+    """The HTTP application on `[http] host/port` (`port` overrides it, e.g. 0 in tests),
+    with TLS 1.2+ when `tls_cert`/`tls_key` are set (the BCP 195 context DIMSE uses too)."""
+    from openpacs.web.app import create_app  # FastAPI costs a second: only when serving HTTP
+    from openpacs.web.server import HttpServer
+
+    http = settings.http
+    context = None
+    if http.tls_cert:
+        context = server_context(Path(http.tls_cert), Path(http.tls_key))
+    app = create_app(archive, settings, create_admin=create_admin)
+    return HttpServer(
+        app,
+        http.host,
+        http.port if port is None else port,
+        ssl_context=context,
+        share_port=share_port,
+        grace_seconds=grace_seconds,
+    )
 
 
 def prepare_shared_state(settings: Settings) -> None:
@@ -105,6 +156,10 @@ def prepare_shared_state(settings: Settings) -> None:
     engine = build_index_engine(settings)
     try:
         migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
+        if settings.http.port:  # the admin is created (and a password shown) once, here
+            from openpacs.web.auth.bootstrap import ensure_admin
+
+            ensure_admin(SqlAccounts(engine), settings.auth)
     finally:
         engine.dispose()
     build_store(settings).check()

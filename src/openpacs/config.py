@@ -287,7 +287,7 @@ class HttpSettings(_Section):
     """The HTTP front door (DICOMweb, REST, UI)."""
 
     host: Text = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
-    port: Port = Field(default=8042, description="HTTP port (0 picks a free port).")
+    port: Port = Field(default=8042, description="HTTP port; 0 disables HTTP.")
     tls_cert: FileName = Field(
         default="", description="PEM certificate for HTTPS; set with tls_key."
     )
@@ -297,6 +297,9 @@ class HttpSettings(_Section):
     cors_origins: Annotated[tuple[str, ...], AfterValidator(_cors_origins)] = Field(
         default=(),
         description='Browser origins allowed to call the API (an OHIF); "*": any origin.',
+    )
+    stow_max_mb: Annotated[int, BeforeValidator(_int_between(1, 1_000_000))] = Field(
+        default=4096, description="Extension: largest STOW-RS body accepted, in MiB (413 above)."
     )
 
     @model_validator(mode="after")
@@ -419,6 +422,9 @@ class AuthSettings(_Section):
     admin_password_file: FileName = Field(
         default="",
         description="File holding the admin password; empty: generated and printed once.",
+    )
+    session_hours: Annotated[float, BeforeValidator(_positive_seconds)] = Field(
+        default=12.0, description="Extension: hours a login session lasts."
     )
 
 

@@ -88,3 +88,39 @@ class TranscodeError(OpenPacsError):
 
     dimse_status = 0xC000
     http_status = 406
+
+
+class NotAuthenticated(OpenPacsError):
+    """No valid credentials came with an HTTP request (RFC 9110 15.5.2)."""
+
+    http_status = 401
+
+
+class PermissionDenied(OpenPacsError):
+    """The authenticated user's role does not allow the operation."""
+
+    http_status = 403
+
+
+class LoginThrottled(OpenPacsError):
+    """Too many failed logins for a user name or from a peer: wait before trying again.
+
+    Still a 401 (the credentials were not accepted), with a Retry-After header."""
+
+    http_status = 401
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class AlreadyExists(OpenPacsError):
+    """A user, token or remote with that name already exists."""
+
+    http_status = 409
+
+
+class RemoteUnavailable(OpenPacsError):
+    """A remote AE could not be reached or refused the association."""
+
+    http_status = 502

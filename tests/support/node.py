@@ -85,11 +85,13 @@ def toml_value(value: Any) -> str:
 def write_config(folder: Path, sections: dict[str, dict[str, Any]]) -> Path:
     """A TOML file for `sections`, with the index and store inside `folder` by default.
 
-    A list of tables under the key "remotes" of [dicom] becomes [[dicom.remotes]].
+    A list of tables under the key "remotes" of [dicom] becomes [[dicom.remotes]]. HTTP is
+    off (port 0) unless `sections` set it: parallel tests must not share port 8042.
     """
     merged: dict[str, dict[str, Any]] = {
         "database": {"url": f"sqlite:///{folder / 'index.db'}"},
         "storage": {"url": str(folder / "blobs")},
+        "http": {"port": 0},
     }
     for section, values in sections.items():
         merged.setdefault(section, {}).update(values)

@@ -18,7 +18,19 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
 ADMIN_URL = os.environ.get("OPENPACS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("instances", "series", "studies", "patients")
+TABLES = (
+    "instances",
+    "series",
+    "studies",
+    "patients",
+    "users",
+    "sessions",
+    "api_tokens",
+    "login_failures",
+    "audit_events",
+    "remote_aes",
+    "jobs",
+)
 
 
 def _driver(url: URL) -> URL:

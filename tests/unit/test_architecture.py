@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "openpacs"
 
 # What each layer may import, besides the standard library and itself.
 ALLOWED: dict[str, set[str]] = {
-    "dicom": {"pydicom", "openpacs.errors", "openpacs.dicom"},
+    # numpy and Pillow for decoding and rendering pixels only.
+    "dicom": {"pydicom", "numpy", "PIL", "openpacs.errors", "openpacs.dicom"},
     "storage": {
         "openpacs.errors",
         "openpacs.storage",

@@ -1,20 +1,30 @@
-"""What the archive needs from an index; the blob store's contract is `storage.base.BlobStore`."""
+"""What the archive needs from an index and the site-state stores; the blob store's contract is
+`storage.base.BlobStore`. SQL implementations live in `openpacs.index`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 from openpacs.dicom.header import Header
 from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Query
+from openpacs.dicom.query import Condition, Query
 from openpacs.index.records import (
     AddResult,
+    ApiToken,
+    AuditEvent,
+    AuditFilter,
     DuplicatePolicy,
     IndexedBlob,
+    Job,
+    JobState,
     Match,
+    Page,
+    RemoteNode,
+    Role,
     StoredInstance,
     Totals,
+    User,
 )
 
 
@@ -46,3 +56,123 @@ class Index(Protocol):
     def totals(self) -> Totals: ...
 
     def close(self) -> None: ...
+
+
+class Accounts(Protocol):
+    """Users, sessions, API tokens and failed-login counters, shared by every server."""
+
+    def user(self, username: str) -> User | None: ...
+
+    def users(self) -> list[User]: ...
+
+    def count_users(self) -> int: ...
+
+    def add_user(self, username: str, role: Role, password_hash: str) -> bool: ...
+
+    def update_user(
+        self, username: str, *, role: Role | None = None, password_hash: str | None = None
+    ) -> bool: ...
+
+    def remove_user(self, username: str) -> bool: ...
+
+    def add_session(self, token_sha256: str, username: str, expires_epoch: float) -> None: ...
+
+    def session_user(self, token_sha256: str, now_epoch: float) -> User | None: ...
+
+    def remove_session(self, token_sha256: str) -> None: ...
+
+    def purge_sessions(self, now_epoch: float) -> int: ...
+
+    def add_token(
+        self,
+        token_id: str,
+        token_sha256: str,
+        username: str,
+        name: str,
+        expires_epoch: float | None,
+    ) -> ApiToken: ...
+
+    def token_user(self, token_sha256: str, now_epoch: float) -> User | None: ...
+
+    def tokens(self, username: str | None = None) -> list[ApiToken]: ...
+
+    def revoke_token(self, token_id: str, username: str | None = None) -> bool: ...
+
+    def login_failures(self, subject: str) -> tuple[int, float]: ...
+
+    def record_login_failure(self, subject: str, now_epoch: float) -> int: ...
+
+    def clear_login_failures(self, subject: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AuditStore(Protocol):
+    """Where audit events are kept."""
+
+    def append(self, events: Sequence[AuditEvent]) -> None: ...
+
+    def search(self, query: AuditFilter) -> tuple[int, list[AuditEvent]]: ...
+
+
+class Browser(Protocol):
+    """Paged, sorted listings from the index columns (the REST API)."""
+
+    def page(
+        self,
+        level: Level,
+        conditions: Sequence[Condition],
+        *,
+        sort: str | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page: ...
+
+
+class RemoteStore(Protocol):
+    """Remote AEs kept in the database."""
+
+    def list(self) -> list[RemoteNode]: ...
+
+    def get(self, aet: str) -> RemoteNode | None: ...
+
+    def add(self, remote: RemoteNode) -> bool: ...
+
+    def update(self, remote: RemoteNode) -> bool: ...
+
+    def remove(self, aet: str) -> bool: ...
+
+
+class JobStore(Protocol):
+    def create(self, kind: str, params: dict[str, Any], created_by: str) -> Job: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def update(
+        self,
+        job_id: str,
+        *,
+        state: JobState | None = None,
+        done: int | None = None,
+        total: int | None = None,
+        failed: int | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+
+class DicomClient(Protocol):
+    """openpacs as an SCU towards a remote AE."""
+
+    def echo(self, remote: RemoteNode) -> int: ...
+
+    def send(
+        self,
+        remote: RemoteNode,
+        instances: Sequence[StoredInstance],
+        progress: Callable[[int, int], None],
+    ) -> tuple[int, int]: ...
+
+    def move(
+        self, remote: RemoteNode, study_uid: str, progress: Callable[[int, int, int], None]
+    ) -> tuple[int, int]: ...

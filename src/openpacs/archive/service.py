@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from openpacs.archive.ports import Index
+from openpacs.archive.audit import AuditTrail
+from openpacs.archive.jobs import JobRunner
+from openpacs.archive.ports import Accounts, Browser, DicomClient, Index, JobStore
+from openpacs.archive.remotes import Remotes
 from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Query
+from openpacs.dicom.query import Condition, Equals, MatchKind, Query
 from openpacs.errors import OpenPacsError
 from openpacs.index.records import DuplicatePolicy, Match, StoredInstance, Totals
 from openpacs.storage.base import BlobStore
@@ -38,10 +41,35 @@ class StoreOutcome:
 
 
 class Archive:
-    def __init__(self, index: Index, store: BlobStore, *, duplicates: DuplicatePolicy) -> None:
+    def __init__(
+        self,
+        index: Index,
+        store: BlobStore,
+        *,
+        duplicates: DuplicatePolicy,
+        accounts: Accounts,
+        audit: AuditTrail,
+        browser: Browser,
+        remotes: Remotes,
+    ) -> None:
         self.index = index
         self.store = store
         self.duplicates: DuplicatePolicy = duplicates
+        self.accounts = accounts
+        """Users, sessions and tokens of the HTTP front door (shared by every server)."""
+        self.audit = audit
+        self.browser = browser
+        """Paged listings for the REST API."""
+        self.remotes = remotes
+        """Known remote AEs, configured and kept in the database."""
+        self.dicom: DicomClient | None = None
+        self.jobs: JobRunner | None = None
+
+    def connect(self, client: DicomClient, jobs: JobStore) -> None:
+        """Give the archive a DICOM client (it needs the archive to read what it sends),
+        which enables C-ECHO of remotes and jobs."""
+        self.dicom = client
+        self.jobs = JobRunner(jobs, self.index, client, self.audit)
 
     def staging_dir(self) -> Path | None:
         """Where a front door may spool received bytes so that storing them is a rename."""
@@ -109,6 +137,18 @@ class Archive:
     def instances_for(self, query: Query) -> list[StoredInstance]:
         return self.index.instances_for(query)
 
+    def instances_for_uid(self, level: Level, uid: str) -> list[StoredInstance]:
+        """The stored instances of one patient, study, series or instance."""
+        tags = {
+            Level.PATIENT: 0x00100020,
+            Level.STUDY: 0x0020000D,
+            Level.SERIES: 0x0020000E,
+            Level.IMAGE: 0x00080018,
+        }
+        kind: MatchKind = "text" if level is Level.PATIENT else "uid"
+        condition = Condition(level.unique_key, tags[level], kind, (Equals(uid),))
+        return self.index.instances_for(Query(level, (condition,)))
+
     def instance(self, sop_uid: str) -> StoredInstance | None:
         return self.index.instance(sop_uid)
 
@@ -132,6 +172,9 @@ class Archive:
         return self.index.totals()
 
     def close(self) -> None:
+        if self.jobs is not None:
+            self.jobs.close()
+        self.audit.close()
         self.index.close()
 
     def _delete_blob(self, key: str) -> None:

@@ -200,6 +200,18 @@ def check(config_file: Path | None, listing: str | None) -> None:
         raise SystemExit(1)
 
 
+def _register_subcommands() -> None:
+    """Command groups kept in modules of their own, added once the group exists."""
+    from openpacs.cli.certs import certs
+    from openpacs.cli.users import users
+
+    cli.add_command(users)
+    cli.add_command(certs)
+
+
+_register_subcommands()
+
+
 def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine]) -> Engine:
     try:
         return build(load_settings(config_file))

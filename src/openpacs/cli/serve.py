@@ -57,14 +57,31 @@ def serve(config_file: Path | None, log_level: str, grace: float) -> int:
 def _serve_here(
     settings: Settings, grace: float, *, share_ports: bool, ready: Queue[str | None] | None
 ) -> int:
-    from openpacs.compose import build_archive, build_dicom_server, configure_libraries
+    from openpacs.compose import (
+        build_archive,
+        build_dicom_server,
+        build_http_server,
+        configure_libraries,
+    )
 
     stop = _stop_on_signals()
+    http = None
     try:
         archive = build_archive(settings)
         configure_libraries(archive.staging_dir())
         server = build_dicom_server(archive, settings, share_ports=share_ports)
         server.start()
+        if settings.http.port:
+            # In each worker: HTTP shares its port like DIMSE does; the supervisor has
+            # created the admin already (create_admin only for a single process).
+            http = build_http_server(
+                archive,
+                settings,
+                share_port=share_ports,
+                grace_seconds=grace,
+                create_admin=not share_ports,
+            )
+            http.start()
     except OpenPacsError as exc:
         log.error("cannot start: %s", exc.reason)
         if ready is not None:
@@ -81,6 +98,8 @@ def _serve_here(
             log.error("the supervisor is gone; stopping")
             break
     log.info("stopping: refusing new associations, waiting up to %.0f s", grace)
+    if http is not None:
+        http.stop()
     server.stop(grace_seconds=grace)
     archive.close()
     log.info("stopped")

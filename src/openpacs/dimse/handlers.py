@@ -29,6 +29,7 @@ from openpacs.dimse.retrieve import (
     retrieve_query,
 )
 from openpacs.errors import InvalidQuery, OpenPacsError
+from openpacs.index.records import AuditEvent
 
 log = logging.getLogger("openpacs.dimse")
 
@@ -65,7 +66,67 @@ def _peer(event: Event) -> str:
     return f"calling={requestor.ae_title} peer={requestor.address}:{requestor.port}"
 
 
-def _log_operation(event: Event, operation: str, status: int, started: float, **extra: Any) -> None:
+_AUDIT_ACTION = {"C-STORE": "store", "C-FIND": "query", "C-GET": "download", "C-MOVE": "send"}
+
+
+def _audit_uids(event: Event) -> dict[str, str]:
+    """The identifying keys of a C-FIND/C-GET/C-MOVE identifier, for the audit trail."""
+    try:
+        identifier = event.identifier
+    except Exception:  # an undecodable identifier: the operation itself reports why
+        return {}
+    uids = {}
+    for keyword, field in _AUDIT_KEYS:
+        value = identifier.get(keyword)
+        if value not in (None, ""):
+            uids[field] = str(value)[:512]
+    return uids
+
+
+_AUDIT_KEYS = (
+    ("PatientID", "patient_id"),
+    ("StudyInstanceUID", "study_uid"),
+    ("SeriesInstanceUID", "series_uid"),
+    ("SOPInstanceUID", "sop_uid"),
+)
+
+
+def _audit(event: Event, archive: Archive, operation: str, status: int, **fields: Any) -> None:
+    requestor = event.assoc.requestor
+    fields = dict(fields)
+    detail = f"status=0x{status:04X} {fields.pop('detail', '')}".strip()
+    if status == SUCCESS:
+        outcome = "success"
+    elif status == CANCELLED:
+        outcome = "cancelled"
+    else:
+        outcome = "failure"
+    archive.audit.record(
+        AuditEvent(
+            channel="dimse",
+            actor=str(requestor.ae_title).strip(),
+            peer=f"{requestor.address}:{requestor.port}",
+            action=_AUDIT_ACTION[operation],
+            outcome=outcome,
+            detail=detail,
+            **fields,
+        )
+    )
+
+
+def _log_operation(
+    event: Event,
+    operation: str,
+    status: int,
+    started: float,
+    *,
+    audit: tuple[Archive, dict[str, Any]] | None = None,
+    **extra: Any,
+) -> None:
+    """One log line per operation and, with `audit` (the archive and the resource's UIDs),
+    its audit event: the one audit call of each operation, on every way out of it."""
+    if audit is not None:
+        _audit(event, audit[0], operation, status, **audit[1])
     details = "".join(f" {k}={v}" for k, v in extra.items())
     log.info(
         "op=%s %s status=0x%04X duration_ms=%.1f%s",
@@ -93,13 +154,15 @@ def handle_echo(event: Event) -> int:
 def handle_store(event: Event, context: DimseContext) -> Dataset:
     started = time.perf_counter()
     request = event.request
+    uids = {"sop_uid": str(request.AffectedSOPInstanceUID)[:64]}
     try:
-        context.archive.store_file(
+        outcome = context.archive.store_file(
             Path(event.dataset_path),
             sop_class_uid=str(request.AffectedSOPClassUID),
             sop_uid=str(request.AffectedSOPInstanceUID),
             consume=True,
         )
+        uids["study_uid"] = outcome.study_uid
         status = _status(SUCCESS)
     except OpenPacsError as exc:
         log.warning("C-STORE refused %s reason=%s", _peer(event), exc.reason)
@@ -107,13 +170,14 @@ def handle_store(event: Event, context: DimseContext) -> Dataset:
     except Exception:
         log.exception("C-STORE failed unexpectedly %s", _peer(event))
         status = _status(0xA700, "internal error")
-    _log_operation(event, "C-STORE", status.Status, started)
+    _log_operation(event, "C-STORE", status.Status, started, audit=(context.archive, uids))
     return status
 
 
 def handle_find(event: Event, context: DimseContext) -> Iterator[tuple[int, Dataset | None]]:
     started = time.perf_counter()
     matches = 0
+    audit = (context.archive, _audit_uids(event))
     try:
         query = query_from_identifier(event.identifier)
         if query.level is Level.PATIENT and str(event.request.AffectedSOPClassUID).startswith(
@@ -123,31 +187,36 @@ def handle_find(event: Event, context: DimseContext) -> Iterator[tuple[int, Data
         results = context.archive.find(query)
     except OpenPacsError as exc:
         log.warning("C-FIND refused %s reason=%s", _peer(event), exc.reason)
-        _log_operation(event, "C-FIND", exc.dimse_status, started)
+        _log_operation(event, "C-FIND", exc.dimse_status, started, audit=audit)
         yield _status(exc.dimse_status, exc.reason), None
         return
     except Exception:
         log.exception("C-FIND failed unexpectedly %s", _peer(event))
-        _log_operation(event, "C-FIND", _UNEXPECTED, started)
+        _log_operation(event, "C-FIND", _UNEXPECTED, started, audit=audit)
         yield _status(_UNEXPECTED, "internal error"), None
         return
     for match in results:
         if event.is_cancelled:
-            _log_operation(event, "C-FIND", CANCELLED, started, matches=matches)
+            _log_operation(event, "C-FIND", CANCELLED, started, audit=audit, matches=matches)
             yield CANCELLED, None
             return
         matches += 1
         yield PENDING, find_response(query, match, retrieve_aet=context.aet)
-    _log_operation(event, "C-FIND", SUCCESS, started, level=query.level.value, matches=matches)
+    audit[1]["resource"] = f"level={query.level.value}"
+    audit[1]["detail"] = f"matches={matches}"
+    _log_operation(
+        event, "C-FIND", SUCCESS, started, audit=audit, level=query.level.value, matches=matches
+    )
 
 
 def handle_get(event: Event, context: DimseContext) -> Iterator[Any]:
     started = time.perf_counter()
+    audit = (context.archive, _audit_uids(event))
     try:
         instances = context.archive.instances_for(retrieve_query(event.identifier))
     except OpenPacsError as exc:
         log.warning("C-GET refused %s reason=%s", _peer(event), exc.reason)
-        _log_operation(event, "C-GET", exc.dimse_status, started)
+        _log_operation(event, "C-GET", exc.dimse_status, started, audit=audit)
         yield 1
         yield _status(exc.dimse_status, exc.reason), None
         return
@@ -155,23 +224,25 @@ def handle_get(event: Event, context: DimseContext) -> Iterator[Any]:
     accepted = accepted_syntaxes(event.assoc.accepted_contexts)
     for instance in instances:
         if event.is_cancelled:
-            _log_operation(event, "C-GET", CANCELLED, started)
+            _log_operation(event, "C-GET", CANCELLED, started, audit=audit)
             yield CANCELLED, None
             return
         yield (
             PENDING,
             dataset_for(context.archive, instance, accepted.get(instance.sop_class_uid, set())),
         )
-    _log_operation(event, "C-GET", SUCCESS, started, instances=len(instances))
+    audit[1]["detail"] = f"instances={len(instances)}"
+    _log_operation(event, "C-GET", SUCCESS, started, audit=audit, instances=len(instances))
 
 
 def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
     started = time.perf_counter()
     destination = _text(event.move_destination)
+    audit = (context.archive, {**_audit_uids(event), "resource": f"destination={destination}"})
     remote = context.remotes.get(destination)
     if remote is None:
         log.warning("C-MOVE unknown destination=%s %s", destination, _peer(event))
-        _log_operation(event, "C-MOVE", 0xA801, started, destination=destination)
+        _log_operation(event, "C-MOVE", 0xA801, started, audit=audit, destination=destination)
         yield None, None
         return
     error: OpenPacsError | None = None
@@ -192,20 +263,27 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
     yield remote.host, remote.port, arguments
     if error is not None:
         log.warning("C-MOVE refused %s reason=%s", _peer(event), error.reason)
-        _log_operation(event, "C-MOVE", error.dimse_status, started)
+        _log_operation(event, "C-MOVE", error.dimse_status, started, audit=audit)
         yield 1
         yield _status(error.dimse_status, error.reason), None
         return
     yield len(instances)
     for instance in instances:
         if event.is_cancelled:
-            _log_operation(event, "C-MOVE", CANCELLED, started)
+            _log_operation(event, "C-MOVE", CANCELLED, started, audit=audit)
             yield CANCELLED, None
             return
         syntaxes = accepted.for_sop_class(instance.sop_class_uid)
         yield PENDING, dataset_for(context.archive, instance, syntaxes)
+    audit[1]["detail"] = f"instances={len(instances)}"
     _log_operation(
-        event, "C-MOVE", SUCCESS, started, destination=destination, instances=len(instances)
+        event,
+        "C-MOVE",
+        SUCCESS,
+        started,
+        audit=audit,
+        destination=destination,
+        instances=len(instances),
     )
 
 

@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 import weakref
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,9 @@ class DicomServer:
         self._running: list[_Running] = []
         self._association_log = _AssociationLog()
         self.ae = self._make_ae(settings)
-        remotes = {r.aet: Remote(r.aet, r.host, r.port, r.tls) for r in settings.remotes}
+        remotes = _KnownRemotes(archive)
         tls_client = None
-        if any(r.tls for r in settings.remotes):
+        if any(r.tls for r in settings.remotes) or settings.tls_ca or settings.tls_cert:
             tls_client = client_context(
                 ca=_path(settings.tls_ca),
                 cert=_path(settings.tls_cert),
@@ -258,6 +259,26 @@ class DicomServer:
 
     def _active(self) -> list[Any]:
         return [a for r in self._running for a in r.server.active_associations if a.is_alive()]
+
+
+class _KnownRemotes(Mapping[str, Remote]):
+    """C-MOVE destinations: the archive's remotes (configured and kept in the database), read
+    at each look-up so a remote added on any server is known here at once."""
+
+    def __init__(self, archive: Archive) -> None:
+        self._archive = archive
+
+    def __getitem__(self, aet: str) -> Remote:
+        node = self._archive.remotes.get(aet)
+        if node is None:
+            raise KeyError(aet)
+        return Remote(node.aet, node.host, node.port, node.tls)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([r.aet for r in self._archive.remotes.list()])
+
+    def __len__(self) -> int:
+        return len(self._archive.remotes.list())
 
 
 class _AssociationLog:

@@ -55,3 +55,101 @@ class IndexedBlob:
     blob_key: str
     blob_size: int
     blob_sha256: str
+
+
+# --- site state: accounts, audit trail, known AEs, jobs --------------------------------------
+
+Role = Literal["admin", "user", "uploader"]
+ROLES: tuple[Role, ...] = ("admin", "user", "uploader")
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: Role
+    password_hash: str
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token's public facts; the token itself is only ever stored as a hash."""
+
+    token_id: str
+    username: str
+    name: str
+    created_at: str
+    expires_epoch: float | None
+    last_used_at: str | None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One access to patient data or one login attempt (who, from where, what, outcome)."""
+
+    channel: Literal["http", "dimse"]
+    actor: str
+    """The user name over HTTP, the calling AE title over DIMSE."""
+    peer: str
+    action: str
+    outcome: str
+    """"success", "failure" or "denied"."""
+    resource: str = ""
+    patient_id: str | None = None
+    study_uid: str | None = None
+    series_uid: str | None = None
+    sop_uid: str | None = None
+    detail: str = ""
+    at: str = ""
+    pk: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    channel: str | None = None
+    study_uid: str | None = None
+    patient_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class RemoteNode:
+    """A known DICOM peer, from the configuration or kept in the database."""
+
+    aet: str
+    host: str
+    port: int
+    tls: bool = False
+    source: Literal["config", "database"] = "database"
+
+
+JobState = Literal["pending", "running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    kind: str
+    state: JobState
+    params: dict[str, Any]
+    created_by: str
+    created_at: str
+    updated_at: str
+    done: int = 0
+    total: int = 0
+    failed: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing and how many entries match in all."""
+
+    total: int
+    items: list[dict[str, Any]]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -98,3 +100,105 @@ instances = Table(
 )
 
 LEVEL_TABLES = (patients, studies, series, instances)
+
+# --- site state shared by every server: accounts, audit trail, known AEs, jobs ---------------
+# Times are ISO 8601 UTC text, like `created_at` above (it sorts chronologically);
+# `*_epoch` columns are seconds since the epoch where the code computes with them.
+
+users = Table(
+    "users",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("username", String(64), nullable=False),
+    Column("created_at", String, nullable=False),
+    Column("expires_epoch", Float, nullable=False),
+    Index("ix_sessions_username", "username"),
+    Index("ix_sessions_expires", "expires_epoch"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("token_id", String(32), nullable=False, unique=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("username", String(64), nullable=False),
+    Column("name", String(128), nullable=False, default=""),
+    Column("created_at", String, nullable=False),
+    Column("expires_epoch", Float),
+    Column("last_used_at", String),
+    Index("ix_api_tokens_username", "username"),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("subject", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_epoch", Float, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("at", String, nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("peer", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("resource", String(512), nullable=False, default=""),
+    Column("patient_id", Key),
+    Column("study_uid", Key),
+    Column("series_uid", Key),
+    Column("sop_uid", Key),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_audit_at", "at"),
+    Index("ix_audit_actor", "actor", "at"),
+    Index("ix_audit_action", "action", "at"),
+    Index("ix_audit_study", "study_uid"),
+)
+
+remote_aes = Table(
+    "remote_aes",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("aet", String(16), nullable=False, unique=True),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("tls", Boolean, nullable=False, default=False),
+    Column("created_at", String, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+    Column("done", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=False, default=""),
+    Index("ix_jobs_state", "state"),
+)
+
+SITE_TABLES = (users, sessions, api_tokens, login_failures, audit_events, remote_aes, jobs)

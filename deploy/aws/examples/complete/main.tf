@@ -1,0 +1,152 @@
+# A complete openpacs deployment: network, KMS key, image bucket, PostgreSQL, load balancers and
+# the servers. Copy this folder, fill terraform.tfvars (see terraform.tfvars.example), then
+# `terraform init && terraform apply`. No variable holds a secret.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.region
+}
+
+# --- one customer managed key for everything at rest ----------------------------------------
+
+data "aws_iam_policy_document" "key" {
+  #checkov:skip=CKV_AWS_111:A KMS key policy: resource "*" means this key only, and kms:* for the account root is AWS's default statement that delegates access to IAM policies.
+  #checkov:skip=CKV_AWS_356:A KMS key policy: resource "*" means this key only.
+  #checkov:skip=CKV_AWS_109:A KMS key policy: the account root administers its own key (AWS's default statement); IAM policies then decide who may use it.
+  statement {
+    sid       = "AccountAdministersTheKeyThroughIam"
+    actions   = ["kms:*"]
+    resources = ["*"] # in a key policy, "*" is this key
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchLogsEncryptsThisDeploymentsLogs"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values = [
+        "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/openpacs/${var.name}/*",
+        "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/rds/instance/${var.name}-index/*",
+      ]
+    }
+  }
+
+  # Auto Scaling launches the servers with volumes encrypted by this key.
+  statement {
+    sid       = "AutoScalingUsesTheKeyForVolumes"
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+    }
+  }
+
+  statement {
+    sid       = "AutoScalingGrantsForVolumes"
+    actions   = ["kms:CreateGrant"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+}
+
+resource "aws_kms_key" "openpacs" {
+  description             = "openpacs ${var.name}: images, index, secrets, logs, volumes"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.key.json
+}
+
+resource "aws_kms_alias" "openpacs" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.openpacs.key_id
+}
+
+# --- the parts ------------------------------------------------------------------------------
+
+module "network" {
+  source       = "../../modules/network"
+  name         = var.name
+  cidr_block   = var.vpc_cidr
+  nat_gateways = var.nat_gateways
+  kms_key_arn  = aws_kms_key.openpacs.arn
+}
+
+module "storage" {
+  source          = "../../modules/storage"
+  name            = var.name
+  kms_key_arn     = aws_kms_key.openpacs.arn
+  server_role_arn = module.compute.role_arn
+}
+
+module "database" {
+  source                    = "../../modules/database"
+  name                      = var.name
+  vpc_id                    = module.network.vpc_id
+  subnet_ids                = module.network.database_subnet_ids
+  client_security_group_ids = [module.compute.security_group_id]
+  kms_key_arn               = aws_kms_key.openpacs.arn
+  instance_class            = var.database_instance_class
+  multi_az                  = var.database_multi_az
+  deletion_protection       = var.deletion_protection
+}
+
+module "ingress" {
+  source              = "../../modules/ingress"
+  name                = var.name
+  vpc_id              = module.network.vpc_id
+  public_subnet_ids   = module.network.public_subnet_ids
+  target_cidrs        = module.network.application_subnet_cidrs
+  certificate_arn     = var.certificate_arn
+  web_client_cidrs    = var.web_client_cidrs
+  dicom_client_cidrs  = var.dicom_client_cidrs
+  log_bucket          = module.storage.log_bucket
+  deletion_protection = var.deletion_protection
+}
+
+module "compute" {
+  source                           = "../../modules/compute"
+  name                             = var.name
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.application_subnet_ids
+  database_cidrs                   = module.network.database_subnet_cidrs
+  load_balancer_security_group_ids = module.ingress.security_group_ids
+  target_group_arns                = module.ingress.target_group_arns
+  container_image                  = var.container_image
+  ecr_repository_arn               = var.ecr_repository_arn
+  instance_type                    = var.instance_type
+  min_size                         = var.min_servers
+  max_size                         = var.max_servers
+  kms_key_arn                      = aws_kms_key.openpacs.arn
+  bucket                           = module.storage.bucket
+  bucket_prefix                    = module.storage.prefix
+  database_address                 = module.database.address
+  database_port                    = module.database.port
+  database_name                    = module.database.database_name
+  database_secret_arn              = module.database.master_user_secret_arn
+  ae_title                         = var.ae_title
+}

@@ -1,0 +1,49 @@
+output "web_url" {
+  description = "Where users log in (after pointing web_host_name at web_load_balancer)."
+  value       = "https://${var.web_host_name != "" ? var.web_host_name : module.ingress.web_dns_name}/"
+}
+
+output "web_load_balancer" {
+  description = "DNS name of the web load balancer (CNAME or alias target for web_host_name)."
+  value       = module.ingress.web_dns_name
+}
+
+output "dicom_endpoint" {
+  description = "What a modality is configured with: host, port, AE title, TLS."
+  value = {
+    host     = var.dicom_host_name != "" ? var.dicom_host_name : module.ingress.dicom_dns_name
+    port     = module.ingress.dicom_port
+    ae_title = module.compute.ae_title
+    tls      = true
+  }
+}
+
+output "dicom_load_balancer" {
+  description = "DNS name of the DICOM load balancer (CNAME or alias target for dicom_host_name)."
+  value       = module.ingress.dicom_dns_name
+}
+
+output "bucket" {
+  description = "The image bucket."
+  value       = module.storage.bucket
+}
+
+output "admin_password_secret_arn" {
+  description = "Secret with the first administrator's password: aws secretsmanager get-secret-value --secret-id ARN --query SecretString --output text"
+  value       = module.compute.admin_password_secret_arn
+}
+
+output "database_secret_arn" {
+  description = "Secret RDS keeps the database credentials in."
+  value       = module.database.master_user_secret_arn
+}
+
+output "autoscaling_group" {
+  description = "Auto Scaling group of the servers (administration: aws ssm start-session --target INSTANCE_ID)."
+  value       = module.compute.autoscaling_group_name
+}
+
+output "kms_key_arn" {
+  description = "The customer managed key."
+  value       = aws_kms_key.openpacs.arn
+}

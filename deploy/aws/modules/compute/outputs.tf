@@ -1,0 +1,29 @@
+output "role_arn" {
+  description = "IAM role of the openpacs servers (the only principal the bucket serves)."
+  value       = aws_iam_role.server.arn
+}
+
+output "security_group_id" {
+  description = "Security group of the servers (the database admits it)."
+  value       = aws_security_group.server.id
+}
+
+output "autoscaling_group_name" {
+  description = "The Auto Scaling group (aws ssm start-session works on its instances)."
+  value       = aws_autoscaling_group.server.name
+}
+
+output "admin_password_secret_arn" {
+  description = "Secrets Manager secret with the first administrator's password (read it with aws secretsmanager get-secret-value)."
+  value       = aws_secretsmanager_secret.admin.arn
+}
+
+output "log_group" {
+  description = "CloudWatch log group of openpacs."
+  value       = aws_cloudwatch_log_group.openpacs.name
+}
+
+output "ae_title" {
+  description = "openpacs' DICOM AE title."
+  value       = var.ae_title
+}

@@ -1,0 +1,15 @@
+terraform {
+  # Write-only arguments (secret_string_wo) and ephemeral resources keep the admin password
+  # out of plans and state.
+  required_version = ">= 1.11"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 6.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.7"
+    }
+  }
+}

@@ -1,0 +1,173 @@
+"""The content of query results, shared by C-FIND responses and QIDO-RS (PS3.4 C.4.1.1.3.2).
+
+A result holds the requested attributes of one matched entity: indexed keys from their
+columns, computed keys from the index, the archive's own keys (RetrieveAETitle,
+InstanceAvailability) and every other attribute from the stored header. The unique keys of the
+entity's level and of its ancestors (the patient's only at PATIENT level) are always included.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
+
+
+class MatchedEntity(Protocol):
+    """What the index returns for one match (`openpacs.index.records.Match`)."""
+
+    @property
+    def level(self) -> Level: ...
+
+    @property
+    def values(self) -> Mapping[str, Any]: ...
+
+    @property
+    def header(self) -> Mapping[str, Any] | None: ...
+
+
+def result_tags(level: Level, requested: Iterable[int]) -> list[int]:
+    """The requested tags plus the unique keys of the level and its ancestors, in order."""
+    tags = set(requested)
+    for above in level.at_or_above():
+        if above is not Level.PATIENT or level is Level.PATIENT:
+            tags.add(_tag(above.unique_key))
+    return sorted(tags)
+
+
+def result_dataset(
+    match: MatchedEntity, requested: Iterable[int], *, retrieve_aet: str | None = None
+) -> Dataset:
+    """One result as a dataset (a C-FIND response); attributes without a value are empty."""
+    result = Dataset()
+    for tag in result_tags(match.level, requested):
+        source = _source(tag, match, retrieve_aet)
+        if source is None:
+            continue
+        vr, value, stored = source
+        if stored is not None:
+            value_key = next(k for k in ("Value", "InlineBinary") if k in stored)
+            result.add(
+                DataElement.from_json(Dataset, f"{tag:08X}", vr, stored[value_key], value_key)
+            )
+        else:
+            result.add(DataElement(tag, vr, value))
+    return result
+
+
+def result_json(
+    match: MatchedEntity, requested: Iterable[int], *, retrieve_aet: str | None = None
+) -> dict[str, Any]:
+    """The same result in the DICOM JSON model (PS3.18 F.2), built without pydicom objects:
+    QIDO-RS answers many results, and stored header values are JSON already."""
+    result: dict[str, Any] = {}
+    for tag in result_tags(match.level, requested):
+        source = _source(tag, match, retrieve_aet)
+        if source is None:
+            continue
+        vr, value, stored = source
+        if stored is not None:
+            result[f"{tag:08X}"] = dict(stored)
+        elif value is None or value == []:
+            result[f"{tag:08X}"] = {"vr": vr}
+        else:
+            values = value if isinstance(value, list) else [value]
+            result[f"{tag:08X}"] = {"vr": vr, "Value": [_json_value(vr, v) for v in values]}
+    return result
+
+
+Source = tuple[str, Any, Mapping[str, Any] | None]
+
+
+def _source(tag: int, match: MatchedEntity, retrieve_aet: str | None) -> Source | None:
+    """Where a result attribute comes from: (VR, value, stored JSON element or None).
+
+    The archive's own keys, then indexed and computed keys from the index, then the stored
+    header; None leaves the attribute out.
+    """
+    keyword, vr = _describe(tag)
+    if keyword == "RetrieveAETitle":
+        return ("AE", retrieve_aet, None) if retrieve_aet else None
+    if keyword == "InstanceAvailability":
+        return "CS", "ONLINE", None
+    if keyword in match.values:
+        return vr, _column_value(keyword, match.values[keyword]), None
+    if keyword in INDEXED_KEYS or keyword in COMPUTED_KEYS:
+        return vr, None, None  # a key of a lower level: returned empty
+    stored = (match.header or {}).get(f"{tag:08X}")
+    if stored and ("Value" in stored or "InlineBinary" in stored):
+        return stored["vr"], None, stored
+    return (stored["vr"] if stored else vr), None, None
+
+
+_JSON_INTEGERS = frozenset({"IS", "SL", "SS", "UL", "US", "SV", "UV"})
+_JSON_FLOATS = frozenset({"DS", "FL", "FD"})
+
+
+def _json_value(vr: str, value: Any) -> Any:
+    if vr == "PN":
+        groups = str(value).split("=")
+        names = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False))
+        return {k: v for k, v in names.items() if v}
+    if vr in _JSON_INTEGERS:
+        return int(value)
+    if vr in _JSON_FLOATS:
+        return float(value)
+    return str(value)
+
+
+def _column_value(keyword: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return value
+    kind = INDEXED_KEYS[keyword].kind if keyword in INDEXED_KEYS else "int"
+    if kind == "time":
+        return render_time(value)
+    if kind == "int":
+        return str(value)
+    return value
+
+
+def render_time(normalized: str) -> str:
+    """HHMMSS.FFFFFF without a zero fraction: the stored time at its given precision."""
+    whole, _, fraction = normalized.partition(".")
+    fraction = fraction.rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole
+
+
+def has_non_ascii(dataset: Dataset) -> bool:
+    for element in dataset.iterall():
+        values = element.value if isinstance(element.value, list | MultiValue) else [element.value]
+        for value in values:
+            if isinstance(value, str | PersonName) and not str(value).isascii():
+                return True
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _describe(tag: int) -> tuple[str, str]:
+    return keyword_for_tag(tag), _vr(tag)
+
+
+def _vr(tag: int) -> str:
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+    return vr.split(" or ")[0]
+
+
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:  # pragma: no cover - the unique keys are dictionary keywords
+        raise KeyError(keyword)
+    return int(tag)

@@ -1,0 +1,103 @@
+"""Authentication of every request, before any route runs.
+
+Done as ASGI middleware rather than per-route dependencies so that no route can be added
+without it: only the health check, the login (`PUBLIC`) and the UI's static files (GET and
+HEAD outside `/api` and `/dicom-web`) are reachable anonymously; a test requests every route
+of the OpenAPI description anonymously and expects 401. A 401 carries the challenges of
+RFC 9110 11.6.1; the UI's fetches (`X-Requested-With: XMLHttpRequest`) get only the Bearer
+one, so a browser never pops up its Basic dialog. Requests authenticated by the session
+cookie that change state must carry that header too: a cross-site form cannot set it (CSRF
+guard).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from anyio import to_thread
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from openpacs.errors import LoginThrottled, OpenPacsError
+from openpacs.web.auth.authenticator import SESSION_COOKIE, Authenticator
+
+log = logging.getLogger("openpacs.auth")
+
+PUBLIC = frozenset({("GET", "/health"), ("HEAD", "/health"), ("POST", "/api/session")})
+PROTECTED_PREFIXES = ("/api", "/dicom-web")
+BASIC_CHALLENGE = 'Basic realm="openpacs", charset="UTF-8"'
+BEARER_CHALLENGE = 'Bearer realm="openpacs"'
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+AJAX = "xmlhttprequest"
+
+
+def challenges(scope_headers: dict[str, str]) -> str:
+    if scope_headers.get("x-requested-with", "").lower() == AJAX:
+        return BEARER_CHALLENGE
+    return f"{BASIC_CHALLENGE}, {BEARER_CHALLENGE}"
+
+
+def _cookie(header: str) -> str | None:
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return value
+    return None
+
+
+class Authentication:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    @staticmethod
+    def _public(scope: Scope) -> bool:
+        method, path = scope["method"], scope["path"]
+        if (method, path) in PUBLIC:
+            return True
+        protected = any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
+        return method in ("GET", "HEAD") and path != "/health" and not protected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
+        if self._public(scope):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        try:
+            principal = await to_thread.run_sync(
+                self.authenticator.authenticate,
+                headers.get("authorization"),
+                _cookie(headers.get("cookie", "")),
+                peer,
+            )
+        except OpenPacsError as exc:
+            extra = {"www-authenticate": challenges(headers)}
+            if isinstance(exc, LoginThrottled):
+                extra["retry-after"] = str(exc.retry_after)
+            await _reply(send, exc.http_status, exc.reason, extra)
+            return
+        if (
+            principal.via == "session"
+            and scope["method"] not in _SAFE_METHODS
+            and headers.get("x-requested-with", "").lower() != AJAX
+        ):
+            await _reply(send, 403, "X-Requested-With: XMLHttpRequest required", {})
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+async def _reply(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,29 @@
+"""Who is calling, and what each role may do (admin: everything; user: read and download;
+uploader: store only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from openpacs.index.records import Role
+
+Permission = Literal["read", "store", "delete", "admin"]
+Via = Literal["session", "token", "basic"]
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    "admin": frozenset({"read", "store", "delete", "admin"}),
+    "user": frozenset({"read"}),
+    "uploader": frozenset({"store"}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    via: Via
+    peer: str = ""
+
+    def can(self, permission: Permission) -> bool:
+        return permission in PERMISSIONS[self.role]
