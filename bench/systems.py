@@ -73,6 +73,8 @@ class Running:
     child: Child
     folder: Path
     http_port: int | None = None
+    http_login: tuple[str, str] | None = None
+    """User and password for the HTTP service (openpacs authenticates every request)."""
     config: dict[str, Any] = field(default_factory=dict)
     count: Callable[[], int] = lambda: -1
     stop_grace: float = 10.0
@@ -171,6 +173,7 @@ def write_openpacs_config(
         "http": {"host": HOST, "port": http_port},
         "database": {"url": db_url},
         "storage": storage,
+        "auth": {"admin_user": BENCH_USER, "admin_password_file": str(_password_file(folder))},
     }
     lines = []
     for section, values in sections.items():
@@ -181,6 +184,17 @@ def write_openpacs_config(
     config = folder / "openpacs.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config
+
+
+BENCH_USER = "bench"
+_BENCH_PASSWORD = "bench-password-" + uuid.uuid4().hex  # a throw-away archive's admin
+
+
+def _password_file(folder: Path) -> Path:
+    path = folder / "admin-password"
+    path.write_text(_BENCH_PASSWORD, encoding="utf-8")
+    path.chmod(0o600)
+    return path
 
 
 def serve_openpacs(
@@ -212,6 +226,7 @@ def serve_openpacs(
         child,
         folder,
         http_port=http_port,
+        http_login=(BENCH_USER, _BENCH_PASSWORD),
         config={"toml": config.read_text(), "log_level": ctx.openpacs_log_level},
         count=lambda: services.count_rows(db_url, "instances"),
     )
