@@ -127,6 +127,14 @@ def run(args: argparse.Namespace, ctx: systems.Context, clock: Clock) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    missing = systems.missing_packages(args.names)
+    if missing:
+        print(
+            f"missing Debian packages: {' '.join(missing)}; run scripts/bench (installs them)"
+            f" or apt-get install {' '.join(missing)}",
+            file=sys.stderr,
+        )
+        return 2
     clock = Clock()
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored

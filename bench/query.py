@@ -124,8 +124,8 @@ class QueryPhase:
 
     def _probe_http(self) -> None:
         for name, running in self.running.items():
-            wait = 10.0 if name.startswith("orthanc") else 1.0  # openpacs: a capability check
-            self.http[name] = web.dicomweb_available(running.http_port, wait)
+            wait = 10.0  # both start HTTP beside DICOM; Orthanc loads its plugins first
+            self.http[name] = web.dicomweb_available(running.http_port, wait, running.http_login)
 
     def _tier(self, tier: Tier, *, first: bool, with_ct: bool) -> None:
         suffix = f".{tier.studies}"
@@ -241,7 +241,7 @@ class QueryPhase:
             if reason is not None or running.http_port is None:
                 self.results.not_applicable(key, name, reason or "no HTTP port")
                 continue
-            client = web.Client(running.http_port)
+            client = web.Client(running.http_port, login=running.http_login)
             try:
                 action(client, running)
             except Exception as exc:

@@ -73,6 +73,8 @@ class Running:
     child: Child
     folder: Path
     http_port: int | None = None
+    http_login: tuple[str, str] | None = None
+    """User and password for the HTTP service (openpacs authenticates every request)."""
     config: dict[str, Any] = field(default_factory=dict)
     count: Callable[[], int] = lambda: -1
     stop_grace: float = 10.0
@@ -107,6 +109,27 @@ def _clean(cleanups: list[Callable[[], None]]) -> None:
             cleanup()
         except Exception as exc:
             print(f"warning: cleanup {cleanup!r} failed: {exc}", file=sys.stderr)
+
+
+# What each system needs from Debian (scripts/bench installs them all).
+_NEEDS: dict[str, list[tuple[Path, str]]] = {
+    "orthanc-sqlite": [
+        (Path(ORTHANC), "orthanc"),
+        (ORTHANC_PLUGINS / "libOrthancDicomWeb.so", "orthanc-dicomweb"),
+    ],
+    "storescp": [(Path("/usr/bin/storescp"), "dcmtk")],
+}
+_NEEDS["orthanc-postgresql"] = [
+    *_NEEDS["orthanc-sqlite"],
+    (ORTHANC_PLUGINS / "libOrthancPostgreSQLIndex.so", "orthanc-postgresql"),
+]
+_CLIENTS = [(Path("/usr/bin") / tool, "dcmtk") for tool in ("storescu", "findscu", "movescu")]
+
+
+def missing_packages(names: list[str]) -> list[str]:
+    """Debian packages the chosen systems (and the DCMTK clients) need but are not installed."""
+    needed = _CLIENTS + [need for name in names for need in _NEEDS.get(name, [])]
+    return sorted({package for path, package in needed if not path.exists()})
 
 
 def start(name: str, ctx: Context) -> Running:
@@ -150,6 +173,7 @@ def write_openpacs_config(
         "http": {"host": HOST, "port": http_port},
         "database": {"url": db_url},
         "storage": storage,
+        "auth": {"admin_user": BENCH_USER, "admin_password_file": str(_password_file(folder))},
     }
     lines = []
     for section, values in sections.items():
@@ -160,6 +184,17 @@ def write_openpacs_config(
     config = folder / "openpacs.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config
+
+
+BENCH_USER = "bench"
+_BENCH_PASSWORD = "bench-password-" + uuid.uuid4().hex  # a throw-away archive's admin
+
+
+def _password_file(folder: Path) -> Path:
+    path = folder / "admin-password"
+    path.write_text(_BENCH_PASSWORD, encoding="utf-8")
+    path.chmod(0o600)
+    return path
 
 
 def serve_openpacs(
@@ -191,6 +226,7 @@ def serve_openpacs(
         child,
         folder,
         http_port=http_port,
+        http_login=(BENCH_USER, _BENCH_PASSWORD),
         config={"toml": config.read_text(), "log_level": ctx.openpacs_log_level},
         count=lambda: services.count_rows(db_url, "instances"),
     )

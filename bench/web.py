@@ -1,7 +1,9 @@
 """The HTTP figures: QIDO-RS study search, WADO-RS of a whole study, a rendered frame.
 
 Every system is asked the same DICOMweb URLs under `/dicom-web` (Orthanc's DICOMweb plugin,
-openpacs' HTTP door once it exists), over one keep-alive connection.
+openpacs' HTTP door), over one keep-alive connection. openpacs authenticates every request:
+the client logs in once (`POST /api/session`) and sends the session cookie, as the viewer does,
+so no request pays for a password check.
 """
 
 from __future__ import annotations
@@ -22,12 +24,29 @@ Reply = tuple[int, str, bytes, int, float]  # status, content type, body, size, 
 
 
 class Client:
-    """One keep-alive HTTP connection."""
+    """One keep-alive HTTP connection, logged in when `login` (user, password) is given."""
 
-    def __init__(self, port: int, timeout: float = 120.0) -> None:
+    def __init__(
+        self, port: int, timeout: float = 120.0, login: tuple[str, str] | None = None
+    ) -> None:
         self.port = port
         self.timeout = timeout
         self.connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        self.headers: dict[str, str] = {}
+        if login is not None:
+            self._login(*login)
+
+    def _login(self, user: str, password: str) -> None:
+        body = json.dumps({"username": user, "password": password})
+        self.connection.request(
+            "POST", "/api/session", body=body, headers={"Content-Type": "application/json"}
+        )
+        response = self.connection.getresponse()
+        response.read()
+        cookie = response.getheader("Set-Cookie", "")
+        if response.status != 200 or not cookie:
+            raise BenchError(f"login to port {self.port} failed: HTTP {response.status}")
+        self.headers["Cookie"] = cookie.split(";", 1)[0]
 
     def get(
         self, path: str, accept: str, *, keep: bool = True
@@ -35,7 +54,7 @@ class Client:
         """GET `path`; the body is kept only when `keep` (else just counted)."""
         start = time.perf_counter()
         try:
-            self.connection.request("GET", path, headers={"Accept": accept})
+            self.connection.request("GET", path, headers={"Accept": accept, **self.headers})
             response = self.connection.getresponse()
             kept, size = [], 0
             while chunk := response.read(1 << 20):
@@ -59,14 +78,21 @@ class Client:
         self.connection.close()
 
 
-def dicomweb_available(port: int | None, timeout: float) -> str | None:
+def dicomweb_available(
+    port: int | None, timeout: float, login: tuple[str, str] | None = None
+) -> str | None:
     """None when `/dicom-web/studies` answers on `port` within `timeout` seconds, else why not."""
     if port is None:
         return "no HTTP port"
     deadline = time.monotonic() + timeout
     reason = "nothing listening"
     while time.monotonic() < deadline:
-        client = Client(port, timeout=5)
+        try:
+            client = Client(port, timeout=5, login=login)
+        except (OSError, http.client.HTTPException, BenchError) as exc:
+            reason = f"no HTTP service ({type(exc).__name__})"
+            time.sleep(0.2)
+            continue
         try:
             status, _, _, _, _ = client.get(f"{DICOMWEB}/studies?limit=1", JSON)
             if status in (200, 204):

@@ -7,8 +7,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydicom import config as pydicom_config
-from pynetdicom import _config as pynetdicom_config
 from sqlalchemy import Engine
 
 if TYPE_CHECKING:
@@ -33,7 +31,6 @@ from openpacs.index.records import RemoteNode
 from openpacs.index.remotes import SqlRemotes
 from openpacs.storage.base import BlobStore
 from openpacs.storage.folder import FolderStore
-from openpacs.storage.s3 import S3Store
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +42,15 @@ def configure_libraries(staging_dir: Path | None) -> None:
       into the store's staging folder so that storing it is a rename, not a copy;
     - pynetdicom does not log query identifiers (they hold patient data);
     - pydicom reads values as they are, without validating them: an archive keeps what it
-      receives, and validation of the identifying attributes is the archive's own.
+      receives, and validation of the identifying attributes is the archive's own;
+    - pynetdicom's transport reads each PDU in one buffer (`openpacs.dimse.tuning`).
     """
+    from pydicom import config as pydicom_config
+    from pynetdicom import _config as pynetdicom_config
+
+    from openpacs.dimse import tuning
+
+    tuning.install()
     pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
     pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
     pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
@@ -61,6 +65,8 @@ def build_store(settings: Settings) -> BlobStore:
     if storage.kind == "folder":
         return FolderStore(storage.folder_path)
     try:
+        from openpacs.storage.s3 import S3Store  # boto3 costs ~20 MB: only when used
+
         return S3Store(
             storage.s3_bucket,
             storage.s3_prefix,

@@ -16,12 +16,13 @@ import uuid
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from openpacs.archive.audit import AuditTrail
 from openpacs.archive.jobs import JobRunner
 from openpacs.archive.ports import Accounts, Browser, DicomClient, Index, JobStore
 from openpacs.archive.remotes import Remotes
-from openpacs.dicom.header import read_header
+from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, MatchKind, Query
 from openpacs.errors import OpenPacsError
@@ -89,16 +90,20 @@ class Archive:
         OpenPacsError subclass, after which nothing of this instance is stored.
         """
         try:
-            header = read_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
-            size = path.stat().st_size
-            with path.open("rb") as file:
-                checksum = hashlib.file_digest(file, "sha256").hexdigest()
+            parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
+            with path.open("rb") as source:
+                size, checksum = _size_and_digest(source)
         except BaseException:
             if consume:
                 _remove(path)
             raise
-        key = _new_blob_key(header.study_uid)
+        key = _new_blob_key(parsed.study_uid)
         self.store.put_file(key, path, consume=consume)
+        try:
+            header = parsed.header()
+        except BaseException:
+            self._delete_blob(key)
+            raise
         try:
             result = self.index.add_instance(
                 header,
@@ -151,6 +156,10 @@ class Archive:
         """A local path to the instance's Part 10 file for the duration of a with block."""
         return self.store.local_path(instance.blob_key)
 
+    def stored_file(self, instance: StoredInstance) -> Path | None:
+        """The instance's Part 10 file when the store keeps it as a local file, else None."""
+        return self.store.file_path(instance.blob_key)
+
     def delete(self, level: Level, uid: str) -> int:
         """Delete a patient, study, series or instance; returns how many instances went."""
         blob_keys = self.index.delete(level, uid)
@@ -181,6 +190,10 @@ def _new_blob_key(study_uid: str) -> str:
     create per study, not per instance), and a new key per write makes overwrites safe."""
     study = hashlib.sha1(study_uid.encode(), usedforsecurity=False).hexdigest()
     return f"{study[:2]}/{study[2:20]}/{uuid.uuid4().hex}.dcm"
+
+
+def _size_and_digest(source: BinaryIO) -> tuple[int, str]:
+    return os.fstat(source.fileno()).st_size, hashlib.file_digest(source, "sha256").hexdigest()
 
 
 def _remove(path: Path) -> None:

@@ -60,6 +60,39 @@ def read_header(
     `sop_class_uid` and `sop_uid` are what the sender announced (the C-STORE request); the
     dataset must agree with them. Raises InvalidInstance or IdentifierMismatch with a reason.
     """
+    return parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid).header()
+
+
+@dataclass
+class ParsedHeader:
+    """A parsed and validated file whose index values are not built yet: the identifiers are
+    known (enough to name the blob), and `header()` does the slower JSON conversion, so a
+    caller can write the blob meanwhile."""
+
+    sop_class_uid: str
+    sop_uid: str
+    study_uid: str
+    series_uid: str
+    transfer_syntax: str
+    dataset: Dataset
+
+    def header(self) -> Header:
+        header_json = dataset_json(self.dataset)
+        return Header(
+            sop_class_uid=self.sop_class_uid,
+            sop_uid=self.sop_uid,
+            study_uid=self.study_uid,
+            series_uid=self.series_uid,
+            transfer_syntax=self.transfer_syntax,
+            columns=index_columns(header_json),
+            json=header_json,
+        )
+
+
+def parse_header(
+    path: Path, *, sop_class_uid: str | None = None, sop_uid: str | None = None
+) -> ParsedHeader:
+    """The validating half of `read_header`: parse, check completeness and identifiers."""
     dataset = _parse(path)
     transfer_syntax = str(dataset.file_meta.get("TransferSyntaxUID", "") or "")
     if not transfer_syntax:
@@ -75,15 +108,13 @@ def read_header(
         raise IdentifierMismatch(
             f"SOP Instance UID {uids['SOPInstanceUID']} differs from the requested {sop_uid}"
         )
-    header_json = dataset_json(dataset)
-    return Header(
+    return ParsedHeader(
         sop_class_uid=uids["SOPClassUID"],
         sop_uid=uids["SOPInstanceUID"],
         study_uid=uids["StudyInstanceUID"],
         series_uid=uids["SeriesInstanceUID"],
         transfer_syntax=transfer_syntax,
-        columns=index_columns(header_json),
-        json=header_json,
+        dataset=dataset,
     )
 
 

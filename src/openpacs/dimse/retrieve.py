@@ -23,6 +23,8 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.levels import INDEXED_KEYS
 from openpacs.dicom.query import Query, query_from_identifier
 from openpacs.dicom.transcode import UNCOMPRESSED, choose_syntax, transcode
+from openpacs.dimse import tuning
+from openpacs.dimse.tuning import StoredFile
 from openpacs.errors import InvalidQuery, OpenPacsError
 from openpacs.index.records import StoredInstance
 
@@ -89,6 +91,9 @@ def dataset_for(archive: Archive, instance: StoredInstance, accepted: set[str]) 
                 f"the receiver accepts none of {instance.transfer_syntax} or an uncompressed"
                 f" syntax for SOP class {instance.sop_class_uid}"
             )
+        stored = archive.stored_file(instance) if target == instance.transfer_syntax else None
+        if stored is not None and tuning.sends_stored_files():
+            return StoredFile(stored, instance.sop_class_uid, instance.sop_uid, target)
         with archive.open_local(instance) as path:
             dataset = dcmread(path)
         return transcode(dataset, target)

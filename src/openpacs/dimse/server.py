@@ -35,7 +35,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from openpacs.archive.service import Archive
 from openpacs.config import DicomSettings
-from openpacs.dimse import handlers
+from openpacs.dimse import handlers, tuning
 from openpacs.dimse.handlers import DimseContext, Remote
 from openpacs.dimse.tls import client_context, server_context
 from openpacs.errors import ConfigError
@@ -228,6 +228,7 @@ class DicomServer:
             )
         except OSError as exc:
             raise ConfigError(f"{key}: cannot listen on port {port}: {exc.strerror}") from None
+        server.contexts = tuning.cheap_to_copy(server.contexts)
         thread = threading.Thread(target=server.serve_forever, name=f"{name}-accept", daemon=True)
         thread.start()
         self._running.append(_Running(name, server, thread))  # type: ignore[arg-type]

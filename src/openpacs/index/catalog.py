@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -81,6 +81,19 @@ class Catalog:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._finder = Finder(self._dialect)
+        # The ingest statements, built once: building and hashing a statement per instance
+        # costs more than running it. Values travel as bound parameters.
+        self._lookup = {
+            level: select(table.c.pk).where(table.c[_UID_COLUMN[level]] == bindparam("uid"))
+            for level, table in _TABLE.items()
+        }
+        self._insert = {
+            level: self._insert_ignore(table).on_conflict_do_nothing(
+                index_elements=[table.c[_UID_COLUMN[level]]]
+            )
+            for level, table in _TABLE.items()
+        }
+        self._insert[Level.IMAGE] = self._insert[Level.IMAGE].returning(schema.instances.c.pk)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -140,12 +153,7 @@ class Catalog:
         instances = schema.instances
         series_pk = self._series_pk(conn, header)
         row = {**row, "series_pk": series_pk, "created_at": datetime.now(UTC).isoformat()}
-        inserted = conn.execute(
-            self._insert_ignore(instances)
-            .values(row)
-            .on_conflict_do_nothing(index_elements=[instances.c.sop_uid])
-            .returning(instances.c.pk)
-        ).first()
+        inserted = conn.execute(self._insert[Level.IMAGE], row).first()
         if inserted is not None:
             return AddResult(stored=True)
         if policy != "overwrite":
@@ -183,10 +191,7 @@ class Catalog:
         )
 
     def _series_pk(self, conn: Connection, header: Header) -> int:
-        series = schema.series
-        found = conn.execute(
-            select(series.c.pk).where(series.c.series_uid == header.series_uid)
-        ).scalar()
+        found = conn.execute(self._lookup[Level.SERIES], {"uid": header.series_uid}).scalar()
         if found is not None:
             return int(found)
         now = datetime.now(UTC).isoformat()
@@ -204,22 +209,16 @@ class Catalog:
         now: str,
     ) -> int:
         """The pk of the row with this level's unique key, inserted if absent."""
-        table = _TABLE[level]
-        uid_column = table.c[_UID_COLUMN[level]]
-        uid = values[_UID_COLUMN[level]]
-        found = conn.execute(select(table.c.pk).where(uid_column == uid)).scalar()
+        lookup = self._lookup[level]
+        uid = {"uid": values[_UID_COLUMN[level]]}
+        found = conn.execute(lookup, uid).scalar()
         if found is not None:
             return int(found)
         row = {**values, "created_at": now}
         if parent_pk is not None:
             row[_PARENT_COLUMN[level]] = parent_pk
-        statement = (
-            self._insert_ignore(table)
-            .values(row)
-            .on_conflict_do_nothing(index_elements=[uid_column])
-        )
-        conn.execute(statement)
-        return int(conn.execute(select(table.c.pk).where(uid_column == uid)).scalar_one())
+        conn.execute(self._insert[level], row)
+        return int(conn.execute(lookup, uid).scalar_one())
 
     def _insert_ignore(self, table: Table) -> Any:
         if self._dialect == "postgresql":

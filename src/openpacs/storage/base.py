@@ -101,6 +101,14 @@ class BlobStore(Protocol):
         """
         ...
 
+    def file_path(self, key: str) -> Path | None:
+        """The blob's own file when the backend keeps blobs as local files, else None.
+
+        Lets a sender stream the stored bytes as they are (no download, no decoding); the
+        file may vanish if the blob is deleted meanwhile.
+        """
+        ...
+
     def size(self, key: str) -> int:
         """Return the blob's length in bytes. NotFound if missing."""
         ...

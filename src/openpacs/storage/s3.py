@@ -349,6 +349,9 @@ class S3Store:
     def staging_dir(self) -> Path | None:
         return None
 
+    def file_path(self, key: str) -> Path | None:
+        return None
+
     def check(self) -> None:
         """HEAD the bucket, then write, read back and delete a probe object under the prefix."""
         try:
