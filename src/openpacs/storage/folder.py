@@ -2,9 +2,8 @@
 
 Durability follows the POSIX recipe (fsync the file, rename it to its final name, fsync the
 directory) because the archive acknowledges a C-STORE as soon as the blob and the index are
-durable. A handed-over file (the received C-STORE) is renamed first and then flushed together
-with its folder, which costs one journal commit instead of two; until then no index row names
-it, so a crash leaves at most an orphan. Temporary files live only in ``root/.staging``, on the same
+durable, and no half-written file may ever stand under its final name, not even after a power
+loss. Temporary files live only in ``root/.staging``, on the same
 filesystem as the blobs, so a rename is atomic and ``iterate`` never sees a partial blob.
 Several processes may share one root: nothing here relies on in-process locks.
 """
@@ -16,10 +15,8 @@ import logging
 import os
 import stat
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
@@ -32,7 +29,6 @@ log = logging.getLogger(__name__)
 STAGING = ".staging"
 _CHUNK = 1024 * 1024
 _NAME_MAX = 255  # longest file name on ext4, XFS, btrfs and ZFS
-_FLUSHERS = 8
 # A concurrent delete prunes empty folders; a writer whose parent vanished between mkdir and
 # rename tries again a few times before giving up.
 _RENAME_ATTEMPTS = 3
@@ -52,17 +48,6 @@ class FolderStore:
                 f"cannot create blob store folder {self._staging}: {_why(exc)}"
             ) from exc
         self._staging_dev = os.stat(self._staging).st_dev
-        self._flushers: tuple[int, ThreadPoolExecutor] | None = None
-        self._flushers_lock = threading.Lock()
-
-    def _flusher(self) -> ThreadPoolExecutor:
-        """Threads that flush a blob's folder while the caller flushes the blob; made anew
-        in a forked child, which inherits the pool but not its threads."""
-        with self._flushers_lock:
-            if self._flushers is None or self._flushers[0] != os.getpid():
-                pool = ThreadPoolExecutor(_FLUSHERS, thread_name_prefix="folder-fsync")
-                self._flushers = (os.getpid(), pool)
-            return self._flushers[1]
 
     def __repr__(self) -> str:
         return f"FolderStore(root={str(self._root)!r})"
@@ -117,30 +102,24 @@ class FolderStore:
                     tmp.unlink()
 
     def _move_file(self, key: str, source: Path, path: Path) -> bool:
-        """Rename a handed-over file into place; False when only a copy can do it.
-
-        The rename comes first and the file and its folder are then flushed together (two
-        fsyncs in flight at once share one journal commit, half the wait of flushing them
-        in turn). A crash before both flushes end can leave the blob's name with partial
-        bytes, but no index row points at it yet: it is an orphan that `verify` removes.
-        """
+        """Rename a handed-over file into place; False when only a copy can do it."""
         try:
             st = os.lstat(source)
             if not stat.S_ISREG(st.st_mode) or st.st_dev != self._staging_dev:
                 return False  # a symlink, or another filesystem: copy the bytes instead
             fd = os.open(source, os.O_RDONLY)
             try:
-                self._rename_into_place(source, path)
-                folder_flushed = self._flusher().submit(_fsync_dir, path.parent)
-                try:
-                    os.fsync(fd)
-                finally:
-                    folder_flushed.result()
+                os.fsync(fd)  # data before name, or a crash could leave a partial blob
             finally:
                 os.close(fd)
+            self._rename_into_place(source, path)
         except OSError as exc:
             if exc.errno == errno.EXDEV:  # same device number but another mount
                 return False
+            raise StoreUnavailable(f"cannot write blob {key!r}: {_why(exc)}") from exc
+        try:
+            _fsync_dir(path.parent)
+        except OSError as exc:
             raise StoreUnavailable(f"cannot write blob {key!r}: {_why(exc)}") from exc
         return True
 
