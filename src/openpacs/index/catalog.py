@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from openpacs.dicom.header import Header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
-from openpacs.errors import DuplicateInstance, StoreUnavailable
+from openpacs.errors import DuplicateInstance
 from openpacs.index import schema
-from openpacs.index.engine import IMMEDIATE
 from openpacs.index.finder import Finder
 from openpacs.index.records import (
     AddResult,
@@ -34,6 +30,7 @@ from openpacs.index.records import (
     StoredInstance,
     Totals,
 )
+from openpacs.index.transaction import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +48,7 @@ _UID_COLUMN = {
 }
 _PARENT_COLUMN = {Level.STUDY: "patient_pk", Level.SERIES: "study_pk", Level.IMAGE: "series_pk"}
 _PARENT_LEVEL = {Level.STUDY: Level.PATIENT, Level.SERIES: Level.STUDY, Level.IMAGE: Level.SERIES}
-_ATTEMPTS = 6
-# PostgreSQL SQLSTATEs worth another attempt: a racing transaction committed first.
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "23503", "23505"})
 T = TypeVar("T")
-
-
-def _transient(exc: DBAPIError) -> bool:
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate is not None:
-        return sqlstate in _TRANSIENT_SQLSTATES
-    return "database is locked" in str(exc.orig)
-
-
-def _reason(exc: DBAPIError) -> str:
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    kind = type(exc.orig).__name__
-    return f"{kind} (SQLSTATE {sqlstate})" if sqlstate else kind
 
 
 def _duplicate(header: Header, policy: DuplicatePolicy) -> AddResult:
@@ -80,6 +61,7 @@ class Catalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._tx = Transactions(engine, what="index", retry_conflicts=True)
         self._finder = Finder(self._dialect)
         # The ingest statements, built once: building and hashing a statement per instance
         # costs more than running it. Values travel as bound parameters.
@@ -99,29 +81,7 @@ class Catalog:
         self._engine.dispose()
 
     def _transaction(self, work: Callable[[Connection], T], *, write: bool) -> T:
-        """Run `work` in one transaction, retrying transient conflicts with jittered back-off.
-
-        Retried: PostgreSQL serialisation failures and deadlocks, a foreign key or unique
-        violation from a racing server (the retry sees its committed rows), SQLite's busy
-        lock. Anything else, or running out of attempts, is StoreUnavailable.
-        """
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                with self._engine.connect() as connection:
-                    if write:
-                        connection.execution_options(**{IMMEDIATE: True})
-                    with connection.begin():
-                        return work(connection)
-            except DBAPIError as exc:
-                if attempt < _ATTEMPTS and _transient(exc):
-                    time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311
-                    continue
-                log.error("index %s failed: %s", "write" if write else "read", _reason(exc))
-                raise StoreUnavailable(f"the index is unavailable: {_reason(exc)}") from exc
-            except SQLAlchemyError as exc:
-                log.error("index failure: %s", type(exc).__name__)
-                raise StoreUnavailable(f"the index is unavailable: {type(exc).__name__}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._tx.write(work) if write else self._tx.read(work)
 
     # -- ingest -------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""One transaction per call, retried on transient conflicts, for the site-state tables.
+"""One transaction per call, retried on transient conflicts: the index and the site state.
 
-The same policy as the catalog's: PostgreSQL serialisation failures and deadlocks, a unique
-violation from a racing server and SQLite's busy lock are retried with jittered back-off;
-anything else is StoreUnavailable, so front doors answer 503 rather than a stack trace.
+PostgreSQL serialisation failures and deadlocks and SQLite's busy lock are retried with
+jittered back-off; anything else is StoreUnavailable, so front doors answer a DIMSE failure
+or a 503 rather than a stack trace. The catalog also retries foreign-key and unique
+violations: with insert-if-absent ingest they mean a racing server committed first, and the
+retry sees its rows. Elsewhere a constraint violation is the caller's to interpret.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ATTEMPTS = 6
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+_CONFLICT_SQLSTATES = frozenset({"23503", "23505"})
 
 
 def now_iso() -> str:
@@ -32,9 +35,14 @@ def now_iso() -> str:
 
 
 class Transactions:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, *, what: str = "database", retry_conflicts: bool = False
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._what = what
+        self._retry_conflicts = retry_conflicts
+        self._retried = _TRANSIENT_SQLSTATES | (_CONFLICT_SQLSTATES if retry_conflicts else set())
 
     def read(self, work: Callable[[Connection], T]) -> T:
         return self._run(work, write=False)
@@ -50,12 +58,12 @@ class Transactions:
                         connection.execution_options(**{IMMEDIATE: True})
                     with connection.begin():
                         return work(connection)
-            except IntegrityError:
-                raise  # the caller decides what a constraint violation means
             except DBAPIError as exc:
                 sqlstate = getattr(exc.orig, "sqlstate", None)
+                if isinstance(exc, IntegrityError) and not self._retry_conflicts:
+                    raise  # the caller decides what a constraint violation means
                 transient = (
-                    sqlstate in _TRANSIENT_SQLSTATES
+                    sqlstate in self._retried
                     if sqlstate is not None
                     else "database is locked" in str(exc.orig)
                 )
@@ -63,10 +71,10 @@ class Transactions:
                     time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311
                     continue
                 reason = type(exc.orig).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
-                log.error("site state %s failed: %s", "write" if write else "read", reason)
-                raise StoreUnavailable(f"the database is unavailable: {reason}") from exc
+                log.error("%s %s failed: %s", self._what, "write" if write else "read", reason)
+                raise StoreUnavailable(f"the {self._what} is unavailable: {reason}") from exc
             except SQLAlchemyError as exc:
                 reason = type(exc).__name__
-                log.error("site state failure: %s", reason)
-                raise StoreUnavailable(f"the database is unavailable: {reason}") from exc
+                log.error("%s failure: %s", self._what, reason)
+                raise StoreUnavailable(f"the {self._what} is unavailable: {reason}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
