@@ -45,13 +45,15 @@ class Loaded:
     reader_password: str
 
 
-@pytest.fixture(scope="session")
+# Module scope: while Playwright's sync API is open, the main thread has a running asyncio
+# loop, which would break every later test that calls asyncio.run().
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as instance:
         yield instance
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test does)")
@@ -112,7 +114,7 @@ def log_in(page: Page, url: str, username: str, password: str) -> None:
     page.get_by_test_id("whoami").wait_for()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_session(browser: Browser, loaded: Loaded) -> dict[str, Any]:
     """The cookies of one admin login, shared by the tests (a login costs an argon2
     verification, on purpose slow)."""
