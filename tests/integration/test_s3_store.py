@@ -390,6 +390,14 @@ def test_check_leaves_nothing_behind(s3_endpoint: str, s3_bucket: str) -> None:
     assert _raw_keys(s3_endpoint, s3_bucket) == []
 
 
+def test_a_missing_aws_profile_is_a_clear_start_up_error(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "openpacs-no-such-profile")
+    with pytest.raises(StoreUnavailable, match="openpacs-no-such-profile"):
+        S3Store("openpacs-bucket", endpoint_url=s3_endpoint, region="us-east-1")
+
+
 def test_check_missing_bucket(s3_endpoint: str) -> None:
     with pytest.raises(StoreUnavailable, match="bucket openpacs-missing does not exist"):
         _store(s3_endpoint, "openpacs-missing").check()

@@ -94,10 +94,13 @@ def make_client(
         user_agent_appid="openpacs",
         **options,
     )
-    chain = session if session is not None else boto3.session.Session()
-    return chain.client(
-        "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config
-    )
+    try:
+        chain = session if session is not None else boto3.session.Session()
+        return chain.client(
+            "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config
+        )
+    except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
+        raise StoreUnavailable(f"cannot set up the S3 client: {exc}") from None
 
 
 class S3Store:
