@@ -101,10 +101,6 @@ class Archive:
         self.store.put_file(key, path, consume=consume)
         try:
             header = parsed.header()
-        except BaseException:
-            self._delete_blob(key)
-            raise
-        try:
             result = self.index.add_instance(
                 header,
                 blob_key=key,
