@@ -2,7 +2,8 @@
 and stopped with everything it created (process group, database, bucket, folder).
 
 openpacs-*: `python -m openpacs serve --config openpacs.toml`; orthanc-*: Debian's Orthanc with
-a JSON configuration; storescp: DCMTK's storescp, the write-to-disk floor (ingest only).
+a JSON configuration; storescp: DCMTK's storescp, the write-to-disk floor; pynetdicom: a bare
+pynetdicom storage SCP in one process, the ceiling of openpacs's DICOM library (both ingest only).
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ SYSTEMS = (
     "orthanc-sqlite",
     "orthanc-postgresql",
     "storescp",
+    "pynetdicom",
 )
 LABELS = {"openpacs-pg-s3": "openpacs-pg-s3 (S3 emulated by moto)"}
-INGEST_ONLY = {"storescp"}
+INGEST_ONLY = {"storescp", "pynetdicom"}
 _MOTO_LOCK = threading.Lock()
 
 
@@ -139,6 +141,8 @@ def start(name: str, ctx: Context) -> Running:
     starter = _openpacs if name.startswith("openpacs") else _orthanc
     if name == "storescp":
         starter = _storescp
+    if name == "pynetdicom":
+        starter = _pynetdicom
     cleanups: list[Callable[[], None]] = []
     try:
         running = starter(name, ctx, folder, cleanups)
@@ -340,3 +344,21 @@ def _storescp(name: str, ctx: Context, folder: Path, cleanups: list[Callable[[],
     config = {"command": command}
     counter = lambda: count_files(out)  # noqa: E731
     return Running(name, "STORESCP", port, child, folder, config=config, count=counter)
+
+
+def _pynetdicom(
+    name: str, ctx: Context, folder: Path, cleanups: list[Callable[[], None]]
+) -> Running:
+    port = free_port()
+    out = folder / "received"
+    spool = folder / "spool"  # beside `out`, so a rename is all a C-STORE costs
+    out.mkdir()
+    spool.mkdir()
+    command = [sys.executable, "-m", "bench.pynetdicom_scp", str(port), str(out)]
+    env = child_environ({"TMPDIR": str(spool)})
+    child = _guarded(Child(name, command, ctx.logs, env=env), cleanups)
+    child.wait_ready(lambda: dimse.echo(port, "PYNETDICOM"), START_TIMEOUT, "C-ECHO answer")
+    cleanups.remove(child.stop)
+    config = {"command": command}
+    counter = lambda: count_files(out)  # noqa: E731
+    return Running(name, "PYNETDICOM", port, child, folder, config=config, count=counter)
