@@ -250,6 +250,11 @@ class DicomSettings(_Section):
         default=100,
         description="Extension: most associations served at once by each worker (1-1000).",
     )
+    move_associations: Annotated[int, BeforeValidator(_int_between(1, 16))] = Field(
+        default=3,
+        description="Extension: associations a C-MOVE opens to its destination to send "
+        "sub-operations at once (1-16); a destination that refuses more gets them over one.",
+    )
     max_pdu: Annotated[int, BeforeValidator(_int_between(4096, 2**32 - 1, off=0))] = Field(
         default=1048576, description="Extension: largest PDU we accept (bytes); 0: unlimited."
     )

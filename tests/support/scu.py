@@ -215,6 +215,8 @@ def move_on(
 class Received:
     datasets: list[Dataset] = field(default_factory=list)
     transfer_syntaxes: list[str] = field(default_factory=list)
+    peer_ports: list[int] = field(default_factory=list)
+    """The sender's port of each dataset's association."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, event: Any) -> int:
@@ -223,6 +225,7 @@ class Received:
         with self.lock:
             self.datasets.append(dataset)
             self.transfer_syntaxes.append(str(event.context.transfer_syntax))
+            self.peer_ports.append(int(event.assoc.requestor.port))
         return 0x0000
 
 
@@ -275,13 +278,17 @@ def move(
 
 @contextmanager
 def storage_scp(
-    aet: str = "MOVESCP", *, transfer_syntaxes: Sequence[str] = ALL_TRANSFER_SYNTAXES
+    aet: str = "MOVESCP",
+    *,
+    transfer_syntaxes: Sequence[str] = ALL_TRANSFER_SYNTAXES,
+    max_associations: int = 10,
 ) -> Iterator[tuple[int, Received]]:
     """A pynetdicom Storage SCP on a free loopback port; yields (port, received).
 
     Like every storage SCP in the field (storescp, Orthanc) it also answers Verification."""
     received = Received()
     ae = make_ae(aet)
+    ae.maximum_associations = max_associations
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(context.abstract_syntax, list(transfer_syntaxes))

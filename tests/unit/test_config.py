@@ -65,6 +65,7 @@ EXTENSIONS = {
     "dicom": {
         "workers": 0,
         "max_associations": 100,
+        "move_associations": 3,
         "max_pdu": 1048576,
         "network_timeout": 60.0,
         "dimse_timeout": 60.0,

@@ -21,6 +21,7 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import query_from_identifier
 from openpacs.dimse.find_response import find_response
+from openpacs.dimse.move_senders import MoveSenders
 from openpacs.dimse.retrieve import (
     AcceptedContexts,
     accepted_syntaxes,
@@ -38,6 +39,7 @@ CANCELLED = 0xFE00
 SUCCESS = 0x0000
 _UNEXPECTED = 0xC000
 _STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2"
+_SENT = Dataset()  # stands for a dataset already handed to pynetdicom, so it can be freed
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class DimseContext:
     """Extra `AE.associate` arguments for C-MOVE sub-associations (PDU size, handlers)."""
     tls_client_args: Any = None
     """`(ssl_context, server_hostname)` factory input for TLS remotes, or None."""
+    move_associations: int = 1
+    """Associations a C-MOVE may open to its destination to send sub-operations at once."""
 
 
 def _peer(event: Event) -> str:
@@ -252,7 +256,11 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
     except OpenPacsError as exc:
         error = exc
     accepted = AcceptedContexts()
+    senders = MoveSenders(
+        context.move_associations, _text(event.assoc.requestor.ae_title), event.request.MessageID
+    )
     arguments = dict(context.move_association_args)
+    arguments["senders"] = senders
     arguments["contexts"] = move_contexts(instances)
     arguments["evt_handlers"] = [
         *arguments.get("evt_handlers", []),
@@ -268,13 +276,22 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
         yield _status(error.dimse_status, error.reason), None
         return
     yield len(instances)
-    for instance in instances:
+    datasets: list[Dataset] = []
+    window = 2 * context.move_associations
+    for index in range(len(instances)):
         if event.is_cancelled:
+            # Sub-operations already on their way still finish and are counted.
+            for dataset in senders.withdraw():
+                yield PENDING, dataset
             _log_operation(event, "C-MOVE", CANCELLED, started, audit=audit)
             yield CANCELLED, None
             return
-        syntaxes = accepted.for_sop_class(instance.sop_class_uid)
-        yield PENDING, dataset_for(context.archive, instance, syntaxes)
+        for ahead in instances[len(datasets) : index + window]:
+            syntaxes = accepted.for_sop_class(ahead.sop_class_uid)
+            datasets.append(dataset_for(context.archive, ahead, syntaxes))
+            senders.submit(datasets[-1])
+        yield PENDING, datasets[index]
+        datasets[index] = _SENT
     audit[1]["detail"] = f"instances={len(instances)}"
     _log_operation(
         event,

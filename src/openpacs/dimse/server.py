@@ -37,6 +37,7 @@ from openpacs.archive.service import Archive
 from openpacs.config import DicomSettings
 from openpacs.dimse import handlers, tuning
 from openpacs.dimse.handlers import DimseContext, Remote
+from openpacs.dimse.move_senders import ArchiveAE
 from openpacs.dimse.tls import client_context, server_context
 from openpacs.errors import ConfigError
 
@@ -157,11 +158,12 @@ class DicomServer:
                 "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)],
             },
             tls_client_args=tls_client,
+            move_associations=settings.move_associations,
         )
 
     @staticmethod
     def _make_ae(settings: DicomSettings) -> AE:
-        ae = AE(ae_title=settings.aet)
+        ae = ArchiveAE(ae_title=settings.aet)
         ae.maximum_associations = settings.max_associations
         ae.maximum_pdu_size = settings.max_pdu
         ae.network_timeout = settings.network_timeout
