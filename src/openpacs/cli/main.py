@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,7 +20,31 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Command groups kept in modules of their own (`name -> "module:attribute"`), imported
+    only when that command runs or help lists it: `openpacs serve` never loads cryptography
+    for `openpacs certs`."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._lazy:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = self._lazy[cmd_name].split(":")
+        command: click.Command = getattr(import_module(module), attribute)
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    lazy={"users": "openpacs.cli.users:users", "certs": "openpacs.cli.certs:certs"},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="openpacs")
 def cli() -> None:
     """openpacs: an open-source medical imaging archive (PACS)."""
@@ -198,18 +223,6 @@ def check(config_file: Path | None, listing: str | None) -> None:
     click.echo(f"matching: {'; '.join(checks.MATCHING)}")
     if not all(finding.ok for finding in findings):
         raise SystemExit(1)
-
-
-def _register_subcommands() -> None:
-    """Command groups kept in modules of their own, added once the group exists."""
-    from openpacs.cli.certs import certs
-    from openpacs.cli.users import users
-
-    cli.add_command(users)
-    cli.add_command(certs)
-
-
-_register_subcommands()
 
 
 def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine]) -> Engine:
