@@ -117,7 +117,7 @@ def current(config_file: Path | None) -> None:
     engine = _engine_or_exit(config_file, build_index_engine)
     try:
         click.echo(f"database: {migrate.current(engine) or 'empty'}")
-        click.echo(f"this version: {migrate.head()}")
+        click.echo(f"this version: {migrate.HEAD_REVISION}")
     finally:
         engine.dispose()
 
