@@ -70,10 +70,21 @@ def cli() -> None:
     show_default=True,
     help="Seconds running associations may take to finish on SIGTERM.",
 )
-def serve(config_file: Path | None, log_level: str, grace: float) -> None:
+# How the supervisor starts a worker (openpacs/cli/supervisor.py); not for operators.
+@click.option("--worker", type=int, hidden=True)
+@click.option("--ready-fd", type=int, hidden=True)
+def serve(
+    config_file: Path | None,
+    log_level: str,
+    grace: float,
+    worker: int | None,
+    ready_fd: int | None,
+) -> None:
     """Run the archive: the DICOM listener(s) on the configured ports."""
     from openpacs.cli import serve as serving
 
+    if worker is not None and ready_fd is not None:
+        raise SystemExit(serving.serve_worker(config_file, log_level, grace, worker, ready_fd))
     serving.configure_logging(log_level)
     raise SystemExit(serving.serve(config_file, log_level, grace))
 
