@@ -113,3 +113,14 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
         server.terminate()
         assert server.wait_exit(30) == 0
         assert not any(_alive(pid) for pid in now)
+
+
+def test_the_supervisor_holds_no_library_of_the_serving_stack(tmp_path: Path) -> None:
+    """After preparing, serve replaced its process image: pydantic, SQLAlchemy and pydicom's
+    numpy are no longer mapped in the supervisor."""
+    config, port = _start(tmp_path)
+    with serving(config, port=port, log_dir=tmp_path) as server:
+        _ready(server)
+        maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+        for library in ("pydantic_core", "sqlalchemy", "numpy"):
+            assert library not in maps

@@ -1,5 +1,6 @@
 """The supervisor of `openpacs serve` only starts and watches workers, so it must not load the
-serving stack: every module it imports stays resident for nothing (issue 6, memory).
+serving stack: every module it imports stays resident for nothing (issue 6, memory). Before it
+becomes the supervisor, `serve` prepares the shared state without the serving stack either.
 
 Each check runs in a fresh interpreter, since this test process has imported everything.
 """
@@ -23,6 +24,8 @@ SERVING_STACK = (
     "boto3",
     "cryptography.x509",
 )
+# What preparing the shared state needs, and the supervisor (after exec) does not.
+PREPARING = ("pydantic", "sqlalchemy", "argon2", "openpacs.config", "openpacs.compose")
 
 
 def _modules_after(code: str, cwd: Path) -> set[str]:
@@ -69,14 +72,17 @@ def _config(folder: Path) -> Path:
 
 def test_the_command_line_loads_no_subcommand_module() -> None:
     modules = _modules_after("from openpacs.cli.main import cli", Path.cwd())
-    assert _loaded(modules, SERVING_STACK) == []
+    assert _loaded(modules, SERVING_STACK + PREPARING) == []
     assert "openpacs.cli.users" not in modules
     assert "openpacs.cli.certs" not in modules
 
 
-def test_the_supervisor_prepares_the_shared_state_without_the_serving_stack(
-    tmp_path: Path,
-) -> None:
+def test_the_supervisor_loads_the_standard_library_only() -> None:
+    modules = _modules_after("from openpacs.cli import main, supervisor", Path.cwd())
+    assert _loaded(modules, SERVING_STACK + PREPARING) == []
+
+
+def test_serve_prepares_the_shared_state_without_the_serving_stack(tmp_path: Path) -> None:
     config = _config(tmp_path)
     code = f"""
         from pathlib import Path

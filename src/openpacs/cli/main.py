@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from openpacs import __version__
-from openpacs.config import Settings, load_settings
 from openpacs.errors import OpenPacsError
 
 log = logging.getLogger("openpacs")
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from openpacs.config import Settings
 
 
 class _LazyGroup(click.Group):
@@ -70,22 +71,31 @@ def cli() -> None:
     show_default=True,
     help="Seconds running associations may take to finish on SIGTERM.",
 )
-# How the supervisor starts a worker (openpacs/cli/supervisor.py); not for operators.
+# How serve becomes the supervisor and starts workers (cli/supervisor.py); not for operators.
+@click.option("--supervise", type=int, hidden=True)
 @click.option("--worker", type=int, hidden=True)
 @click.option("--ready-fd", type=int, hidden=True)
 def serve(
     config_file: Path | None,
     log_level: str,
     grace: float,
+    supervise: int | None,
     worker: int | None,
     ready_fd: int | None,
 ) -> None:
     """Run the archive: the DICOM listener(s) on the configured ports."""
+    from openpacs.cli.runtime import configure_logging
+
+    if supervise is not None:  # the supervisor imports nothing but the standard library
+        from openpacs.cli.supervisor import supervise as run_supervisor
+
+        configure_logging(log_level)
+        raise SystemExit(run_supervisor(config_file, log_level, grace, supervise))
     from openpacs.cli import serve as serving
 
     if worker is not None and ready_fd is not None:
         raise SystemExit(serving.serve_worker(config_file, log_level, grace, worker, ready_fd))
-    serving.configure_logging(log_level)
+    configure_logging(log_level)
     raise SystemExit(serving.serve(config_file, log_level, grace))
 
 
@@ -148,6 +158,7 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
     """Compare the index with the blob store; exit 1 when something is wrong."""
     from openpacs.archive.verify import verify as run_verify
     from openpacs.compose import build_archive
+    from openpacs.config import load_settings
 
     _configure_logging("WARNING")
     try:
@@ -196,6 +207,7 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
 def check(config_file: Path | None, listing: str | None) -> None:
     """Check the configuration, index and store; show what DICOM is supported."""
     from openpacs.cli import check as checks
+    from openpacs.config import load_settings
 
     if listing == "sop-classes":
         for uid, name in checks.storage_sop_classes():
@@ -237,6 +249,8 @@ def check(config_file: Path | None, listing: str | None) -> None:
 
 
 def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine]) -> Engine:
+    from openpacs.config import load_settings
+
     try:
         return build(load_settings(config_file))
     except OpenPacsError as exc:
@@ -245,6 +259,6 @@ def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine
 
 
 def _configure_logging(level: str) -> None:
-    from openpacs.cli.serve import configure_logging
+    from openpacs.cli.runtime import configure_logging
 
     configure_logging(level)

@@ -3,9 +3,9 @@
 Python runs one thread at a time per process, so one process cannot use more than one core.
 Workers share the DICOM ports (SO_REUSEPORT) and the kernel spreads associations over them;
 they share nothing else but the database and the store, which is what makes several servers
-safe in the first place (decision 4 of the architecture). The supervisor (`supervisor.py`)
-prepares the schema once, starts the workers, restarts one that dies, and on SIGTERM passes
-the signal on and waits for the workers' graceful stops.
+safe in the first place (decision 4 of the architecture). This process prepares the schema
+once, then becomes the supervisor (`supervisor.py`), which starts the workers, restarts one
+that dies, and on SIGTERM passes the signal on and waits for the workers' graceful stops.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ import ctypes
 import logging
 import os
 import signal
-import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 from openpacs import __version__
-from openpacs.cli.supervisor import Supervisor, WorkerLink, worker_command
+from openpacs.cli.runtime import configure_logging, stop_on_signals
+from openpacs.cli.supervisor import WorkerLink, become_supervisor
 from openpacs.config import Settings, load_settings, redacted
 from openpacs.errors import OpenPacsError
 
@@ -47,8 +45,7 @@ def serve(config_file: Path | None, log_level: str, grace: float) -> int:
     except OpenPacsError as exc:
         log.error("cannot start: %s", exc.reason)
         return 2
-    command = worker_command(sys.executable, config_file, log_level, grace)
-    return Supervisor(command, workers, grace).run(_stop_on_signals())
+    become_supervisor(config_file, log_level, grace, workers)
 
 
 def serve_worker(
@@ -76,7 +73,7 @@ def _serve_here(
         configure_libraries,
     )
 
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     if link is not None:
 
         def supervisor_gone() -> None:
@@ -133,25 +130,3 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return stop
-
-
-def configure_logging(level: str, *, worker: int | None = None) -> None:
-    who = "" if worker is None else f" worker={worker}"
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s{who} %(message)s",
-        force=True,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)

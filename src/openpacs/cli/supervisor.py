@@ -4,8 +4,13 @@ Workers are plain child processes (`python -m openpacs serve ... --worker N --re
 not multiprocessing ones: nothing is inherited but the file descriptors passed on purpose, and
 there is no resource-tracker process. Each worker gets one end of a socket pair, its link: the
 worker reports "ready" (or why it cannot start) on it, and end-of-file on it tells the worker
-that the supervisor is gone, however it died. This module imports the standard library only,
-since everything the supervisor imports stays resident for nothing.
+that the supervisor is gone, however it died.
+
+`openpacs serve` loads the settings and prepares the shared state (which needs pydantic and
+SQLAlchemy), then replaces its own process image with `openpacs serve ... --supervise N`: the
+same process, signals and output, without what preparing loaded (about 45 MB). This module
+imports the standard library only, since everything the supervisor imports stays resident
+for nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NoReturn, cast
+
+from openpacs.cli.runtime import stop_on_signals
 
 log = logging.getLogger("openpacs")
 
@@ -185,11 +193,27 @@ def _read_line(link: socket.socket) -> str:
     return data.decode("utf-8", errors="replace").strip()
 
 
-def worker_command(
-    executable: str, config_file: os.PathLike[str] | None, log_level: str, grace: float
-) -> list[str]:
+def become_supervisor(
+    config_file: os.PathLike[str] | None, log_level: str, grace: float, count: int
+) -> NoReturn:
+    """Replace this process with the supervisor of `count` workers (see the module docstring)."""
+    command = [*_serve_command(config_file, log_level, grace), "--supervise", str(count)]
+    for stream in (sys.stdout, sys.stderr):  # a generated admin password may be buffered
+        stream.flush()
+    os.execv(sys.executable, command)  # noqa: S606 - our own interpreter, no shell
+
+
+def supervise(
+    config_file: os.PathLike[str] | None, log_level: str, grace: float, count: int
+) -> int:
+    """Run the supervisor until SIGTERM or SIGINT; the exit status."""
+    stop = stop_on_signals()
+    return Supervisor(_serve_command(config_file, log_level, grace), count, grace).run(stop)
+
+
+def _serve_command(config_file: os.PathLike[str] | None, log_level: str, grace: float) -> list[str]:
     """`python -m openpacs serve` with the supervisor's own options (workers add theirs)."""
-    command = [executable, "-m", "openpacs", "serve", "--log-level", log_level]
+    command = [sys.executable, "-m", "openpacs", "serve", "--log-level", log_level]
     command += ["--grace", repr(grace)]
     if config_file is not None:
         command += ["--config", os.fspath(config_file)]
