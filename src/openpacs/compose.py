@@ -1,4 +1,8 @@
-"""The one place that picks implementations from the settings and wires them together."""
+"""The one place that picks implementations from the settings and wires them together.
+
+Each builder imports what it builds: the supervisor of `openpacs serve` calls
+`prepare_shared_state` only and so never loads pynetdicom, pydicom or FastAPI.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,17 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from openpacs.config import Settings
+from openpacs.errors import ConfigError
 
 if TYPE_CHECKING:
-    from openpacs.web.server import HttpServer
+    from sqlalchemy import Engine
 
-from openpacs.archive.audit import AuditTrail
-from openpacs.archive.remotes import Remotes
-from openpacs.archive.service import Archive
-from openpacs.config import Settings
-from openpacs.dimse.client import DicomClient
-from openpacs.dimse.server import DicomServer
-from openpacs.dimse.tls import server_context
-from openpacs.errors import ConfigError
-from openpacs.index import migrate
-from openpacs.index.accounts import SqlAccounts
-from openpacs.index.audit_log import SqlAuditLog
-from openpacs.index.browse import SqlBrowser
-from openpacs.index.catalog import Catalog
-from openpacs.index.engine import create_index_engine
-from openpacs.index.jobs import SqlJobs
-from openpacs.index.records import RemoteNode
-from openpacs.index.remotes import SqlRemotes
-from openpacs.storage.base import BlobStore
-from openpacs.storage.folder import FolderStore
+    from openpacs.archive.service import Archive
+    from openpacs.dimse.server import DicomServer
+    from openpacs.index.accounts import SqlAccounts
+    from openpacs.storage.base import BlobStore
+    from openpacs.web.server import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +54,8 @@ def configure_libraries(staging_dir: Path | None) -> None:
 def build_store(settings: Settings) -> BlobStore:
     storage = settings.storage
     if storage.kind == "folder":
+        from openpacs.storage.folder import FolderStore
+
         return FolderStore(storage.folder_path)
     try:
         from openpacs.storage.s3 import S3Store  # boto3 costs ~20 MB: only when used
@@ -80,6 +73,8 @@ def build_store(settings: Settings) -> BlobStore:
 
 
 def build_index_engine(settings: Settings) -> Engine:
+    from openpacs.index.engine import create_index_engine
+
     database = settings.database
     return create_index_engine(
         database.sqlalchemy_url(), pool_size=database.pool_size, max_overflow=database.max_overflow
@@ -87,6 +82,19 @@ def build_index_engine(settings: Settings) -> Engine:
 
 
 def build_archive(settings: Settings) -> Archive:
+    from openpacs.archive.audit import AuditTrail
+    from openpacs.archive.remotes import Remotes
+    from openpacs.archive.service import Archive
+    from openpacs.dimse.client import DicomClient
+    from openpacs.index import migrate
+    from openpacs.index.accounts import SqlAccounts
+    from openpacs.index.audit_log import SqlAuditLog
+    from openpacs.index.browse import SqlBrowser
+    from openpacs.index.catalog import Catalog
+    from openpacs.index.jobs import SqlJobs
+    from openpacs.index.records import RemoteNode
+    from openpacs.index.remotes import SqlRemotes
+
     engine = build_index_engine(settings)
     migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
     catalog = Catalog(engine)
@@ -110,6 +118,9 @@ def build_archive(settings: Settings) -> Archive:
 
 def build_accounts(settings: Settings) -> SqlAccounts:
     """The accounts alone (for `openpacs users`), on a current schema."""
+    from openpacs.index import migrate
+    from openpacs.index.accounts import SqlAccounts
+
     engine = build_index_engine(settings)
     migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
     return SqlAccounts(engine)
@@ -118,6 +129,8 @@ def build_accounts(settings: Settings) -> SqlAccounts:
 def build_dicom_server(
     archive: Archive, settings: Settings, *, host: str = "", share_ports: bool = False
 ) -> DicomServer:
+    from openpacs.dimse.server import DicomServer
+
     return DicomServer(archive, settings.dicom, host=host, share_ports=share_ports)
 
 
@@ -132,6 +145,7 @@ def build_http_server(
 ) -> HttpServer:
     """The HTTP application on `[http] host/port` (`port` overrides it, e.g. 0 in tests),
     with TLS 1.2+ when `tls_cert`/`tls_key` are set (the BCP 195 context DIMSE uses too)."""
+    from openpacs.dimse.tls import server_context
     from openpacs.web.app import create_app  # FastAPI costs a second: only when serving HTTP
     from openpacs.web.server import HttpServer
 
@@ -153,6 +167,9 @@ def build_http_server(
 def prepare_shared_state(settings: Settings) -> None:
     """What must happen once before several worker processes start: the schema is made
     current (workers would otherwise race to migrate) and the store is checked."""
+    from openpacs.index import migrate
+    from openpacs.index.accounts import SqlAccounts
+
     engine = build_index_engine(settings)
     try:
         migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)

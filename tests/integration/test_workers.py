@@ -1,10 +1,11 @@
-"""`[dicom] workers`: several processes share the DICOM port; SIGTERM stops them all, and a
-killed supervisor takes its workers with it."""
+"""`[dicom] workers`: several processes share the DICOM port; SIGTERM stops them all, a dead
+worker is replaced, and a killed supervisor takes its workers with it."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import time
 from pathlib import Path
@@ -18,9 +19,9 @@ from tests.support.process import ServerProcess, free_port, serving
 pytestmark = pytest.mark.slow
 
 
-def _workers(supervisor: int) -> set[int]:
-    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
-    found = set()
+def _children(supervisor: int) -> dict[int, bytes]:
+    """The supervisor's child processes and their command lines."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -29,10 +30,14 @@ def _workers(supervisor: int) -> set[int]:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == supervisor and b"spawn_main" in command:
-            found.add(int(entry.name))
+        if int(stat.rsplit(")", 1)[1].split()[1]) == supervisor:
+            found[int(entry.name)] = command
     return found
+
+
+def _workers(supervisor: int) -> set[int]:
+    """The supervisor's worker processes: `openpacs serve ... --worker N`."""
+    return {pid for pid, command in _children(supervisor).items() if b"\0--worker\0" in command}
 
 
 def _alive(pid: int) -> bool:
@@ -82,3 +87,40 @@ def test_a_killed_supervisor_leaves_no_worker_behind(tmp_path: Path) -> None:
     # nothing listens on the port any more
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_the_supervisor_runs_its_workers_and_nothing_else(tmp_path: Path) -> None:
+    """Plain child processes: no multiprocessing resource tracker beside the workers."""
+    config, port = _start(tmp_path)
+    with serving(config, port=port, log_dir=tmp_path) as server:
+        workers = _ready(server)
+        assert set(_children(server.process.pid)) == workers
+
+
+def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    config, port = _start(tmp_path)
+    with serving(config, port=port, log_dir=tmp_path) as server:
+        workers = _ready(server)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for_log("restarted", timeout=60)
+        assert f"exited with status {-signal.SIGKILL}" in server.stderr()
+        now = _workers(server.process.pid)
+        assert len(now) == 2
+        assert victim not in now
+        for _ in range(8):
+            assert scu.echo(port) == 0x0000
+        server.terminate()
+        assert server.wait_exit(30) == 0
+        assert not any(_alive(pid) for pid in now)
+
+
+def test_the_supervisor_holds_no_library_of_the_serving_stack(tmp_path: Path) -> None:
+    """After preparing, serve replaced its process image: pydantic, SQLAlchemy and pydicom's
+    numpy are no longer mapped in the supervisor."""
+    config, port = _start(tmp_path)
+    with serving(config, port=port, log_dir=tmp_path) as server:
+        _ready(server)
+        maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+        for library in ("pydantic_core", "sqlalchemy", "numpy"):
+            assert library not in maps

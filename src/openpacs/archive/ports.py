@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from openpacs.dicom.header import Header
-from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Condition, Query
 from openpacs.index.records import (
     AddResult,
     ApiToken,
@@ -26,6 +23,11 @@ from openpacs.index.records import (
     Totals,
     User,
 )
+
+if TYPE_CHECKING:  # annotations only: the supervisor imports these protocols without pydicom
+    from openpacs.dicom.header import Header
+    from openpacs.dicom.levels import Level
+    from openpacs.dicom.query import Condition, Query
 
 
 class Index(Protocol):

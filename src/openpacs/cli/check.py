@@ -44,7 +44,7 @@ def backend_findings(settings: Settings) -> list[Finding]:
             revision = migrate.current(engine)
         finally:
             engine.dispose()
-        head = migrate.head()
+        head = migrate.HEAD_REVISION
         state = "current" if revision == head else f"needs `openpacs db upgrade` to {head}"
         findings.append(Finding("index", True, f"revision {revision or 'empty'} ({state})"))
     except OpenPacsError as exc:

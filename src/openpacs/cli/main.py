@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from openpacs import __version__
-from openpacs.config import Settings, load_settings
 from openpacs.errors import OpenPacsError
 
 log = logging.getLogger("openpacs")
@@ -18,8 +18,34 @@ log = logging.getLogger("openpacs")
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from openpacs.config import Settings
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """Command groups kept in modules of their own (`name -> "module:attribute"`), imported
+    only when that command runs or help lists it: `openpacs serve` never loads cryptography
+    for `openpacs certs`."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._lazy:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = self._lazy[cmd_name].split(":")
+        command: click.Command = getattr(import_module(module), attribute)
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    lazy={"users": "openpacs.cli.users:users", "certs": "openpacs.cli.certs:certs"},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="openpacs")
 def cli() -> None:
     """openpacs: an open-source medical imaging archive (PACS)."""
@@ -45,11 +71,31 @@ def cli() -> None:
     show_default=True,
     help="Seconds running associations may take to finish on SIGTERM.",
 )
-def serve(config_file: Path | None, log_level: str, grace: float) -> None:
+# How serve becomes the supervisor and starts workers (cli/supervisor.py); not for operators.
+@click.option("--supervise", type=int, hidden=True)
+@click.option("--worker", type=int, hidden=True)
+@click.option("--ready-fd", type=int, hidden=True)
+def serve(
+    config_file: Path | None,
+    log_level: str,
+    grace: float,
+    supervise: int | None,
+    worker: int | None,
+    ready_fd: int | None,
+) -> None:
     """Run the archive: the DICOM listener(s) on the configured ports."""
+    from openpacs.cli.runtime import configure_logging
+
+    if supervise is not None:  # the supervisor imports nothing but the standard library
+        from openpacs.cli.supervisor import supervise as run_supervisor
+
+        configure_logging(log_level)
+        raise SystemExit(run_supervisor(config_file, log_level, grace, supervise))
     from openpacs.cli import serve as serving
 
-    serving.configure_logging(log_level)
+    if worker is not None and ready_fd is not None:
+        raise SystemExit(serving.serve_worker(config_file, log_level, grace, worker, ready_fd))
+    configure_logging(log_level)
     raise SystemExit(serving.serve(config_file, log_level, grace))
 
 
@@ -92,7 +138,7 @@ def current(config_file: Path | None) -> None:
     engine = _engine_or_exit(config_file, build_index_engine)
     try:
         click.echo(f"database: {migrate.current(engine) or 'empty'}")
-        click.echo(f"this version: {migrate.head()}")
+        click.echo(f"this version: {migrate.HEAD_REVISION}")
     finally:
         engine.dispose()
 
@@ -112,6 +158,7 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
     """Compare the index with the blob store; exit 1 when something is wrong."""
     from openpacs.archive.verify import verify as run_verify
     from openpacs.compose import build_archive
+    from openpacs.config import load_settings
 
     _configure_logging("WARNING")
     try:
@@ -160,6 +207,7 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
 def check(config_file: Path | None, listing: str | None) -> None:
     """Check the configuration, index and store; show what DICOM is supported."""
     from openpacs.cli import check as checks
+    from openpacs.config import load_settings
 
     if listing == "sop-classes":
         for uid, name in checks.storage_sop_classes():
@@ -200,19 +248,9 @@ def check(config_file: Path | None, listing: str | None) -> None:
         raise SystemExit(1)
 
 
-def _register_subcommands() -> None:
-    """Command groups kept in modules of their own, added once the group exists."""
-    from openpacs.cli.certs import certs
-    from openpacs.cli.users import users
-
-    cli.add_command(users)
-    cli.add_command(certs)
-
-
-_register_subcommands()
-
-
 def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine]) -> Engine:
+    from openpacs.config import load_settings
+
     try:
         return build(load_settings(config_file))
     except OpenPacsError as exc:
@@ -221,6 +259,6 @@ def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine
 
 
 def _configure_logging(level: str) -> None:
-    from openpacs.cli.serve import configure_logging
+    from openpacs.cli.runtime import configure_logging
 
     configure_logging(level)
