@@ -1,8 +1,9 @@
 """Read queries over the catalog: matching, computed keys and stored headers.
 
 A find runs one query over the level's table joined to its ancestors, with every condition on
-an indexed key rendered to SQL. Computed keys and headers are then fetched in a few batched
-queries for the matched rows only, never one query per row. Conditions on attributes that are
+an indexed key rendered to SQL and the computed counts as correlated subqueries. Computed lists
+and headers are then fetched in a few batched queries for the matched rows only, never one
+query per row. Conditions on attributes that are
 not columns are evaluated on the stored header of a representative instance (the first stored
 of the entity), with the same semantics as SQL matching.
 """
@@ -14,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, distinct, exists, func, select
+from sqlalchemy import Connection, ScalarSelect, Select, distinct, exists, func, select
 
 from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.matching import header_matches
@@ -53,7 +54,13 @@ class Finder:
         table = _TABLE[level]
         keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
         columns = [_TABLE[k.level].c[k.column].label(k.keyword) for k in keys]
-        statement = select(table.c.pk.label("_pk"), *columns).select_from(_joined(level))
+        wanted = set(query.return_keywords)
+        counts = [
+            _count_below(level, keyword).label(keyword)
+            for keyword in sorted(wanted)
+            if COMPUTED_KEYS.get(keyword) is level and keyword in _COUNTED
+        ]
+        statement = select(table.c.pk.label("_pk"), *columns, *counts).select_from(_joined(level))
         post: list[Condition] = []
         for condition in query.conditions:
             clause = self._clause(level, condition)
@@ -65,7 +72,6 @@ class Finder:
         if not post:
             statement = statement.offset(query.offset or None).limit(query.limit)
         rows = [row._asdict() for row in conn.execute(statement)]
-        wanted = set(query.return_keywords)
         needs_header = bool(post) or any(
             w not in INDEXED_KEYS and w not in COMPUTED_KEYS for w in wanted
         )
@@ -74,11 +80,11 @@ class Finder:
             rows = [r for r in rows if header_matches(headers.get(r["_pk"], {}), post)]
             end = None if query.limit is None else query.offset + query.limit
             rows = rows[query.offset : end]
-        computed = self._computed(conn, level, [r["_pk"] for r in rows], wanted)
+        listed = self._listed(conn, level, [r["_pk"] for r in rows], wanted)
         return [
             Match(
                 level=level,
-                values={**_without_pk(row), **computed.get(row["_pk"], {})},
+                values={**_without_pk(row), **listed.get(row["_pk"], {})},
                 header=headers.get(row["_pk"]) if needs_header else None,
             )
             for row in rows
@@ -128,51 +134,31 @@ class Finder:
             by_instance.update({int(pk): text for pk, text in rows})
         return {o: json.loads(by_instance[p]) for o, p in first.items() if p in by_instance}
 
-    def _computed(
+    def _listed(
         self, conn: Connection, level: Level, pks: Sequence[int], wanted: set[str]
     ) -> dict[int, dict[str, Any]]:
-        requested = [k for k in wanted if COMPUTED_KEYS.get(k) is level]
+        """The list-valued computed keys (ModalitiesInStudy, SOPClassesInStudy) of `pks`,
+        sorted and without empty values, in one query per key and batch."""
+        requested = [k for k in wanted if COMPUTED_KEYS.get(k) is level and k in _LISTED]
         result: dict[int, dict[str, Any]] = defaultdict(dict)
         if not requested or not pks:
             return result
-        p, st, se, i = schema.patients, schema.studies, schema.series, schema.instances
-        owner = {Level.PATIENT: p.c.pk, Level.STUDY: st.c.pk, Level.SERIES: se.c.pk}[level]
-        source = _joined(Level.IMAGE)
-        counted = {
-            "NumberOfPatientRelatedStudies": st.c.pk,
-            "NumberOfPatientRelatedSeries": se.c.pk,
-            "NumberOfPatientRelatedInstances": i.c.pk,
-            "NumberOfStudyRelatedSeries": se.c.pk,
-            "NumberOfStudyRelatedInstances": i.c.pk,
-            "NumberOfSeriesRelatedInstances": i.c.pk,
-        }
-        listed = {"ModalitiesInStudy": se.c.modality, "SOPClassesInStudy": i.c.sop_class_uid}
+        owner = _OWNER[level]
         for chunk in _chunks(pks):
             for keyword in requested:
-                if keyword in counted:
-                    statement = (
-                        select(owner, func.count(distinct(counted[keyword])))
-                        .select_from(source)
-                        .where(owner.in_(chunk))
-                        .group_by(owner)
-                    )
-                    for owner_pk, count in conn.execute(statement):
-                        result[int(owner_pk)][keyword] = int(count)
-                    for pk in chunk:
-                        result[pk].setdefault(keyword, 0)
-                else:
-                    statement = (
-                        select(owner, listed[keyword])
-                        .select_from(source)
-                        .where(owner.in_(chunk))
-                        .distinct()
-                        .order_by(owner, listed[keyword])
-                    )
-                    for owner_pk, value in conn.execute(statement):
-                        if value:
-                            result[int(owner_pk)].setdefault(keyword, []).append(value)
-                    for pk in chunk:
-                        result[pk].setdefault(keyword, [])
+                value_column = _LISTED[keyword]
+                statement = (
+                    select(owner, value_column)
+                    .select_from(_joined(Level.IMAGE))
+                    .where(owner.in_(chunk))
+                    .distinct()
+                    .order_by(owner, value_column)
+                )
+                for owner_pk, value in conn.execute(statement):
+                    if value:
+                        result[int(owner_pk)].setdefault(keyword, []).append(value)
+                for pk in chunk:
+                    result[pk].setdefault(keyword, [])
         return result
 
     def instances(self, conn: Connection, query: Query) -> list[StoredInstance]:
@@ -211,6 +197,44 @@ class Finder:
         return (
             select(schema.instances.c.blob_key).select_from(_joined(Level.IMAGE)).where(owner == pk)
         )
+
+
+_OWNER = {
+    Level.PATIENT: schema.patients.c.pk,
+    Level.STUDY: schema.studies.c.pk,
+    Level.SERIES: schema.series.c.pk,
+}
+_COUNTED = {
+    "NumberOfPatientRelatedStudies": schema.studies.c.pk,
+    "NumberOfPatientRelatedSeries": schema.series.c.pk,
+    "NumberOfPatientRelatedInstances": schema.instances.c.pk,
+    "NumberOfStudyRelatedSeries": schema.series.c.pk,
+    "NumberOfStudyRelatedInstances": schema.instances.c.pk,
+    "NumberOfSeriesRelatedInstances": schema.instances.c.pk,
+}
+_LISTED = {
+    "ModalitiesInStudy": schema.series.c.modality,
+    "SOPClassesInStudy": schema.instances.c.sop_class_uid,
+}
+
+
+def _count_below(level: Level, keyword: str) -> ScalarSelect[Any]:
+    """A count key as a subquery correlated with the level's row, so the main query answers
+    it: the entities below that hold at least one instance (the hierarchy joined down to
+    its instances), without a second query per key."""
+    st, se, i = schema.studies, schema.series, schema.instances
+    source: Any = i
+    owner = i.c.series_pk
+    if level is not Level.SERIES:
+        source = i.join(se, i.c.series_pk == se.c.pk)
+        owner = se.c.study_pk
+    if level is Level.PATIENT:
+        source = source.join(st, se.c.study_pk == st.c.pk)
+        owner = st.c.patient_pk
+    counted = _COUNTED[keyword]
+    count = func.count() if counted is i.c.pk else func.count(distinct(counted))
+    subquery = select(count).select_from(source)
+    return subquery.where(owner == _OWNER[level]).correlate(_TABLE[level]).scalar_subquery()
 
 
 def _without_pk(row: dict[str, Any]) -> dict[str, Any]:
