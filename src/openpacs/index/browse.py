@@ -69,7 +69,7 @@ class SqlBrowser:
         def work(conn: Connection) -> Page:
             total = int(conn.execute(count).scalar_one())
             rows = [row._asdict() for row in conn.execute(rows_query)]
-            computed = self._finder._computed(conn, level, [r["_pk"] for r in rows], wanted)
+            computed = self._finder.computed(conn, level, [r["_pk"] for r in rows], wanted)
             items = [
                 {
                     **{k: v for k, v in row.items() if k != "_pk" and v is not None},

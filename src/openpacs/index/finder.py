@@ -134,6 +134,27 @@ class Finder:
             by_instance.update({int(pk): text for pk, text in rows})
         return {o: json.loads(by_instance[p]) for o, p in first.items() if p in by_instance}
 
+    def computed(
+        self, conn: Connection, level: Level, pks: Sequence[int], wanted: set[str]
+    ) -> dict[int, dict[str, Any]]:
+        """The computed keys in `wanted` of the level's rows `pks` (for listings that select
+        their own rows)."""
+        result = self._listed(conn, level, pks, wanted)
+        counts = [
+            _count_below(level, keyword).label(keyword)
+            for keyword in sorted(wanted)
+            if COMPUTED_KEYS.get(keyword) is level and keyword in _COUNTED
+        ]
+        if not counts:
+            return result
+        table = _TABLE[level]
+        for chunk in _chunks(pks):
+            statement = select(table.c.pk.label("_pk"), *counts).where(table.c.pk.in_(chunk))
+            for row in conn.execute(statement):
+                values = row._asdict()
+                result[int(values.pop("_pk"))].update(values)
+        return result
+
     def _listed(
         self, conn: Connection, level: Level, pks: Sequence[int], wanted: set[str]
     ) -> dict[int, dict[str, Any]]:
