@@ -10,12 +10,23 @@ of the entity), with the same semantics as SQL matching.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, ScalarSelect, Select, distinct, exists, func, select
+from sqlalchemy import (
+    Connection,
+    Label,
+    ScalarSelect,
+    Select,
+    bindparam,
+    distinct,
+    exists,
+    func,
+    select,
+)
 
 from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.matching import header_matches
@@ -52,8 +63,7 @@ class Finder:
     def find(self, conn: Connection, query: Query) -> list[Match]:
         level = query.level
         table = _TABLE[level]
-        keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
-        columns = [_TABLE[k.level].c[k.column].label(k.keyword) for k in keys]
+        columns = _columns(level)
         wanted = set(query.return_keywords)
         counts = [
             _count_below(level, keyword).label(keyword)
@@ -164,18 +174,10 @@ class Finder:
         result: dict[int, dict[str, Any]] = defaultdict(dict)
         if not requested or not pks:
             return result
-        owner = _OWNER[level]
         for chunk in _chunks(pks):
             for keyword in requested:
-                value_column = _LISTED[keyword]
-                statement = (
-                    select(owner, value_column)
-                    .select_from(_joined(Level.IMAGE))
-                    .where(owner.in_(chunk))
-                    .distinct()
-                    .order_by(owner, value_column)
-                )
-                for owner_pk, value in conn.execute(statement):
+                statement = _listed_statement(keyword)
+                for owner_pk, value in conn.execute(statement, {"owners": chunk}):
                     if value:
                         result[int(owner_pk)].setdefault(keyword, []).append(value)
                 for pk in chunk:
@@ -239,6 +241,29 @@ _LISTED = {
 }
 
 
+@functools.cache
+def _listed_statement(keyword: str) -> Select[Any]:
+    """The distinct values of a study's list key (over its series that hold instances), for
+    the study keys bound as `owners`; built once, since only the keys change."""
+    se, i = schema.series, schema.instances
+    value_column = _LISTED[keyword]
+    return (
+        select(se.c.study_pk, value_column)
+        .select_from(i.join(se, i.c.series_pk == se.c.pk))
+        .where(se.c.study_pk.in_(bindparam("owners", expanding=True)))
+        .distinct()
+        .order_by(se.c.study_pk, value_column)
+    )
+
+
+@functools.cache
+def _columns(level: Level) -> tuple[Label[Any], ...]:
+    """The indexed keys of the level and its ancestors, labelled with their keywords."""
+    keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
+    return tuple(_TABLE[k.level].c[k.column].label(k.keyword) for k in keys)
+
+
+@functools.cache
 def _count_below(level: Level, keyword: str) -> ScalarSelect[Any]:
     """A count key as a subquery correlated with the level's row, so the main query answers
     it: the entities below that hold at least one instance (the hierarchy joined down to
