@@ -84,9 +84,21 @@ def test_a_killed_supervisor_leaves_no_worker_behind(tmp_path: Path) -> None:
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(_alive(pid) for pid in workers)
-    # nothing listens on the port any more
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    # Nothing listens on the port any more. A killed worker's leader shows as a zombie while
+    # its other threads still exit and hold its sockets, so allow them a moment to go.
+    assert _refused_within(port, 10), "something still listens on the port"
+
+
+def _refused_within(port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def test_the_supervisor_runs_its_workers_and_nothing_else(tmp_path: Path) -> None:
