@@ -16,9 +16,9 @@ the send raised), so pynetdicom's counts and failed list stay exact and the C-MO
 are pynetdicom's own. A destination that refuses the extra associations gets everything over
 the first one.
 
-Stored files go out through pynetdicom's own file sending (`send_c_store` with a path and
-`STORE_SEND_CHUNKED_DATASET`): the bytes after the file meta, read in PDU-sized pieces, never
-decoded.
+Stored files go out as `StoredFile`s, which the `send_c_store` of `openpacs.dimse.tuning`
+sends through pynetdicom's own file sending: the bytes after the file meta, read in PDU-sized
+pieces, never decoded.
 """
 
 from __future__ import annotations
@@ -30,12 +30,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.association import Association
-
-from openpacs.dimse.tuning import StoredFile
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +172,7 @@ class MoveSenders:
     def _send(self, assoc: Association, dataset: Dataset, message_id: int) -> Dataset:
         aet, originator_id = self._originator
         ids = {"msg_id": message_id, "originator_aet": aet, "originator_id": originator_id}
-        if isinstance(dataset, StoredFile):
-            try:
-                return assoc.send_c_store(dataset.stored_path, **ids)
-            except AttributeError:
-                # File meta without the SOP UIDs: pynetdicom encodes the decoded file.
-                dataset = dcmread(dataset.stored_path)
-        return assoc.send_c_store(dataset, **ids)
+        return assoc.send_c_store(dataset, **ids)  # a StoredFile: see dimse/tuning.py
 
     def _fail_queued(self) -> None:
         """No association is left: every queued dataset fails (and is listed as failed)."""
