@@ -65,11 +65,7 @@ class Finder:
         table = _TABLE[level]
         columns = _columns(level)
         wanted = set(query.return_keywords)
-        counts = [
-            _count_below(level, keyword).label(keyword)
-            for keyword in sorted(wanted)
-            if COMPUTED_KEYS.get(keyword) is level and keyword in _COUNTED
-        ]
+        counts = _counts(level, wanted)
         statement = select(table.c.pk.label("_pk"), *columns, *counts).select_from(_joined(level))
         post: list[Condition] = []
         for condition in query.conditions:
@@ -150,11 +146,7 @@ class Finder:
         """The computed keys in `wanted` of the level's rows `pks` (for listings that select
         their own rows)."""
         result = self._listed(conn, level, pks, wanted)
-        counts = [
-            _count_below(level, keyword).label(keyword)
-            for keyword in sorted(wanted)
-            if COMPUTED_KEYS.get(keyword) is level and keyword in _COUNTED
-        ]
+        counts = _counts(level, wanted)
         if not counts:
             return result
         table = _TABLE[level]
@@ -261,6 +253,15 @@ def _columns(level: Level) -> tuple[Label[Any], ...]:
     """The indexed keys of the level and its ancestors, labelled with their keywords."""
     keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
     return tuple(_TABLE[k.level].c[k.column].label(k.keyword) for k in keys)
+
+
+def _counts(level: Level, wanted: set[str]) -> list[Label[Any]]:
+    """The count keys of `level` among `wanted`, as labelled correlated subqueries."""
+    return [
+        _count_below(level, keyword).label(keyword)
+        for keyword in sorted(wanted)
+        if COMPUTED_KEYS.get(keyword) is level and keyword in _COUNTED
+    ]
 
 
 @functools.cache
