@@ -2,13 +2,15 @@
 
 The stored transfer syntax is always preferred: sending what was received is both faithful and
 cheapest. Otherwise the instance is converted to an uncompressed syntax the receiver accepts,
-decoding compressed pixel data with pydicom's pixel handlers (pylibjpeg and its plugins).
+decoding compressed pixel data with pydicom's pixel handlers (pylibjpeg and its plugins) and
+swapping the byte order of big endian data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
@@ -19,6 +21,10 @@ from pydicom.uid import (
 )
 
 from openpacs.errors import TranscodeError
+
+PIXEL_DATA = 0x7FE00010
+# Bytes per word of the "other" VRs whose byte order follows the transfer syntax (PS3.5 6.2).
+_WORD_BYTES = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
 
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 # Syntaxes whose pixel data is little-endian native: converting between them re-encodes
@@ -50,7 +56,12 @@ def transcode(dataset: Dataset, target: str) -> Dataset:
                 f"cannot decode {source.name} pixel data: {type(exc).__name__}: {exc}"
             ) from exc
     elif source == ExplicitVRBigEndian:
-        raise TranscodeError("converting Explicit VR Big Endian pixel data is not supported")
+        try:
+            _swap_to_little_endian(dataset)
+        except Exception as exc:  # the pixel handlers refuse odd pixel descriptions
+            raise TranscodeError(
+                f"cannot convert big endian pixel data: {type(exc).__name__}: {exc}"
+            ) from exc
     elif source not in _NATIVE_LITTLE:
         raise TranscodeError(f"cannot convert from {source.name}")
     # A fresh dataset has no original encoding, so encoding it in `target` converts every
@@ -59,6 +70,30 @@ def transcode(dataset: Dataset, target: str) -> Dataset:
     converted.file_meta = dataset.file_meta
     converted.file_meta.TransferSyntaxUID = UID(target)
     return converted
+
+
+def _swap_to_little_endian(dataset: Dataset) -> None:
+    """Make a dataset read as Explicit VR Big Endian encodable in a little endian syntax.
+
+    Values pydicom parses (numbers, AT) are re-encoded when written; the byte strings of
+    OW, OL, OF, OD and OV hold words in the source byte order (PS3.5 7.3), so they are swapped
+    here per word, and Pixel Data is replaced by its decoded native pixels, so that the
+    result holds exactly what pydicom decodes from the big endian original.
+    """
+    pixels = dataset.pixel_array if "PixelData" in dataset else None
+    for element in dataset.iterall():  # converts every raw element while its encoding is known
+        width = _WORD_BYTES.get(element.VR)
+        if width and element.tag != PIXEL_DATA and isinstance(element.value, bytes):
+            element.value = _swapped(element.value, width)
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # the pixel setter asks
+    if pixels is not None:
+        _set_native_pixels(dataset, pixels)
+
+
+def _swapped(value: bytes, width: int) -> bytes:
+    whole = len(value) - len(value) % width
+    words = np.frombuffer(value[:whole], dtype=f">u{width}")
+    return words.astype(f"<u{width}").tobytes() + value[whole:]
 
 
 def _decompress(dataset: Dataset) -> None:
@@ -71,7 +106,13 @@ def _decompress(dataset: Dataset) -> None:
         dataset.decompress(generate_instance_uid=False)
         return
     except ValueError:
-        pixels = dataset.pixel_array
+        _set_native_pixels(dataset, dataset.pixel_array)
+
+
+def _set_native_pixels(dataset: Dataset, pixels: np.ndarray) -> None:
+    """Replace Pixel Data by `pixels` as native little endian bytes."""
+    if pixels.dtype.byteorder == ">":
+        pixels = pixels.astype(pixels.dtype.newbyteorder("<"))
     photometric = str(dataset.PhotometricInterpretation)
     if photometric.startswith("YBR") and dataset.SamplesPerPixel == 3:
         photometric = "RGB"  # pixel_array converts YBR to RGB
