@@ -58,3 +58,23 @@ def test_big_endian_is_sent_as_stored_when_accepted_and_converted_otherwise() ->
     assert choose_syntax(ExplicitVRBigEndian, {ExplicitVRBigEndian}) == ExplicitVRBigEndian
     accepted = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
     assert choose_syntax(ExplicitVRBigEndian, accepted) == ExplicitVRLittleEndian
+
+
+@pytest.mark.parametrize(
+    "source", ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm", "SC_rgb_small_odd.dcm"]
+)
+def test_little_endian_and_compressed_data_convert_to_big_endian(source: str) -> None:
+    """For a receiver that accepts Explicit VR Big Endian only."""
+    original = _read(source)
+    converted = _read(_encoded(transcode(_read(source), ExplicitVRBigEndian)))
+    assert converted.file_meta.TransferSyntaxUID == ExplicitVRBigEndian
+    np.testing.assert_array_equal(converted.pixel_array, original.pixel_array)
+    assert converted.Rows == original.Rows
+    assert converted.PatientName == original.PatientName
+
+
+def test_little_endian_converts_to_the_big_endian_encoding_of_the_same_instance() -> None:
+    converted = transcode(_read("MR_small.dcm"), ExplicitVRBigEndian)
+    reference = _read("MR_small_bigendian.dcm")
+    assert converted.PixelData == reference.PixelData
+    assert choose_syntax(ExplicitVRLittleEndian, {ExplicitVRBigEndian}) == ExplicitVRBigEndian

@@ -26,7 +26,9 @@ PIXEL_DATA = 0x7FE00010
 # Bytes per word of the "other" VRs whose byte order follows the transfer syntax (PS3.5 6.2).
 _WORD_BYTES = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
 
-UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+# Conversion targets, in order of preference: Explicit VR Big Endian (retired) only for a
+# receiver that accepts nothing else.
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 # Syntaxes whose pixel data is little-endian native: converting between them re-encodes
 # the dataset but never touches pixel bytes.
 _NATIVE_LITTLE = frozenset(
@@ -55,15 +57,10 @@ def transcode(dataset: Dataset, target: str) -> Dataset:
             raise TranscodeError(
                 f"cannot decode {source.name} pixel data: {type(exc).__name__}: {exc}"
             ) from exc
-    elif source == ExplicitVRBigEndian:
-        try:
-            _swap_to_little_endian(dataset)
-        except Exception as exc:  # the pixel handlers refuse odd pixel descriptions
-            raise TranscodeError(
-                f"cannot convert big endian pixel data: {type(exc).__name__}: {exc}"
-            ) from exc
-    elif source not in _NATIVE_LITTLE:
+    elif source not in _NATIVE_LITTLE and source != ExplicitVRBigEndian:
         raise TranscodeError(f"cannot convert from {source.name}")
+    if (source == ExplicitVRBigEndian) != (target == ExplicitVRBigEndian):
+        _swap_words(dataset)  # the same words, in the other byte order
     # A fresh dataset has no original encoding, so encoding it in `target` converts every
     # element instead of copying raw bytes that were encoded for another syntax.
     converted = Dataset(dataset)
@@ -72,22 +69,24 @@ def transcode(dataset: Dataset, target: str) -> Dataset:
     return converted
 
 
-def _swap_to_little_endian(dataset: Dataset) -> None:
-    """Make a dataset read as Explicit VR Big Endian encodable in a little endian syntax.
-
-    Values pydicom parses (numbers, AT) are re-encoded when written; the byte strings of
-    OW, OL, OF, OD and OV hold words in the source byte order (PS3.5 7.3), so they are swapped
-    here per word, and Pixel Data is replaced by its decoded native pixels, so that the
-    result holds exactly what pydicom decodes from the big endian original.
-    """
-    pixels = dataset.pixel_array if "PixelData" in dataset else None
-    for element in dataset.iterall():  # converts every raw element while its encoding is known
-        width = _WORD_BYTES.get(element.VR)
-        if width and element.tag != PIXEL_DATA and isinstance(element.value, bytes):
+def _swap_words(dataset: Dataset) -> None:
+    """Reverse the bytes of every word of OW, OL, OF, OD and OV values and of native Pixel
+    Data (words of Bits Allocated, at least 16 bits in OW), at every depth, between little
+    and big endian (PS3.5 7.3, 8.1.1). Values pydicom parses (numbers, AT) are re-encoded
+    when written; these byte strings hold words in the byte order they were read in."""
+    for element in dataset:  # converts raw elements while their encoding is known
+        if element.VR == "SQ":
+            for item in element.value:
+                _swap_words(item)
+            continue
+        if not isinstance(element.value, bytes):
+            continue
+        width = _WORD_BYTES.get(element.VR, 0)
+        if element.tag == PIXEL_DATA:  # OW holds 16-bit words even for 8-bit pixels
+            bits = int(dataset.get("BitsAllocated") or 8)
+            width = max(bits // 8, 2 if element.VR == "OW" else 1)
+        if width > 1:
             element.value = _swapped(element.value, width)
-    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # the pixel setter asks
-    if pixels is not None:
-        _set_native_pixels(dataset, pixels)
 
 
 def _swapped(value: bytes, width: int) -> bytes:
@@ -111,8 +110,6 @@ def _decompress(dataset: Dataset) -> None:
 
 def _set_native_pixels(dataset: Dataset, pixels: np.ndarray) -> None:
     """Replace Pixel Data by `pixels` as native little endian bytes."""
-    if pixels.dtype.byteorder == ">":
-        pixels = pixels.astype(pixels.dtype.newbyteorder("<"))
     photometric = str(dataset.PhotometricInterpretation)
     if photometric.startswith("YBR") and dataset.SamplesPerPixel == 3:
         photometric = "RGB"  # pixel_array converts YBR to RGB
