@@ -26,9 +26,10 @@ from pydicom.sequence import Sequence
 from starlette.concurrency import run_in_threadpool
 
 from openpacs.archive.service import Archive
+from openpacs.dicom.uids import checked_uid
 from openpacs.errors import OpenPacsError
 from openpacs.web.deps import ArchiveDep, require
-from openpacs.web.dicomweb.common import checked_uid, dicomweb_url
+from openpacs.web.dicomweb.common import dicomweb_url
 from openpacs.web.multipart import (
     BodyTooLarge,
     MultipartError,

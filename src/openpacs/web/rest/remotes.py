@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from openpacs.archive.service import Archive
+from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.errors import StoreUnavailable
 from openpacs.index.records import Job, RemoteNode
 from openpacs.web.deps import ArchiveDep, CurrentUser, require
-from openpacs.web.rest.search import UID_PATTERN
 
 router = APIRouter(prefix="/api", tags=["remotes"])
 ADMIN = [require("admin")]
@@ -33,11 +33,13 @@ class NewRemote(RemoteIn):
 
 class StoreRequest(BaseModel):
     level: Literal["study", "series"]
-    uid: str = Field(max_length=64, pattern=UID_PATTERN)
+    uid: str = Field(max_length=MAX_UID_LENGTH, pattern=UID_PATTERN)
 
 
 class MoveRequest(BaseModel):
-    uid: str = Field(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
+    uid: str = Field(
+        max_length=MAX_UID_LENGTH, pattern=UID_PATTERN, description="Study Instance UID."
+    )
 
 
 def _remote(node: RemoteNode) -> dict[str, Any]:
