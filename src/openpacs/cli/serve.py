@@ -84,6 +84,7 @@ def _serve_here(
     http = None
     try:
         archive = build_archive(settings)
+        archive.start()  # its lease, staging leftovers, jobs of servers that are gone
         configure_libraries(archive.staging_dir())
         if settings.http.port:
             # In each worker: HTTP shares its port like DIMSE does; the supervisor has
