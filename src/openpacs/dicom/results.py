@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
+from openpacs.dicom.json_model import normalized, value_array
 from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 
 
@@ -75,12 +76,10 @@ def result_json(
             continue
         vr, value, stored = source
         if stored is not None:
-            result[f"{tag:08X}"] = dict(stored)
-        elif value is None or value == []:
-            result[f"{tag:08X}"] = {"vr": vr}
+            result[f"{tag:08X}"] = normalized(dict(stored))
         else:
-            values = value if isinstance(value, list) else [value]
-            result[f"{tag:08X}"] = {"vr": vr, "Value": [_json_value(vr, v) for v in values]}
+            values = value_array(vr, value if isinstance(value, list) else [value])
+            result[f"{tag:08X}"] = {"vr": vr} if values is None else {"vr": vr, "Value": values}
     return result
 
 
@@ -106,22 +105,6 @@ def _source(tag: int, match: MatchedEntity, retrieve_aet: str | None) -> Source 
     if stored and ("Value" in stored or "InlineBinary" in stored):
         return stored["vr"], None, stored
     return (stored["vr"] if stored else vr), None, None
-
-
-_JSON_INTEGERS = frozenset({"IS", "SL", "SS", "UL", "US", "SV", "UV"})
-_JSON_FLOATS = frozenset({"DS", "FL", "FD"})
-
-
-def _json_value(vr: str, value: Any) -> Any:
-    if vr == "PN":
-        groups = str(value).split("=")
-        names = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False))
-        return {k: v for k, v in names.items() if v}
-    if vr in _JSON_INTEGERS:
-        return int(value)
-    if vr in _JSON_FLOATS:
-        return float(value)
-    return str(value)
 
 
 def _column_value(keyword: str, value: Any) -> Any:
