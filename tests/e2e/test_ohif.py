@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, Response, Route
 
+from openpacs.index.records import AuditFilter
 from tests.e2e.conftest import TIMEOUT_MS, new_context, screenshot, store
 from tests.e2e.images import ramp_ct_series
+from tests.e2e.nginx_proxy import nginx_in_front
 from tests.e2e.ohif_site import OhifSite, ohif_dist, serving_ohif
 from tests.support.corpus import secondary_capture_rgb
 from tests.support.web import WebNode, running_web_node
@@ -85,7 +88,7 @@ def pacs(tmp_path_factory: pytest.TempPathFactory, site: OhifSite) -> Iterator[P
         yield Pacs(web, ("reader", password), created.json()["token"])
 
 
-def _watch(page: Page, pacs: Pacs) -> Traffic:
+def _watch(page: Page, dicomweb: str) -> Traffic:
     traffic = Traffic()
     loopback = ("http://127.0.0.1:", "data:", "blob:")
 
@@ -94,7 +97,7 @@ def _watch(page: Page, pacs: Pacs) -> Traffic:
         route.abort()
 
     def answered(response: Response) -> None:
-        if response.url.startswith(pacs.web.url + "/dicom-web"):
+        if response.url.startswith(dicomweb):
             traffic.dicomweb.append((response.status, response.url))
 
     page.route(lambda url: not url.startswith(loopback), refuse)
@@ -103,8 +106,8 @@ def _watch(page: Page, pacs: Pacs) -> Traffic:
     return traffic
 
 
-def _list_and_open(page: Page, site: OhifSite, traffic: Traffic) -> None:
-    page.goto(site.url + "/")
+def _list_and_open(page: Page, url: str, traffic: Traffic) -> None:
+    page.goto(url + "/")
     page.get_by_text(COLOUR_PATIENT).wait_for()  # both studies are listed
     page.get_by_text(CT_PATIENT).click()
     page.wait_for_function(CANVAS_SHOWS_THE_RAMP, timeout=TIMEOUT_MS * 2, polling=250)
@@ -117,9 +120,9 @@ def test_ohif_lists_and_draws_with_basic(browser: Browser, site: OhifSite, pacs:
     site.configure(f"{pacs.web.url}/dicom-web", basic=pacs.reader)
     context = new_context(browser)
     page = context.new_page()
-    traffic = _watch(page, pacs)
+    traffic = _watch(page, f"{pacs.web.url}/dicom-web")
     try:
-        _list_and_open(page, site, traffic)
+        _list_and_open(page, site.url, traffic)
         assert any("/frames/" in url for _, url in traffic.dicomweb)
         screenshot(page, "ohif-v2-study")
     finally:
@@ -132,11 +135,32 @@ def test_ohif_lists_and_draws_with_a_bearer_token(
     site.configure(f"{pacs.web.url}/dicom-web", bearer=pacs.token)
     context = new_context(browser)
     page = context.new_page()
-    traffic = _watch(page, pacs)
+    traffic = _watch(page, f"{pacs.web.url}/dicom-web")
     try:
-        _list_and_open(page, site, traffic)
+        _list_and_open(page, site.url, traffic)
     finally:
         context.close()
+
+
+def test_ohif_on_the_same_origin_behind_nginx(
+    browser: Browser, site: OhifSite, pacs: Pacs, tmp_path: Path
+) -> None:
+    """One origin for both, no CORS: nginx adds the token, the viewer holds no credential."""
+    with nginx_in_front(
+        tmp_path / "nginx",
+        openpacs_url=pacs.web.url,
+        site_url=site.url,
+        authorization=f"Bearer {pacs.token}",
+    ) as origin:
+        site.configure(f"{origin}/dicom-web")
+        context = new_context(browser)
+        page = context.new_page()
+        traffic = _watch(page, f"{origin}/dicom-web")
+        try:
+            _list_and_open(page, origin, traffic)
+            assert any("/frames/" in url for _, url in traffic.dicomweb)
+        finally:
+            context.close()
 
 
 def test_a_refused_request_is_readable_by_the_viewer(
@@ -165,3 +189,39 @@ def test_a_refused_request_is_readable_by_the_viewer(
         headers={"Origin": "http://127.0.0.1:1", "Access-Control-Request-Method": "GET"},
     )
     assert "access-control-allow-origin" not in other.headers  # only the configured origin
+
+
+def test_same_origin_scripts_get_no_login_dialog(browser: Browser, pacs: Pacs) -> None:
+    """OHIF behind a proxy on openpacs' origin, its token expired: the 401s of its requests
+    (fetch, XMLHttpRequest, an image) must not open the browser's Basic dialog. The context has
+    credentials for any dialog, so a dialog shows as a login attempt of that user."""
+    context = new_context(browser, http_credentials={"username": "dialog", "password": "shown"})
+    page = context.new_page()
+    study = pacs.web.url + "/dicom-web/studies"
+    try:
+        page.goto(pacs.web.url + "/health")
+        statuses = page.evaluate(
+            """async (url) => {
+                const fetched = (await fetch(url)).status;
+                const requested = await new Promise((done) => {
+                    const xhr = new XMLHttpRequest();
+                    xhr.open("GET", url);
+                    xhr.onloadend = () => done(xhr.status);
+                    xhr.send();
+                });
+                const image = await new Promise((done) => {
+                    const img = new Image();
+                    img.onload = () => done("loaded");
+                    img.onerror = () => done("refused");
+                    img.src = url + "?image";
+                });
+                return [fetched, requested, image];
+            }""",
+            study,
+        )
+    finally:
+        context.close()
+    assert statuses == [401, 401, "refused"]
+    pacs.web.archive.audit.flush()
+    total, _ = pacs.web.archive.audit.search(AuditFilter(actor="dialog", action="login"))
+    assert total == 0
