@@ -16,6 +16,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from requests.auth import HTTPBasicAuth
 
+from tests.support import scu
 from tests.support.backends import Backend
 from tests.support.corpus import synthetic_ct_series
 from tests.support.web import WebNode, running_web_node
@@ -121,3 +122,23 @@ def test_metadata_keeps_empty_values_among_others_as_null(loaded: Loaded) -> Non
     read = Dataset.from_json(metadata, lambda uri: b"")  # clients read it back
     assert read.NameOfPhysiciansReadingStudy[0] == "Doe^Jane"
     assert read.OtherPatientIDs == ["A", "", "B"]
+
+
+def test_c_find_answers_the_same_values(loaded: Loaded) -> None:
+    """The header keeps these elements now; C-FIND returns them with their empty values."""
+    ds = loaded.instance
+    query = scu.identifier(
+        "IMAGE",
+        StudyInstanceUID=ds.StudyInstanceUID,
+        SeriesInstanceUID=ds.SeriesInstanceUID,
+        SOPInstanceUID="",
+        NameOfPhysiciansReadingStudy="",
+        OtherPatientIDs="",
+        HeartRate="",
+    )
+    matches, final = scu.find(loaded.web.dicom.port, query)
+    assert final.Status == 0x0000
+    [found] = matches
+    assert [str(name) for name in found.NameOfPhysiciansReadingStudy] == ["Doe^Jane", ""]
+    assert list(found.OtherPatientIDs) == ["A", "", "B"]
+    assert [str(rate) for rate in found.HeartRate] == ["", "72"]

@@ -217,3 +217,32 @@ def test_json_results_equal_the_c_find_datasets() -> None:
     tags = [_tag(k) for k in keywords]
     expected = result_dataset(match, tags).to_json_dict()
     assert result_json(match, tags) == expected
+
+
+def test_c_find_encodes_empty_values_among_others_as_empty() -> None:
+    """A stored header keeps an empty value among several as null (PS3.18 F.2.5); a C-FIND
+    response writes it as an empty value, never as the text "None"."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    from openpacs.dicom.results import result_dataset
+
+    match = Match(
+        level=Level.IMAGE,
+        values={"StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.2.3", "SOPInstanceUID": "1.4"},
+        header={
+            "00081060": {"vr": "PN", "Value": [{"Alphabetic": "Doe^J"}, None]},
+            "00101000": {"vr": "LO", "Value": ["A", None, "B"]},
+            "00181088": {"vr": "IS", "Value": [None, 72]},
+            "00280030": {"vr": "DS", "Value": [0.5, None]},
+        },
+    )
+    tags = [_tag(k) for k in ("NameOfPhysiciansReadingStudy", "OtherPatientIDs", "HeartRate")]
+    dataset = result_dataset(match, [*tags, _tag("PixelSpacing")])
+    encoded = DicomBytesIO()
+    encoded.is_little_endian, encoded.is_implicit_VR = True, False
+    write_dataset(encoded, dataset)
+    data = encoded.getvalue()
+    assert b"None" not in data
+    for text in (b"PN\x06\x00Doe^J\\", b"LO\x04\x00A\\\\B", b"IS\x04\x00\\72", b"DS\x04\x000.5\\"):
+        assert text in data

@@ -16,7 +16,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import DSfloat, PersonName
 
 from openpacs.dicom.json_model import normalized, value_array
 from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
@@ -55,13 +55,30 @@ def result_dataset(
             continue
         vr, value, stored = source
         if stored is not None:
-            value_key = next(k for k in ("Value", "InlineBinary") if k in stored)
-            result.add(
-                DataElement.from_json(Dataset, f"{tag:08X}", vr, stored[value_key], value_key)
-            )
+            result.add(_stored_element(tag, vr, stored))
         else:
             result.add(DataElement(tag, vr, value))
     return result
+
+
+def _stored_element(tag: int, vr: str, stored: Mapping[str, Any]) -> DataElement:
+    """A stored DICOM JSON element as a DataElement to encode.
+
+    pydicom turns a null among IS or DS values (an empty value, PS3.18 F.2.5) into None and
+    then writes "None": such values are given as the text they came from instead.
+    """
+    value_key = next(k for k in ("Value", "InlineBinary") if k in stored)
+    values = stored[value_key]
+    if vr in ("IS", "DS") and None in values:
+        text = "\\".join("" if v is None else _number_text(vr, v) for v in values)
+        return DataElement(tag, vr, text)
+    return DataElement.from_json(Dataset, f"{tag:08X}", vr, values, value_key)
+
+
+def _number_text(vr: str, value: Any) -> str:
+    if vr == "DS":
+        return str(DSfloat(value, auto_format=True))
+    return str(int(value))
 
 
 def result_json(
