@@ -1,6 +1,7 @@
 """The OHIF viewer (v2, `@ohif/viewer` from npm) on its own origin, using openpacs' DICOMweb
 cross-origin (CORS from `[http] cors_origins`) with HTTP Basic and with a bearer API token: the
-study list lists openpacs' studies and opening one draws its image.
+study list lists openpacs' studies, its patient search finds one, and opening it draws its
+image. Also on one origin behind nginx, and the 401s a page can meet (no login dialog).
 
 The viewer is installed by scripts/install-ohif (scripts/test runs it); nothing is fetched at
 test time, and any request to another host is refused and fails the test.
@@ -106,9 +107,12 @@ def _watch(page: Page, dicomweb: str) -> Traffic:
     return traffic
 
 
-def _list_and_open(page: Page, url: str, traffic: Traffic) -> None:
+def _list_and_open(page: Page, url: str, traffic: Traffic, *, search: bool = False) -> None:
     page.goto(url + "/")
     page.get_by_text(COLOUR_PATIENT).wait_for()  # both studies are listed
+    if search:  # OHIF asks PatientName=ramp with fuzzymatching=true (and PatientID=ramp)
+        page.locator("#filter-patientNameOrId").fill("ramp")
+        page.get_by_text(COLOUR_PATIENT).wait_for(state="detached")
     page.get_by_text(CT_PATIENT).click()
     page.wait_for_function(CANVAS_SHOWS_THE_RAMP, timeout=TIMEOUT_MS * 2, polling=250)
     assert traffic.failures == [], traffic.failures
@@ -122,7 +126,7 @@ def test_ohif_lists_and_draws_with_basic(browser: Browser, site: OhifSite, pacs:
     page = context.new_page()
     traffic = _watch(page, f"{pacs.web.url}/dicom-web")
     try:
-        _list_and_open(page, site.url, traffic)
+        _list_and_open(page, site.url, traffic, search=True)
         assert any("/frames/" in url for _, url in traffic.dicomweb)
         screenshot(page, "ohif-v2-study")
     finally:
