@@ -28,7 +28,14 @@ from openpacs.archive.remotes import Remotes
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.errors import NotFound, OpenPacsError
-from openpacs.index.records import AuditEvent, Job, RemoteNode, Server, StoredInstance
+from openpacs.index.records import (
+    AuditEvent,
+    Job,
+    JobState,
+    RemoteNode,
+    Server,
+    StoredInstance,
+)
 
 log = logging.getLogger("openpacs.jobs")
 
@@ -150,7 +157,7 @@ class JobRunner:
             self._pool.submit(self._execute, job, remote)
 
     def _execute(self, job: Job, remote: RemoteNode) -> None:
-        if self._stopping.is_set() or not self._update(job, state="running"):
+        if self._stopping.is_set() or not self._update(job, "running"):
             return
         try:
             if job.kind == "store":
@@ -201,16 +208,20 @@ class JobRunner:
         if failed:
             raise OpenPacsError(f"{failed} instances were not moved")
 
-    def _progress(self, job: Job, **counts: int) -> None:
-        if self._stopping.is_set() or not self._update(job, **counts):
+    def _progress(self, job: Job, *, done: int, failed: int, total: int | None = None) -> None:
+        """Record progress, or stop the job (JobLost) when this server no longer holds it
+        or is stopping: the next holder resumes from what was recorded."""
+        if self._stopping.is_set() or not self._store.update(
+            job.job_id, owner=self._owner, done=done, failed=failed, total=total
+        ):
             raise JobLost(job.job_id)
 
-    def _update(self, job: Job, **values: object) -> bool:
-        return self._store.update(job.job_id, owner=self._owner, **values)  # type: ignore[arg-type]
+    def _update(self, job: Job, state: JobState, error: str | None = None) -> bool:
+        return self._store.update(job.job_id, owner=self._owner, state=state, error=error)
 
     def _finish(self, job: Job, outcome: Literal["success", "failure"], error: str) -> None:
-        state = "succeeded" if outcome == "success" else "failed"
-        if not self._update(job, state=state, error=error):
+        state: JobState = "succeeded" if outcome == "success" else "failed"
+        if not self._update(job, state, error):
             log.info("job=%s finished here but is held by another server now", job.job_id)
             return
         log.info("job=%s kind=%s state=%s", job.job_id, job.kind, state)

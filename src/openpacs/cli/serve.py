@@ -82,6 +82,7 @@ def _serve_here(
 
         link.watch(supervisor_gone)
     http = None
+    archive = None
     try:
         archive = build_archive(settings)
         archive.start()  # its lease, staging leftovers, jobs of servers that are gone
@@ -104,6 +105,8 @@ def _serve_here(
         log.error("cannot start: %s", exc.reason)
         if link is not None:
             link.report(exc.reason)
+        if archive is not None:
+            archive.close()  # leaves the servers table and hands back what it took over
         return 2
     log.debug("settings %s", redacted(settings))
     if link is None:
