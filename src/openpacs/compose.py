@@ -83,6 +83,7 @@ def build_index_engine(settings: Settings) -> Engine:
 
 def build_archive(settings: Settings) -> Archive:
     from openpacs.archive.audit import AuditTrail
+    from openpacs.archive.presence import Presence
     from openpacs.archive.remotes import Remotes
     from openpacs.archive.service import Archive
     from openpacs.dimse.client import DicomClient
@@ -94,6 +95,7 @@ def build_archive(settings: Settings) -> Archive:
     from openpacs.index.jobs import SqlJobs
     from openpacs.index.records import RemoteNode
     from openpacs.index.remotes import SqlRemotes
+    from openpacs.index.servers import SqlServers
 
     engine = build_index_engine(settings)
     migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
@@ -111,6 +113,7 @@ def build_archive(settings: Settings) -> Archive:
         audit=AuditTrail(SqlAuditLog(engine)),
         browser=SqlBrowser(engine),
         remotes=Remotes(configured, SqlRemotes(engine)),
+        presence=Presence(SqlServers(engine), settings.archive.server_lease_seconds),
     )
     archive.connect(DicomClient(archive, settings.dicom), SqlJobs(engine))
     return archive

@@ -74,6 +74,7 @@ EXTENSIONS = {
     "database": {"password": "", "pool_size": 10, "max_overflow": 20, "auto_migrate": False},
     "http": {"stow_max_mb": 4096},
     "auth": {"session_hours": 12.0},
+    "archive": {"server_lease_seconds": 30.0},
 }
 
 SECTIONS: dict[str, type[BaseModel]] = {

@@ -23,8 +23,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from openpacs.dicom.json_model import element_json
 from openpacs.dicom.levels import INDEXED_KEYS, Level
 from openpacs.dicom.matching import json_values
+from openpacs.dicom.uids import is_valid_uid
 from openpacs.dicom.values import normalize_date, normalize_int, normalize_name, normalize_time
 from openpacs.errors import IdentifierMismatch, InvalidInstance
 
@@ -169,7 +171,7 @@ def _identifiers(dataset: Dataset) -> dict[str, str]:
         text = str(value or "").strip().rstrip("\x00")
         if not text:
             raise IdentifierMismatch(f"{keyword} is missing")
-        if not UID(text).is_valid:
+        if not is_valid_uid(text):
             raise IdentifierMismatch(f"{keyword} {text!r} is not a valid UID")
         found[keyword] = text
     return found
@@ -196,9 +198,8 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         for tag in list(dataset.keys()):
             # Element by element, so one unconvertible value costs only its own element.
             try:
-                converted[f"{tag:08X}"] = dataset[tag].to_json_dict(
-                    bulk_data_element_handler=_bulk_marker,
-                    bulk_data_threshold=BULK_DATA_THRESHOLD,
+                converted[f"{tag:08X}"] = element_json(
+                    dataset[tag], bulk_handler=_bulk_marker, bulk_threshold=BULK_DATA_THRESHOLD
                 )
             except Exception as exc:
                 log.warning("header element %08X left out of the index: %s", tag, exc)
