@@ -103,11 +103,13 @@ class PermissionDenied(OpenPacsError):
 
 
 class LoginThrottled(OpenPacsError):
-    """Too many failed logins for a user name or from a peer: wait before trying again.
+    """Too many failed logins for a user name from a peer (or from anywhere, or from a peer
+    for any name): wait before trying again.
 
-    Still a 401 (the credentials were not accepted), with a Retry-After header."""
+    429 Too Many Requests with Retry-After (RFC 6585 4), never 401: the password was not
+    checked, and a 401 would tell a client that it is wrong."""
 
-    http_status = 401
+    http_status = 429
 
     def __init__(self, reason: str, retry_after: int) -> None:
         super().__init__(reason)

@@ -1,6 +1,6 @@
 """Every route but /health and the login refuses anonymous and wrong credentials with 401
-(routes are taken from the application, so a new one cannot escape); roles hold; tokens
-revoke; failed logins are throttled."""
+(429 once wrong passwords are throttled; routes are taken from the application, so a new one
+cannot escape); roles hold; tokens revoke. Throttling: test_login_throttle."""
 
 from __future__ import annotations
 
@@ -60,7 +60,10 @@ def _check_every_route(web: WebNode, auth: object) -> None:
         response = httpx.request(
             method, f"{web.url}{path}", auth=basic, headers=headers, json={}, timeout=30
         )
-        if response.status_code != 401 or "www-authenticate" not in response.headers:
+        challenged = response.status_code == 401 and "www-authenticate" in response.headers
+        # Past a few wrong passwords from this address: refused unchecked (test_login_throttle).
+        throttled = basic and response.status_code == 429 and "retry-after" in response.headers
+        if not (challenged or throttled):
             refused.append((method, path, response.status_code))
     assert refused == []
 
@@ -124,29 +127,3 @@ def test_expired_tokens_are_refused(web: WebNode) -> None:
     secret, _token = web.app.state.authenticator.create_token("admin", "old", -1.0)
     response = httpx.get(f"{web.url}/api/session", headers={"Authorization": f"Bearer {secret}"})
     assert response.status_code == 401
-
-
-def test_repeated_failed_logins_are_slowed_and_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    with running_web_node(tmp_path) as web:
-        password = web.add_user("victim", "user", "correct-horse-1")
-        for _ in range(5):
-            wrong = httpx.post(
-                f"{web.url}/api/session", json={"username": "victim", "password": "guess"}
-            )
-            assert wrong.status_code == 401
-        # Even the right password waits now; the counter lives in the database.
-        throttled = httpx.post(
-            f"{web.url}/api/session", json={"username": "victim", "password": password}
-        )
-        assert throttled.status_code == 401
-        assert "too many failed logins" in throttled.json()["detail"]
-        assert int(throttled.headers["retry-after"]) >= 1
-        basic = httpx.get(f"{web.url}/api/session", auth=("victim", password))
-        assert basic.status_code == 401
-        assert "retry-after" in basic.headers
-        other = httpx.get(f"{web.url}/api/session", auth=web.admin)
-        assert other.status_code == 200  # other users are not locked out
-    assert any("login failed subject=user:victim" in r.getMessage() for r in caplog.records)
-    assert any("login throttled" in r.getMessage() for r in caplog.records)

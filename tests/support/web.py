@@ -12,6 +12,7 @@ uvicorn on a free loopback port, and an admin user whose password the test knows
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,3 +100,22 @@ def running_web_node(
             yield WebNode(f"{server.scheme}://{HOST}:{server.port}", ADMIN, password, node, server)
         finally:
             server.stop()
+
+
+def multipart_parts(content: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """The parts of a multipart/related body as (header block, body), parsed here on purpose
+    rather than by openpacs' own reader (RFC 2046 5.1.1)."""
+    match = re.search(r'boundary="?([^";\s]+)"?', content_type)
+    if match is None:
+        raise ValueError(f"no boundary in {content_type!r}")
+    delimiter = b"\r\n--" + match.group(1).encode()
+    sections = (b"\r\n" + content).split(delimiter)
+    if not sections[-1].startswith(b"--"):
+        raise ValueError("no closing delimiter")
+    parts = []
+    for section in sections[1:-1]:
+        head, separator, body = section.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            raise ValueError("a part without a header block")
+        parts.append((head.decode("latin-1"), body))
+    return parts

@@ -2,13 +2,15 @@
 
 The stored transfer syntax is always preferred: sending what was received is both faithful and
 cheapest. Otherwise the instance is converted to an uncompressed syntax the receiver accepts,
-decoding compressed pixel data with pydicom's pixel handlers (pylibjpeg and its plugins).
+decoding compressed pixel data with pydicom's pixel handlers (pylibjpeg and its plugins) and
+swapping the byte order of big endian data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
@@ -20,7 +22,13 @@ from pydicom.uid import (
 
 from openpacs.errors import TranscodeError
 
-UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+PIXEL_DATA = 0x7FE00010
+# Bytes per word of the "other" VRs whose byte order follows the transfer syntax (PS3.5 6.2).
+_WORD_BYTES = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
+
+# Conversion targets, in order of preference: Explicit VR Big Endian (retired) only for a
+# receiver that accepts nothing else.
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 # Syntaxes whose pixel data is little-endian native: converting between them re-encodes
 # the dataset but never touches pixel bytes.
 _NATIVE_LITTLE = frozenset(
@@ -49,16 +57,42 @@ def transcode(dataset: Dataset, target: str) -> Dataset:
             raise TranscodeError(
                 f"cannot decode {source.name} pixel data: {type(exc).__name__}: {exc}"
             ) from exc
-    elif source == ExplicitVRBigEndian:
-        raise TranscodeError("converting Explicit VR Big Endian pixel data is not supported")
-    elif source not in _NATIVE_LITTLE:
+    elif source not in _NATIVE_LITTLE and source != ExplicitVRBigEndian:
         raise TranscodeError(f"cannot convert from {source.name}")
+    if (source == ExplicitVRBigEndian) != (target == ExplicitVRBigEndian):
+        _swap_words(dataset)  # the same words, in the other byte order
     # A fresh dataset has no original encoding, so encoding it in `target` converts every
     # element instead of copying raw bytes that were encoded for another syntax.
     converted = Dataset(dataset)
     converted.file_meta = dataset.file_meta
     converted.file_meta.TransferSyntaxUID = UID(target)
     return converted
+
+
+def _swap_words(dataset: Dataset) -> None:
+    """Reverse the bytes of every word of OW, OL, OF, OD and OV values and of native Pixel
+    Data (words of Bits Allocated, at least 16 bits in OW), at every depth, between little
+    and big endian (PS3.5 7.3, 8.1.1). Values pydicom parses (numbers, AT) are re-encoded
+    when written; these byte strings hold words in the byte order they were read in."""
+    for element in dataset:  # converts raw elements while their encoding is known
+        if element.VR == "SQ":
+            for item in element.value:
+                _swap_words(item)
+            continue
+        if not isinstance(element.value, bytes):
+            continue
+        width = _WORD_BYTES.get(element.VR, 0)
+        if element.tag == PIXEL_DATA:  # OW holds 16-bit words even for 8-bit pixels
+            bits = int(dataset.get("BitsAllocated") or 8)
+            width = max(bits // 8, 2 if element.VR == "OW" else 1)
+        if width > 1:
+            element.value = _swapped(element.value, width)
+
+
+def _swapped(value: bytes, width: int) -> bytes:
+    whole = len(value) - len(value) % width
+    words = np.frombuffer(value[:whole], dtype=f">u{width}")
+    return words.astype(f"<u{width}").tobytes() + value[whole:]
 
 
 def _decompress(dataset: Dataset) -> None:
@@ -71,7 +105,11 @@ def _decompress(dataset: Dataset) -> None:
         dataset.decompress(generate_instance_uid=False)
         return
     except ValueError:
-        pixels = dataset.pixel_array
+        _set_native_pixels(dataset, dataset.pixel_array)
+
+
+def _set_native_pixels(dataset: Dataset, pixels: np.ndarray) -> None:
+    """Replace Pixel Data by `pixels` as native little endian bytes."""
     photometric = str(dataset.PhotometricInterpretation)
     if photometric.startswith("YBR") and dataset.SamplesPerPixel == 3:
         photometric = "RGB"  # pixel_array converts YBR to RGB

@@ -116,7 +116,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpenPacsError)
     def openpacs_error(request: Request, exc: OpenPacsError) -> JSONResponse:
         headers: dict[str, str] = {}
-        if isinstance(exc, NotAuthenticated | LoginThrottled):
+        if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = challenges(request.headers)
         if isinstance(exc, LoginThrottled):
             headers["Retry-After"] = str(exc.retry_after)

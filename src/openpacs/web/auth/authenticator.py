@@ -1,9 +1,13 @@
 """Credentials in, a Principal out: session cookies, bearer API tokens and HTTP Basic.
 
-Passwords are checked against argon2id hashes, throttled per user name and per peer. HTTP
+Passwords are checked against argon2id hashes, throttled per user name and peer together (a
+guess from one address never locks the user out elsewhere), per user name alone at a much
+higher count, and per peer; unknown bearer tokens count against the peer, valid ones are never
+throttled. HTTP
 Basic sends the password with every request (DICOMweb clients fetching frames send hundreds),
 so a successful check is remembered for a few minutes under a digest of the name, the
-password and the stored hash: a changed password or a removed user never matches it.
+password, the stored hash and the peer address: a changed password or a removed user never
+matches it, and a guesser at another address cannot test guesses against it while throttled.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ class Authenticator:
             self._throttle.failed(username, peer)
             self._notify(username, peer, False, "wrong user name or password")
             raise NotAuthenticated("wrong user name or password")
-        self._throttle.succeeded(username)
+        self._throttle.succeeded(username, peer)
         if needs_rehash(user.password_hash):
             self.accounts.update_user(username, password_hash=hash_password(password))
         self._notify(username, peer, True, "")
@@ -87,16 +91,25 @@ class Authenticator:
             raise NotAuthenticated("malformed Basic credentials")
         user = self.accounts.user(username)
         if user is not None:
-            key = digest(f"{username}\0{password}\0{user.password_hash}")
+            key = digest(f"{username}\0{password}\0{user.password_hash}\0{peer}")
             if self._verified.get(key, 0.0) > time.monotonic():
                 return user
         user = self.login(username, password, peer)
         with self._lock:
             if len(self._verified) >= _BASIC_CACHE_SIZE:
                 self._verified.clear()
-            key = digest(f"{username}\0{password}\0{user.password_hash}")
+            key = digest(f"{username}\0{password}\0{user.password_hash}\0{peer}")
             self._verified[key] = time.monotonic() + _BASIC_CACHE_SECONDS
         return user
+
+    def _bearer(self, value: str, peer: str) -> User:
+        """A valid token is never throttled; unknown ones count against the peer."""
+        user = self.accounts.token_user(digest(value.strip()), time.time())
+        if user is not None:
+            return user
+        self._throttle.check_peer(peer)
+        self._throttle.failed_token(peer)
+        raise NotAuthenticated("unknown, expired or revoked token")
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -130,10 +143,7 @@ class Authenticator:
             scheme, _, value = authorization.strip().partition(" ")
             scheme = scheme.lower()
             if scheme == "bearer":
-                user = self.accounts.token_user(digest(value.strip()), time.time())
-                if user is None:
-                    raise NotAuthenticated("unknown, expired or revoked token")
-                return _principal(user, "token", peer)
+                return _principal(self._bearer(value, peer), "token", peer)
             if scheme == "basic":
                 return _principal(self._basic(value, peer), "basic", peer)
             raise NotAuthenticated(f"unsupported authorization scheme {scheme[:20]!r}")

@@ -91,9 +91,10 @@ class Authentication:
                 peer,
             )
         except OpenPacsError as exc:
-            extra = {"www-authenticate": challenges(headers)}
-            if isinstance(exc, LoginThrottled):
-                extra["retry-after"] = str(exc.retry_after)
+            if isinstance(exc, LoginThrottled):  # 429: no challenge, the password was not checked
+                extra = {"retry-after": str(exc.retry_after)}
+            else:
+                extra = {"www-authenticate": challenges(headers)}
             await _reply(send, exc.http_status, exc.reason, extra)
             return
         if (

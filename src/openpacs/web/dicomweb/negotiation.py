@@ -2,8 +2,10 @@
 
 An Accept value lists media ranges with parameters and quality factors. WADO-RS asks for
 `multipart/related; type="application/dicom"; transfer-syntax=...` (or octet-stream frames),
-where `transfer-syntax=*` means "as stored" and a missing transfer-syntax means Explicit VR
-Little Endian (PS3.18 Table 8.7.2-1).
+where `transfer-syntax=*` means "as stored" and a missing transfer-syntax means the media
+type's default, Explicit VR Little Endian (PS3.18 8.7.3.5.2, Table 8.7.2-1). A wildcard
+(`*/*`, `multipart/related` without a type) gets the default media type, application/dicom,
+so the same default syntax: only `transfer-syntax=*` asks for the stored bytes.
 """
 
 from __future__ import annotations
@@ -79,18 +81,12 @@ def multipart_syntaxes(accept: list[Acceptable], part_type: str) -> list[str] | 
     syntaxes: list[str] = []
     for item in accept:
         if item.media_type == "*/*":
-            syntaxes.append(ANY_SYNTAX)
+            syntaxes.append(EXPLICIT_LITTLE)
         elif item.media_type == "multipart/related" and (
             item.part_type is None or _matches(item.part_type, part_type)
         ):
-            syntaxes.append(item.transfer_syntax or _default_syntax(item, part_type))
+            syntaxes.append(item.transfer_syntax or EXPLICIT_LITTLE)
     return list(dict.fromkeys(syntaxes)) or None
-
-
-def _default_syntax(item: Acceptable, part_type: str) -> str:
-    if item.part_type is None or item.part_type != part_type:
-        return ANY_SYNTAX  # multipart/related or a wildcard part type: anything goes
-    return EXPLICIT_LITTLE
 
 
 def choose_media_type(accept: list[Acceptable], offered: tuple[str, ...]) -> str:

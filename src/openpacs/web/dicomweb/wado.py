@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydicom import dcmread
-from pydicom.uid import ExplicitVRBigEndian
 
 from openpacs.archive.service import Archive
 from openpacs.dicom.frames import (
@@ -86,9 +85,7 @@ def _retrieve(
             if ANY_SYNTAX in syntaxes
             else choose_syntax(stored.transfer_syntax, syntaxes)
         )
-        if target is None or (
-            target != stored.transfer_syntax and stored.transfer_syntax == ExplicitVRBigEndian
-        ):
+        if target is None:
             raise NotAcceptable(
                 f"an instance is stored as {stored.transfer_syntax} and cannot be converted to "
                 f"{', '.join(syntaxes)}"
