@@ -77,7 +77,10 @@ def build_index_engine(settings: Settings) -> Engine:
 
     database = settings.database
     return create_index_engine(
-        database.sqlalchemy_url(), pool_size=database.pool_size, max_overflow=database.max_overflow
+        database.sqlalchemy_url(),
+        pool_size=database.pool_size,
+        max_overflow=database.max_overflow,
+        credentials=database.credentials if database.password_file else None,
     )
 
 
@@ -161,6 +164,7 @@ def build_http_server(
         ssl_context=context,
         share_port=share_port,
         grace_seconds=grace_seconds,
+        trusted_proxies=http.trusted_proxies,
     )
 
 
