@@ -22,3 +22,8 @@ output "security_group_id" {
   description = "The database's security group."
   value       = aws_security_group.this.id
 }
+
+output "max_connections" {
+  description = "PostgreSQL max_connections, for the servers' connection budget."
+  value       = var.max_connections
+}
