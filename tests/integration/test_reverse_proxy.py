@@ -5,11 +5,6 @@ header directly, or through the proxy, gains nothing."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,80 +12,12 @@ import httpx
 import pytest
 
 from openpacs.web.auth.throttle import FREE_PEER_FAILURES
-from tests.support.process import free_port
+from tests.support.nginx import nginx
 from tests.support.web import WebNode, running_web_node
 
 PROXY_ADDRESS = "127.0.0.1"  # nginx connects to openpacs from here (proxy_bind)
 CLIENT_A = "127.0.0.2"
 CLIENT_B = "127.0.0.3"
-
-NGINX_CONF = """
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {folder}/body;
-    proxy_temp_path {folder}/proxy;
-    fastcgi_temp_path {folder}/fastcgi;
-    uwsgi_temp_path {folder}/uwsgi;
-    scgi_temp_path {folder}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass {upstream};
-            proxy_bind {proxy_address};
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-        }}
-    }}
-}}
-"""
-
-
-@contextmanager
-def nginx(folder: Path, upstream: str) -> Iterator[str]:
-    """nginx in front of `upstream`; yields its base URL."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).is_file():
-        pytest.skip("nginx is not installed (scripts/test installs it)")
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = folder / "nginx.conf"
-    config.write_text(
-        NGINX_CONF.format(folder=folder, port=port, upstream=upstream, proxy_address=PROXY_ADDRESS),
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [binary, "-c", str(config), "-p", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,  # errors go to error.log
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    error = (
-                        (folder / "error.log").read_text()
-                        if (folder / "error.log").exists()
-                        else ""
-                    )
-                    raise AssertionError(f"nginx did not start: {error}") from None
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def client_from(address: str, **kwargs: Any) -> httpx.Client:
@@ -112,8 +39,9 @@ def test_behind_nginx_the_real_client_is_audited_and_throttled(tmp_path: Path) -
     http = {"trusted_proxies": [PROXY_ADDRESS]}
     with (
         running_web_node(tmp_path / "node", http=http) as web,
-        nginx(tmp_path / "nginx", web.url) as proxied,
+        nginx(tmp_path / "nginx", web.url, bind=PROXY_ADDRESS) as port,
     ):
+        proxied = f"http://127.0.0.1:{port}"
         with client_from(CLIENT_A, base_url=proxied) as a:
             # a forged header is only the leftmost entry: nginx appends the real peer
             forged = {"X-Forwarded-For": "198.51.100.7"}

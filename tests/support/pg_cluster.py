@@ -55,8 +55,18 @@ def _as_postgres(args: list[str], timeout: float) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+@dataclass(frozen=True)
+class Tls:
+    """TLS for the server: its certificate and key (copied where PostgreSQL accepts a key),
+    and the pg_hba.conf to use instead of the password-for-everyone default."""
+
+    cert: Path
+    key: Path
+    hba: Path
+
+
 @contextmanager
-def password_cluster() -> Iterator[Cluster]:
+def password_cluster(tls: Tls | None = None) -> Iterator[Cluster]:
     """A running server whose pg_hba.conf asks every TCP client for a password."""
     binaries = _bin()
     folder = Path(tempfile.mkdtemp(prefix="openpacs-pg-"))
@@ -76,6 +86,8 @@ def password_cluster() -> Iterator[Cluster]:
         )  # fmt: skip
         assert initdb.returncode == 0, initdb.stderr
         options = f"-c listen_addresses=127.0.0.1 -c port={port} -k {folder} -c fsync=off"
+        if tls is not None:
+            options += _tls_options(folder, tls)
         start = _as_postgres(
             [str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",
              "-l", str(folder / "log"), "start"],
@@ -91,3 +103,19 @@ def password_cluster() -> Iterator[Cluster]:
             )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tls_options(folder: Path, tls: Tls) -> str:
+    """Copy the TLS files into the cluster's folder, owned by its user (a key others can read
+    is refused), and name them."""
+    names = {"server.pem": tls.cert, "server.key": tls.key, "pg_hba.conf": tls.hba}
+    for name, source in names.items():
+        target = folder / name
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(target, "postgres", "postgres")
+    return (
+        f" -c ssl=on -c ssl_cert_file={folder}/server.pem -c ssl_key_file={folder}/server.key"
+        f" -c hba_file={folder}/pg_hba.conf -c ssl_min_protocol_version=TLSv1.2"
+    )

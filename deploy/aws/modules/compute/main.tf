@@ -87,7 +87,8 @@ resource "aws_secretsmanager_secret_version" "admin" {
 resource "aws_ssm_parameter" "database_ca" {
   name        = "/openpacs/${var.name}/database-ca"
   description = "openpacs: the RDS certificate authorities, to verify the database (verify-full)"
-  type        = "String"
+  type        = "SecureString" # not secret, but every parameter is encrypted with the key
+  key_id      = var.kms_key_arn
   tier        = "Advanced" # up to 8 KB: a regional bundle fits
   value       = var.database_ca_bundle
   tags        = var.tags
