@@ -355,6 +355,12 @@ class DatabaseSettings(_Section):
         "new connection, so a rotated secret (RDS rotates its managed password) applies "
         "without a restart.",
     )
+    rds_iam: Flag = Field(
+        default=False,
+        description="Extension: log in with an RDS IAM authentication token made for every new "
+        "connection (the URL names the user; AWS credentials and region from the SDK's "
+        "chain), so no database password exists.",
+    )
     pool_size: Annotated[int, BeforeValidator(_int_between(1, 200))] = Field(
         default=10, description="Extension: connections kept open per server process."
     )
@@ -371,6 +377,12 @@ class DatabaseSettings(_Section):
     def _consistent(self) -> Self:
         if self.password_file and self.password.get_secret_value():
             key_problems([("password_file", "set either database.password or password_file")])
+        if self.rds_iam:
+            url = make_url(self.url)
+            if self.password_file or self.password.get_secret_value() or url.password:
+                key_problems([("rds_iam", "a token replaces the password: set no password")])
+            if url.get_backend_name() != "postgresql" or not url.username:
+                key_problems([("rds_iam", "needs a postgresql:// URL that names the user")])
         return self
 
     def credentials(self) -> tuple[str | None, str]:

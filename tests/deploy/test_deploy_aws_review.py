@@ -253,3 +253,19 @@ def test_the_readme_tells_how_to_upgrade() -> None:
     section = text.split("### Updating", 1)[1].split("\n### ", 1)[0]
     for needle in ("openpacs db upgrade", "container_image", "ami_id", "instance refresh"):
         assert needle in section, needle
+
+
+# --- 4. the servers never connect as the master user -----------------------------------------
+
+
+def test_the_servers_connect_as_their_own_role_with_iam_tokens() -> None:
+    statements = policy_statements(MODULES / "compute", "server")
+    (connect,) = [s for s in statements if s.get("sid") == "ConnectAsItsDatabaseRole"]
+    assert connect["actions"] == ["rds-db:connect"]
+    (resource,) = connect["resources"]
+    assert resource.endswith(":dbuser:${var.database_resource_id}/${var.database_user}")
+    assert variables(MODULES / "compute")["database_user"]["default"] == "openpacs_server"
+    assert module_calls(EXAMPLE)["compute"]["database_resource_id"] == (
+        "${module.database.resource_id}"
+    )
+    assert one(MODULES / "database", "aws_db_instance")["iam_database_authentication_enabled"]

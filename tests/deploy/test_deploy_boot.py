@@ -34,6 +34,7 @@ SAMPLE = {
     "db_host": "openpacs-index.abc123.eu-west-1.rds.amazonaws.com",
     "db_port": "5432",
     "db_name": "openpacs",
+    "db_user": "openpacs_server",
     "db_secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-1234-AbCdEf",
     "admin_secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:admin-AbCdEf",
     "admin_user": "admin",
@@ -184,27 +185,49 @@ def test_a_reboot_makes_the_secrets_and_certificates_again(booted: Machine) -> N
     assert any("enable --now openpacs-prepare.service" in call for call in booted.calls)
 
 
-def test_the_schema_is_upgraded_once_before_openpacs_starts(booted: Machine) -> None:
+def test_the_schema_is_upgraded_and_granted_once_before_openpacs_starts(
+    booted: Machine, tmp_path: Path
+) -> None:
     """An image upgrade's new servers would refuse the old schema: a one-shot unit runs
-    `openpacs db upgrade` (serialised by its advisory lock) before openpacs."""
+    `openpacs db upgrade` (serialised by its advisory lock) and `openpacs db grant` as the
+    schema's owner, before openpacs, which connects as its own role (issue 19, items 4, 5)."""
     text = booted.read("/etc/systemd/system/openpacs-db-upgrade.service")
     settings = unit_settings(text)
     assert settings["Type"] == "oneshot"
     assert "openpacs-prepare.service" in settings["Requires"]
-    command = shlex.split(settings["ExecStart"].replace("\\\n", " "))
-    assert command[-5:] == [
-        SAMPLE["image"], "db", "upgrade", "--config", "/etc/openpacs/openpacs.toml"
-    ]  # fmt: skip
-    result = CliRunner().invoke(cli, ["db", "upgrade", "--help"])
-    assert result.exit_code == 0  # the command the unit runs exists
+    owner = shlex.split(settings["Environment"])[0].split("=", 1)[1]
+    commands = [
+        shlex.split(line.split("=", 1)[1].replace("$OWNER", owner))  # systemd splits $VAR
+        for line in text.replace("\\\n", " ").splitlines()
+        if line.startswith("ExecStart=")
+    ]
+    tails = [command[command.index(SAMPLE["image"]) + 1 :] for command in commands]
+    assert tails == [
+        ["db", "upgrade", "--config", "/etc/openpacs/openpacs.toml"],
+        ["db", "grant", "openpacs_server", "--rds-iam", "--config", "/etc/openpacs/openpacs.toml"],
+    ]
+    for tail in tails:  # the commands exist
+        assert CliRunner().invoke(cli, [*tail[:2], "--help"]).exit_code == 0
+    environ = dict(commands[0][i + 1].split("=", 1) for i, word in enumerate(commands[0])
+                   if word == "--env")  # fmt: skip
+    environ = {key: booted.localize(value) for key, value in environ.items()}
+    config = tmp_path / "openpacs.toml"
+    config.write_text(booted.localize(written_config(booted)), encoding="utf-8")
+    step = load_settings(config, environ=environ).database
+    assert step.rds_iam is False
+    url = step.sqlalchemy_url()
+    assert (url.username, url.password) == ("openpacs", "from-rds")  # the owner, from RDS
 
 
-def test_a_rotated_database_password_needs_no_restart(booted: Machine) -> None:
-    """The timer only refreshes the file; openpacs reads it for each new connection."""
+def test_openpacs_never_uses_a_password_to_reach_the_database(booted: Machine) -> None:
+    """It logs in as its own role with IAM tokens: nothing to rotate, nothing to restart."""
     fetch = booted.read("/usr/local/sbin/openpacs-fetch-secrets")
     assert "systemctl" not in fetch
     config = written_config(booted)
-    assert 'password_file = "/run/openpacs/database.json"' in config
+    assert "rds_iam = true" in config
+    assert "password" not in config.split("[database]", 1)[1].split("[storage]", 1)[0]
+    service = booted.read("/etc/systemd/system/openpacs.service")
+    assert "database.json" not in service
 
 
 def unit_settings(text: str) -> dict[str, str]:
@@ -252,9 +275,10 @@ def test_openpacs_loads_the_configuration_the_boot_script_writes(
     assert settings.http.tls_cert.endswith("/server.pem")
     assert settings.http.trusted_proxies == ("10.40.0.0/20", "10.40.16.0/20")
     assert (settings.database.pool_size, settings.database.max_overflow) == (5, 10)
+    assert settings.database.rds_iam is True
     url = settings.database.sqlalchemy_url()
     assert (url.host, url.port, url.database) == (SAMPLE["db_host"], 5432, "openpacs")
-    assert (url.username, url.password) == ("openpacs", "from-rds")
+    assert (url.username, url.password) == ("openpacs_server", None)
     assert url.query["sslmode"] == "verify-full"
     assert str(url.query["sslrootcert"]).endswith("/rds-ca.pem")
     assert settings.storage.s3_bucket == SAMPLE["bucket"]

@@ -160,6 +160,7 @@ module "compute" {
   database_port                    = module.database.port
   database_name                    = module.database.database_name
   database_secret_arn              = module.database.master_user_secret_arn
+  database_resource_id             = module.database.resource_id
   database_ca_bundle               = file("${path.root}/${var.database_ca_file}")
   database_max_connections         = module.database.max_connections
   workers                          = var.workers

@@ -8,6 +8,7 @@
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
   region         = data.aws_region.current.name
@@ -39,6 +40,7 @@ locals {
     db_host              = var.database_address
     db_port              = var.database_port
     db_name              = var.database_name
+    db_user              = var.database_user
     db_secret_arn        = var.database_secret_arn
     admin_secret_arn     = aws_secretsmanager_secret.admin.arn
     admin_user           = var.admin_user
@@ -132,6 +134,13 @@ data "aws_iam_policy_document" "server" {
     sid       = "ReadItsSecrets"
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     resources = [var.database_secret_arn, aws_secretsmanager_secret.admin.arn, var.dicom_tls_secret_arn]
+  }
+
+  # The servers log in as their own role with IAM tokens, never with a password.
+  statement {
+    sid       = "ConnectAsItsDatabaseRole"
+    actions   = ["rds-db:connect"]
+    resources = ["arn:${data.aws_partition.current.partition}:rds-db:${local.region}:${data.aws_caller_identity.current.account_id}:dbuser:${var.database_resource_id}/${var.database_user}"]
   }
 
   statement {

@@ -258,8 +258,27 @@ variable "database_name" {
   type        = string
 }
 
+variable "database_resource_id" {
+  description = "The database instance's resource ID (db-...), for the servers' rds-db:connect permission."
+  type        = string
+  validation {
+    condition     = can(regex("^db-[A-Z0-9]+$", var.database_resource_id))
+    error_message = "database_resource_id: an RDS resource ID (db-ABCDEFGHIJKLMNOP)."
+  }
+}
+
+variable "database_user" {
+  description = "Login role the servers connect as, with RDS IAM tokens; `openpacs db grant` makes it (row access only) at every rollout."
+  type        = string
+  default     = "openpacs_server"
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.database_user))
+    error_message = "database_user: lower-case letters, digits and _ (at most 63)."
+  }
+}
+
 variable "database_secret_arn" {
-  description = "Secrets Manager secret with the database credentials (the RDS-managed master secret)."
+  description = "Secrets Manager secret with the schema owner's credentials (the RDS-managed master secret), used only by the one-shot upgrade and grant step, never by openpacs serving."
   type        = string
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:", var.database_secret_arn))

@@ -27,3 +27,8 @@ output "max_connections" {
   description = "PostgreSQL max_connections, for the servers' connection budget."
   value       = var.max_connections
 }
+
+output "resource_id" {
+  description = "The instance's resource ID, which IAM database authentication policies name (rds-db:connect)."
+  value       = aws_db_instance.this.resource_id
+}
