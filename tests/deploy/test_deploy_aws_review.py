@@ -269,3 +269,39 @@ def test_the_servers_connect_as_their_own_role_with_iam_tokens() -> None:
         "${module.database.resource_id}"
     )
     assert one(MODULES / "database", "aws_db_instance")["iam_database_authentication_enabled"]
+
+
+# --- issue 16, item 3: references resolve without the provider --------------------------------
+
+_VARIABLE = re.compile(r"\bvar\.([a-z0-9_]+)")
+_MODULE_OUTPUT = re.compile(r"\bmodule\.([a-z0-9_]+)\.([a-z0-9_]+)")
+_LOCAL = re.compile(r"\blocal\.([a-z0-9_]+)")
+
+
+def _text(folder: Path) -> str:
+    return "\n".join(path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.tf")))
+
+
+def test_every_reference_names_something_declared() -> None:
+    for folder in FOLDERS:
+        text = _text(folder)
+        declared = set(variables(folder))
+        assert set(_VARIABLE.findall(text)) <= declared, folder.name
+        assert set(_LOCAL.findall(text)) <= set(locals_of(folder)), folder.name
+        template = folder / "user-data.sh.tftpl"
+        if template.exists():
+            assert "var." not in template.read_text(encoding="utf-8")
+    calls = module_calls(EXAMPLE)
+    for module, output in _MODULE_OUTPUT.findall(_text(EXAMPLE)):
+        source = (EXAMPLE / calls[module]["source"]).resolve()
+        assert output in outputs(source), f"module.{module}.{output}"
+
+
+def test_the_example_passes_every_required_variable_and_nothing_else() -> None:
+    for name, call in module_calls(EXAMPLE).items():
+        folder = (EXAMPLE / call["source"]).resolve()
+        declared = variables(folder)
+        required = {key for key, body in declared.items() if "default" not in body}
+        passed = set(call) - {"source", "depends_on", "providers", "count", "for_each"}
+        assert required <= passed, f"{name}: {sorted(required - passed)} not passed"
+        assert passed <= set(declared), f"{name}: {sorted(passed - set(declared))} unknown"
