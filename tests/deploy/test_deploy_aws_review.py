@@ -305,3 +305,41 @@ def test_the_example_passes_every_required_variable_and_nothing_else() -> None:
         passed = set(call) - {"source", "depends_on", "providers", "count", "for_each"}
         assert required <= passed, f"{name}: {sorted(required - passed)} not passed"
         assert passed <= set(declared), f"{name}: {sorted(passed - set(declared))} unknown"
+
+
+# --- issue 16, item 4: alarms -----------------------------------------------------------------
+
+
+def test_alarms_cover_targets_database_errors_and_refusals_to_an_encrypted_topic() -> None:
+    folder = MODULES / "operations"
+    topic = one(folder, "aws_sns_topic")
+    assert topic["kms_master_key_id"] == "${var.kms_key_arn}"
+    alarms = {block.name: block.body for block in resources(folder, "aws_cloudwatch_metric_alarm")}
+    assert set(alarms) == {
+        "unhealthy_targets", "http_5xx", "database_cpu", "database_storage",
+        "association_refusals",
+    }  # fmt: skip
+    metrics = {name: body["metric_name"] for name, body in alarms.items()}
+    assert metrics["unhealthy_targets"] == "UnHealthyHostCount"
+    assert metrics["http_5xx"] == "HTTPCode_Target_5XX_Count"
+    assert metrics["database_cpu"] == "CPUUtilization"
+    assert metrics["database_storage"] == "FreeStorageSpace"
+    for name, body in alarms.items():
+        assert body["alarm_actions"] == "${local.actions}", name
+    assert locals_of(folder)["actions"] == ["${aws_sns_topic.alarms.arn}"]
+    refusals = one(folder, "aws_cloudwatch_log_metric_filter")
+    assert refusals["log_group_name"] == "${var.server_log_group}"
+    assert "association rejected" in str(refusals["pattern"])
+    statements = policy_statements(EXAMPLE, "key")
+    (publish,) = [s for s in statements if s["sid"] == "CloudWatchAlarmsPublishToTheEncryptedTopic"]
+    assert first(publish, "principals")["identifiers"] == ["cloudwatch.amazonaws.com"]
+    call = module_calls(EXAMPLE)["operations"]
+    assert call["server_log_group"] == "${module.compute.log_group}"
+
+
+def test_openpacs_logs_the_line_the_refusal_filter_counts() -> None:
+    """The metric filter counts "association rejected": the line openpacs logs when it sends
+    an A-ASSOCIATE-RJ (dimse/server.py)."""
+    source = (AWS.parents[1] / "src" / "openpacs" / "dimse" / "server.py").read_text()
+    assert '"association %s calling=%s' in source
+    assert '(evt.EVT_REJECTED, self._association_log, ["rejected"])' in source

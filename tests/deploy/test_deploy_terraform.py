@@ -35,7 +35,7 @@ from tests.deploy.terraform_model import (
     variables,
 )
 
-MODULE_NAMES = ("network", "database", "storage", "compute", "ingress")
+MODULE_NAMES = ("network", "database", "storage", "compute", "ingress", "operations")
 FOLDERS = [MODULES / name for name in MODULE_NAMES] + [EXAMPLE]
 
 
@@ -63,6 +63,7 @@ UNVALIDATED = {
     "ami_ssm_parameter", "bucket", "bucket_prefix", "database_address", "database_port",
     "database_name", "log_bucket", "target_dicom_tls_port", "target_https_port",
     "web_host_name", "dicom_host_name", "endpoint_security_group_id", "s3_prefix_list_id",
+    "database_identifier", "server_log_group", "metric_dimensions",
 }  # fmt: skip
 
 

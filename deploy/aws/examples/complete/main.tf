@@ -57,6 +57,22 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
+  # CloudWatch alarms publish to the alarm topic, which this key encrypts.
+  statement {
+    sid       = "CloudWatchAlarmsPublishToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+
   # Auto Scaling launches the servers with volumes encrypted by this key.
   statement {
     sid       = "AutoScalingUsesTheKeyForVolumes"
@@ -174,4 +190,14 @@ module "compute" {
   dicom_tls_secret_arn             = var.dicom_tls_secret_arn
   dicom_peers                      = var.dicom_peers
   dicom_destinations               = var.dicom_destinations
+}
+
+module "operations" {
+  source              = "../../modules/operations"
+  name                = var.name
+  kms_key_arn         = aws_kms_key.openpacs.arn
+  alarm_emails        = var.alarm_emails
+  metric_dimensions   = module.ingress.metric_dimensions
+  database_identifier = module.database.identifier
+  server_log_group    = module.compute.log_group
 }

@@ -47,3 +47,8 @@ output "kms_key_arn" {
   description = "The customer managed key."
   value       = aws_kms_key.openpacs.arn
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic of the alarms: subscribe paging or chat to it."
+  value       = module.operations.alarm_topic_arn
+}

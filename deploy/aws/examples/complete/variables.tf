@@ -248,3 +248,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "alarm_emails" {
+  description = "Addresses that receive the alarms (unhealthy servers, database CPU and storage, HTTP 5xx, refused associations)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for address in var.alarm_emails : can(regex("^[^@ ]+@[^@ ]+\\.[^@ ]+$", address))])
+    error_message = "alarm_emails: e-mail addresses."
+  }
+}

@@ -32,3 +32,8 @@ output "resource_id" {
   description = "The instance's resource ID, which IAM database authentication policies name (rds-db:connect)."
   value       = aws_db_instance.this.resource_id
 }
+
+output "identifier" {
+  description = "The database instance's identifier (CloudWatch dimension DBInstanceIdentifier)."
+  value       = aws_db_instance.this.identifier
+}
