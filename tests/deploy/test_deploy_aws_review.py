@@ -343,3 +343,26 @@ def test_openpacs_logs_the_line_the_refusal_filter_counts() -> None:
     source = (AWS.parents[1] / "src" / "openpacs" / "dimse" / "server.py").read_text()
     assert '"association %s calling=%s' in source
     assert '(evt.EVT_REJECTED, self._association_log, ["rejected"])' in source
+
+
+# --- issue 16, item 4: PrivateLink -----------------------------------------------------------
+
+
+def test_dicom_is_offered_over_privatelink_to_listed_principals_with_acceptance() -> None:
+    folder = MODULES / "ingress"
+    service = one(folder, "aws_vpc_endpoint_service")
+    assert service["acceptance_required"] is True
+    assert service["allowed_principals"] == "${var.privatelink_allowed_principals}"
+    balancers = {block.name: block.body for block in resources(folder, "aws_lb")}
+    private = balancers["private"]
+    assert private["internal"] is True
+    assert private["load_balancer_type"] == "network"
+    assert "length(var.privatelink_allowed_principals) > 0" in private["count"]
+    listeners = {block.name: block.body for block in resources(folder, "aws_lb_listener")}
+    assert listeners["private_dicom"]["protocol"] == "TCP"  # mutual TLS at openpacs
+    condition = first(variables(folder)["privatelink_allowed_principals"], "validation")
+    assert ":iam::" in condition["condition"]
+    assert variables(folder)["privatelink_allowed_principals"]["default"] == []
+    call = module_calls(EXAMPLE)["ingress"]
+    assert call["private_subnet_ids"] == "${module.network.application_subnet_ids}"
+    assert "aws ec2 create-vpc-endpoint" in README.read_text(encoding="utf-8")

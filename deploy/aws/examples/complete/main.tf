@@ -154,6 +154,9 @@ module "ingress" {
   dicom_client_cidrs  = var.dicom_client_cidrs
   log_bucket          = module.storage.log_bucket
   deletion_protection = var.deletion_protection
+
+  privatelink_allowed_principals = var.privatelink_allowed_principals
+  private_subnet_ids             = module.network.application_subnet_ids
 }
 
 module "compute" {

@@ -52,3 +52,8 @@ output "alarm_topic_arn" {
   description = "SNS topic of the alarms: subscribe paging or chat to it."
   value       = module.operations.alarm_topic_arn
 }
+
+output "privatelink_service_name" {
+  description = "PrivateLink endpoint service for DICOM (with privatelink_allowed_principals)."
+  value       = module.ingress.privatelink_service_name
+}

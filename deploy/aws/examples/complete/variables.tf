@@ -258,3 +258,13 @@ variable "alarm_emails" {
     error_message = "alarm_emails: e-mail addresses."
   }
 }
+
+variable "privatelink_allowed_principals" {
+  description = "AWS principals (a hospital's account) allowed to connect to DICOM through PrivateLink, without any public endpoint."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for principal in var.privatelink_allowed_principals : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:", principal))])
+    error_message = "privatelink_allowed_principals: IAM principal ARNs (never *)."
+  }
+}

@@ -42,3 +42,8 @@ output "metric_dimensions" {
     dicom_target_group  = aws_lb_target_group.dicom.arn_suffix
   }
 }
+
+output "privatelink_service_name" {
+  description = "The endpoint service a hospital's VPC connects to (aws ec2 create-vpc-endpoint --service-name ...); null without privatelink_allowed_principals."
+  value       = one(aws_vpc_endpoint_service.dicom[*].service_name)
+}
