@@ -366,3 +366,46 @@ def test_dicom_is_offered_over_privatelink_to_listed_principals_with_acceptance(
     call = module_calls(EXAMPLE)["ingress"]
     assert call["private_subnet_ids"] == "${module.network.application_subnet_ids}"
     assert "aws ec2 create-vpc-endpoint" in README.read_text(encoding="utf-8")
+
+
+# --- issue 16, item 4: bulk-upload intake ----------------------------------------------------
+
+
+def test_the_intake_bucket_is_private_encrypted_expiring_and_queues_its_events() -> None:
+    folder = MODULES / "intake"
+    sse = first(first(one(folder, "aws_s3_bucket_server_side_encryption_configuration"), "rule"),
+                "apply_server_side_encryption_by_default")  # fmt: skip
+    assert sse == {"sse_algorithm": "aws:kms", "kms_master_key_id": "${var.kms_key_arn}"}
+    block = one(folder, "aws_s3_bucket_public_access_block")
+    assert all(block[key] is True for key in ("block_public_acls", "block_public_policy",
+                                              "ignore_public_acls", "restrict_public_buckets"))  # fmt: skip
+    rule = first(one(folder, "aws_s3_bucket_lifecycle_configuration"), "rule")
+    assert first(rule, "expiration")["days"] == "${var.expire_days}"
+    (deny,) = [
+        s for s in policy_statements(folder, "intake") if s["sid"] == "DenyRequestsWithoutTls"
+    ]
+    assert first(deny, "condition")["variable"] == "aws:SecureTransport"
+    queues = {b.name: b.body for b in resources(folder, "aws_sqs_queue")}
+    for queue in queues.values():
+        assert queue["kms_master_key_id"] == "${var.kms_key_arn}"
+    assert "aws_sqs_queue.dead_letters.arn" in queues["intake"]["redrive_policy"]
+    notification = first(one(folder, "aws_s3_bucket_notification"), "queue")
+    assert notification["queue_arn"] == "${aws_sqs_queue.intake.arn}"
+    assert notification["events"] == ["s3:ObjectCreated:*"]
+    (send,) = policy_statements(folder, "queue")
+    assert first(send, "principals")["identifiers"] == ["s3.amazonaws.com"]
+    conditions = {c["variable"]: c["values"] for c in listed(send["condition"])}
+    assert conditions["aws:SourceArn"] == ["${aws_s3_bucket.intake.arn}"]
+    assert "sqs" in locals_of(MODULES / "network")["interface_services"]
+    compute = [
+        content
+        for block in blocks(MODULES / "compute", "data")
+        if block.name == "server"
+        for entry in listed(block.body.get("dynamic", []))
+        for content in listed(entry["statement"]["content"])
+    ]
+    by_sid = {statement["sid"]: statement for statement in compute}
+    assert by_sid["ImportFromItsIntake"]["actions"] == ["s3:GetObject", "s3:DeleteObject"]
+    assert "sqs:ReceiveMessage" in by_sid["ConsumeItsIntakeQueue"]["actions"]
+    call = module_calls(EXAMPLE)["compute"]
+    assert call["intake_queue_arn"] == '${try(module.intake[0].queue_arn, "")}'

@@ -35,7 +35,7 @@ from tests.deploy.terraform_model import (
     variables,
 )
 
-MODULE_NAMES = ("network", "database", "storage", "compute", "ingress", "operations")
+MODULE_NAMES = ("network", "database", "storage", "compute", "ingress", "operations", "intake")
 FOLDERS = [MODULES / name for name in MODULE_NAMES] + [EXAMPLE]
 
 
@@ -319,7 +319,7 @@ def test_the_instance_role_is_least_privilege() -> None:
         for entry in listed(block.body.get("dynamic", []))
         for content in listed(entry["statement"]["content"])
     ]
-    assert len(dynamic) == 2  # the ECR pull, only with an ECR repository
+    assert len(dynamic) == 4  # the ECR pull and the intake, only when there are ones
     statements = statements + dynamic
     for statement in statements:
         actions = listed(statement.get("actions", []))

@@ -193,6 +193,8 @@ module "compute" {
   dicom_tls_secret_arn             = var.dicom_tls_secret_arn
   dicom_peers                      = var.dicom_peers
   dicom_destinations               = var.dicom_destinations
+  intake_bucket_arn                = try(module.intake[0].bucket_arn, "")
+  intake_queue_arn                 = try(module.intake[0].queue_arn, "")
 }
 
 module "operations" {
@@ -203,4 +205,13 @@ module "operations" {
   metric_dimensions   = module.ingress.metric_dimensions
   database_identifier = module.database.identifier
   server_log_group    = module.compute.log_group
+}
+
+module "intake" {
+  source                  = "../../modules/intake"
+  count                   = var.intake ? 1 : 0
+  name                    = var.name
+  kms_key_arn             = aws_kms_key.openpacs.arn
+  log_bucket              = module.storage.log_bucket
+  uploader_principal_arns = var.intake_uploader_principal_arns
 }

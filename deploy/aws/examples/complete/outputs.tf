@@ -57,3 +57,8 @@ output "privatelink_service_name" {
   description = "PrivateLink endpoint service for DICOM (with privatelink_allowed_principals)."
   value       = module.ingress.privatelink_service_name
 }
+
+output "intake" {
+  description = "Bulk-upload intake: bucket to upload to and the queue openpacs consumes (with intake = true)."
+  value       = var.intake ? { bucket = module.intake[0].bucket, queue_url = module.intake[0].queue_url } : null
+}

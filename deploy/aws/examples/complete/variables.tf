@@ -268,3 +268,19 @@ variable "privatelink_allowed_principals" {
     error_message = "privatelink_allowed_principals: IAM principal ARNs (never *)."
   }
 }
+
+variable "intake" {
+  description = "Make the bulk-upload intake: a bucket sites upload studies to and a queue of its events that `openpacs import --watch` consumes."
+  type        = bool
+  default     = false
+}
+
+variable "intake_uploader_principal_arns" {
+  description = "Principals allowed to upload to the intake bucket (a site's role)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for principal in var.intake_uploader_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:", principal))])
+    error_message = "intake_uploader_principal_arns: IAM principal ARNs."
+  }
+}

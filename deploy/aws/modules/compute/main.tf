@@ -190,6 +190,24 @@ data "aws_iam_policy_document" "server" {
   }
 
   dynamic "statement" {
+    for_each = var.intake_bucket_arn != "" ? [var.intake_bucket_arn] : []
+    content {
+      sid       = "ImportFromItsIntake"
+      actions   = ["s3:GetObject", "s3:DeleteObject"]
+      resources = ["${statement.value}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.intake_queue_arn != "" ? [var.intake_queue_arn] : []
+    content {
+      sid       = "ConsumeItsIntakeQueue"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
     for_each = var.ecr_repository_arn != "" ? [var.ecr_repository_arn] : []
     content {
       sid       = "PullItsImage"

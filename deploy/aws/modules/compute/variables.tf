@@ -331,3 +331,23 @@ variable "https_egress_cidrs" {
     error_message = "https_egress_cidrs: IPv4 CIDRs."
   }
 }
+
+variable "intake_bucket_arn" {
+  description = "Bulk-upload intake bucket (intake module) the servers import from and clean up; empty: none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.intake_bucket_arn == "" || can(regex("^arn:aws[a-z-]*:s3:::", var.intake_bucket_arn))
+    error_message = "intake_bucket_arn: empty or an S3 bucket ARN."
+  }
+}
+
+variable "intake_queue_arn" {
+  description = "SQS queue of the intake bucket's events, which `openpacs import --watch` consumes; empty: none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.intake_queue_arn == "" || can(regex("^arn:aws[a-z-]*:sqs:", var.intake_queue_arn))
+    error_message = "intake_queue_arn: empty or an SQS queue ARN."
+  }
+}

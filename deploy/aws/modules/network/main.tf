@@ -20,7 +20,7 @@ locals {
   public_cidrs       = [for i in range(2) : cidrsubnet(var.cidr_block, 4, i)]
   application_cidrs  = [for i in range(2) : cidrsubnet(var.cidr_block, 4, 2 + i)]
   database_cidrs     = [for i in range(2) : cidrsubnet(var.cidr_block, 4, 4 + i)]
-  interface_services = ["secretsmanager", "kms", "ssm", "ssmmessages", "ec2messages", "logs", "ecr.api", "ecr.dkr"]
+  interface_services = ["secretsmanager", "kms", "ssm", "ssmmessages", "ec2messages", "logs", "ecr.api", "ecr.dkr", "sqs"]
   region             = data.aws_region.current.name
   account            = data.aws_caller_identity.current.account_id
   partition          = data.aws_partition.current.partition
