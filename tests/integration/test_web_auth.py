@@ -42,6 +42,21 @@ def test_anonymous_gets_both_challenges_and_the_ui_only_bearer(web: WebNode) -> 
     assert ui.headers["www-authenticate"] == 'Bearer realm="openpacs"'
 
 
+@pytest.mark.parametrize("mode", ["cors", "no-cors", "same-origin"])
+def test_a_page_script_is_offered_no_basic_login(web: WebNode, mode: str) -> None:
+    """Fetch Metadata: a browser marks a script's or a subresource's request with its mode; a
+    Basic challenge there opens the browser's login dialog over the page (OHIF on the same
+    origin behind a proxy, with an expired token). A navigation is still offered Basic."""
+    for auth in (None, ("admin", "not-the-password")):
+        response = httpx.get(
+            f"{web.url}/dicom-web/studies", auth=auth, headers={"Sec-Fetch-Mode": mode}
+        )
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer realm="openpacs"'
+    opened = httpx.get(f"{web.url}/dicom-web/studies", headers={"Sec-Fetch-Mode": "navigate"})
+    assert 'Basic realm="openpacs"' in opened.headers["www-authenticate"]
+
+
 def test_basic_authentication(web: WebNode) -> None:
     response = httpx.get(f"{web.url}/api/session", auth=web.admin)
     assert response.status_code == 200

@@ -61,3 +61,17 @@ def test_headers_query() -> None:
     assert query.level is Level.IMAGE
     assert [c.keyword for c in query.conditions] == ["StudyInstanceUID", "SeriesInstanceUID"]
     assert query.return_tags  # a non-column key, so the index returns headers
+
+
+def test_headers_stored_before_empty_values_were_normalized_are_answered_cleanly() -> None:
+    """Headers written by pydicom's own conversion kept "" among values and empty PN groups;
+    metadata answers them in the PS3.18 F.2.5 form (an empty value is null)."""
+    old = {
+        "00080008": {"vr": "CS", "Value": ["ORIGINAL", "", "AXIAL"]},
+        "00081070": {"vr": "PN", "Value": [{"Alphabetic": "", "Ideographic": "Yamada"}]},
+        "00081032": {"vr": "SQ", "Value": [{"00100010": {"vr": "PN", "Value": [{}]}}]},
+    }
+    metadata = instance_metadata(old, instance_url=URL)
+    assert metadata["00080008"] == {"vr": "CS", "Value": ["ORIGINAL", None, "AXIAL"]}
+    assert metadata["00081070"] == {"vr": "PN", "Value": [{"Ideographic": "Yamada"}]}
+    assert metadata["00081032"] == {"vr": "SQ", "Value": [{"00100010": {"vr": "PN"}}]}

@@ -68,9 +68,45 @@ def test_includefield_empty_values_and_all() -> None:
     )
     tags = qido.query.return_tags
     assert _tag("InstitutionName") in tags
-    assert _tag("Modality") in tags  # an empty value is a return key
+    assert _tag("Modality") not in tags  # a series key: no value at study level
     assert qido.query.conditions == ()
     assert qido.include_all
+    series = qido_query(Resource.SERIES, [("Modality", ""), ("includefield", "SOPClassUID")])
+    assert _tag("Modality") in series.query.return_tags  # an empty value is a return key
+    assert _tag("SOPClassUID") not in series.query.return_tags
+
+
+def test_ohif_study_search_gets_no_empty_modality() -> None:
+    """OHIF's study search asks for Modality (00080060) at study level and reads its Value
+    whenever the element is there; ModalitiesInStudy is the study's answer to it."""
+    qido = qido_query(
+        Resource.STUDIES,
+        [("limit", "25"), ("fuzzymatching", "true"), ("includefield", "00081030,00080060")],
+    )
+    match = Match(
+        level=Level.STUDY,
+        values={
+            "StudyInstanceUID": "1.2",
+            "PatientID": "",
+            "PatientName": "",
+            "ReferringPhysicianName": "",
+            "AccessionNumber": None,
+            "StudyDescription": "",
+            "StudyDate": "20240115",
+            "ModalitiesInStudy": ["CT", "SR"],
+            "NumberOfStudyRelatedSeries": 2,
+        },
+        header={"00080090": {"vr": "PN", "Value": [{}]}, "00101000": {"vr": "LO", "Value": [""]}},
+    )
+    result = qido_result(qido, match, base_url="http://h/dicom-web")
+    assert "00080060" not in result
+    assert result["00080061"] == {"vr": "CS", "Value": ["CT", "SR"]}
+    assert result["00100010"] == {"vr": "PN"}  # an empty name: no Value, never [{}]
+    assert result["00080090"] == {"vr": "PN"}
+    assert result["00100020"] == {"vr": "LO"}
+    assert result["00080050"] == {"vr": "SH"}
+    assert result["00081030"] == {"vr": "LO"}
+    assert result["00201206"] == {"vr": "IS", "Value": [2]}
 
 
 def test_fuzzy_matching_matches_any_part_of_a_name() -> None:
@@ -181,3 +217,32 @@ def test_json_results_equal_the_c_find_datasets() -> None:
     tags = [_tag(k) for k in keywords]
     expected = result_dataset(match, tags).to_json_dict()
     assert result_json(match, tags) == expected
+
+
+def test_c_find_encodes_empty_values_among_others_as_empty() -> None:
+    """A stored header keeps an empty value among several as null (PS3.18 F.2.5); a C-FIND
+    response writes it as an empty value, never as the text "None"."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    from openpacs.dicom.results import result_dataset
+
+    match = Match(
+        level=Level.IMAGE,
+        values={"StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.2.3", "SOPInstanceUID": "1.4"},
+        header={
+            "00081060": {"vr": "PN", "Value": [{"Alphabetic": "Doe^J"}, None]},
+            "00101000": {"vr": "LO", "Value": ["A", None, "B"]},
+            "00181088": {"vr": "IS", "Value": [None, 72]},
+            "00280030": {"vr": "DS", "Value": [0.5, None]},
+        },
+    )
+    tags = [_tag(k) for k in ("NameOfPhysiciansReadingStudy", "OtherPatientIDs", "HeartRate")]
+    dataset = result_dataset(match, [*tags, _tag("PixelSpacing")])
+    encoded = DicomBytesIO()
+    encoded.is_little_endian, encoded.is_implicit_VR = True, False
+    write_dataset(encoded, dataset)
+    data = encoded.getvalue()
+    assert b"None" not in data
+    for text in (b"PN\x06\x00Doe^J\\", b"LO\x04\x00A\\\\B", b"IS\x04\x00\\72", b"DS\x04\x000.5\\"):
+        assert text in data

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from openpacs.dicom.json_model import element_json
 from openpacs.dicom.levels import INDEXED_KEYS, Level
 from openpacs.dicom.matching import json_values
 from openpacs.dicom.values import normalize_date, normalize_int, normalize_name, normalize_time
@@ -196,9 +197,8 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
         for tag in list(dataset.keys()):
             # Element by element, so one unconvertible value costs only its own element.
             try:
-                converted[f"{tag:08X}"] = dataset[tag].to_json_dict(
-                    bulk_data_element_handler=_bulk_marker,
-                    bulk_data_threshold=BULK_DATA_THRESHOLD,
+                converted[f"{tag:08X}"] = element_json(
+                    dataset[tag], bulk_handler=_bulk_marker, bulk_threshold=BULK_DATA_THRESHOLD
                 )
             except Exception as exc:
                 log.warning("header element %08X left out of the index: %s", tag, exc)

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from openpacs.dicom.json_model import normalized
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.errors import InvalidQuery, NotFound
@@ -76,8 +77,8 @@ def _rewrite(
                 if isinstance(item, Mapping)
             ]
             result[tag] = {"vr": "SQ", "Value": items}
-        else:
-            result[tag] = dict(element)
+        else:  # headers stored by older versions may hold "" or {} values
+            result[tag] = normalized(dict(element))
     return result
 
 

@@ -167,7 +167,9 @@ def qido_query(
     if include_all:
         return_tags += _all_keys(level)
     archive_tags = set(_tags(*ARCHIVE_KEYS))
-    return_tags = [tag for tag in return_tags if tag not in archive_tags]
+    return_tags = [
+        tag for tag in return_tags if tag not in archive_tags and _applies_at(level, tag)
+    ]
     query = Query(
         level=level,
         conditions=tuple(conditions),
@@ -207,6 +209,20 @@ def _all_keys(level: Level) -> list[int]:
     keys = [k.keyword for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
     keys += [k for k, owner in COMPUTED_KEYS.items() if 0 < owner.depth <= level.depth]
     return list(_tags(*keys))
+
+
+def _applies_at(level: Level, tag: int) -> bool:
+    """Whether an attribute the archive knows the level of has a value at `level`.
+
+    A key of a lower level (Modality in a study search, PS3.4 C.6.1.1.3) has no single value
+    there: it is left out of the result rather than answered empty, which is what clients
+    expect (OHIF reads `Value` of a Modality it asked for at study level and merges it with
+    ModalitiesInStudy, the study-level key for it). Other attributes come from the stored
+    header and are answered from the entity's first instance.
+    """
+    keyword = keyword_for_tag(tag)
+    owner = INDEXED_KEYS[keyword].level if keyword in INDEXED_KEYS else COMPUTED_KEYS.get(keyword)
+    return owner is None or owner.depth <= level.depth
 
 
 def _attribute(name: str) -> int:

@@ -16,8 +16,9 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import DSfloat, PersonName
 
+from openpacs.dicom.json_model import normalized, value_array
 from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 
 
@@ -54,13 +55,30 @@ def result_dataset(
             continue
         vr, value, stored = source
         if stored is not None:
-            value_key = next(k for k in ("Value", "InlineBinary") if k in stored)
-            result.add(
-                DataElement.from_json(Dataset, f"{tag:08X}", vr, stored[value_key], value_key)
-            )
+            result.add(_stored_element(tag, vr, stored))
         else:
             result.add(DataElement(tag, vr, value))
     return result
+
+
+def _stored_element(tag: int, vr: str, stored: Mapping[str, Any]) -> DataElement:
+    """A stored DICOM JSON element as a DataElement to encode.
+
+    pydicom turns a null among IS or DS values (an empty value, PS3.18 F.2.5) into None and
+    then writes "None": such values are given as the text they came from instead.
+    """
+    value_key = next(k for k in ("Value", "InlineBinary") if k in stored)
+    values = stored[value_key]
+    if vr in ("IS", "DS") and None in values:
+        text = "\\".join("" if v is None else _number_text(vr, v) for v in values)
+        return DataElement(tag, vr, text)
+    return DataElement.from_json(Dataset, f"{tag:08X}", vr, values, value_key)
+
+
+def _number_text(vr: str, value: Any) -> str:
+    if vr == "DS":
+        return str(DSfloat(value, auto_format=True))
+    return str(int(value))
 
 
 def result_json(
@@ -75,12 +93,10 @@ def result_json(
             continue
         vr, value, stored = source
         if stored is not None:
-            result[f"{tag:08X}"] = dict(stored)
-        elif value is None or value == []:
-            result[f"{tag:08X}"] = {"vr": vr}
+            result[f"{tag:08X}"] = normalized(dict(stored))
         else:
-            values = value if isinstance(value, list) else [value]
-            result[f"{tag:08X}"] = {"vr": vr, "Value": [_json_value(vr, v) for v in values]}
+            values = value_array(vr, value if isinstance(value, list) else [value])
+            result[f"{tag:08X}"] = {"vr": vr} if values is None else {"vr": vr, "Value": values}
     return result
 
 
@@ -106,22 +122,6 @@ def _source(tag: int, match: MatchedEntity, retrieve_aet: str | None) -> Source 
     if stored and ("Value" in stored or "InlineBinary" in stored):
         return stored["vr"], None, stored
     return (stored["vr"] if stored else vr), None, None
-
-
-_JSON_INTEGERS = frozenset({"IS", "SL", "SS", "UL", "US", "SV", "UV"})
-_JSON_FLOATS = frozenset({"DS", "FL", "FD"})
-
-
-def _json_value(vr: str, value: Any) -> Any:
-    if vr == "PN":
-        groups = str(value).split("=")
-        names = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False))
-        return {k: v for k, v in names.items() if v}
-    if vr in _JSON_INTEGERS:
-        return int(value)
-    if vr in _JSON_FLOATS:
-        return float(value)
-    return str(value)
 
 
 def _column_value(keyword: str, value: Any) -> Any:

@@ -117,9 +117,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     def openpacs_error(request: Request, exc: OpenPacsError) -> JSONResponse:
         headers: dict[str, str] = {}
         if isinstance(exc, NotAuthenticated | LoginThrottled):
-            headers["WWW-Authenticate"] = challenges(
-                {"x-requested-with": request.headers.get("x-requested-with", "")}
-            )
+            headers["WWW-Authenticate"] = challenges(request.headers)
         if isinstance(exc, LoginThrottled):
             headers["Retry-After"] = str(exc.retry_after)
         if exc.http_status >= 500:

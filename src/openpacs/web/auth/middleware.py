@@ -4,16 +4,19 @@ Done as ASGI middleware rather than per-route dependencies so that no route can 
 without it: only the health check, the login (`PUBLIC`) and the UI's static files (GET and
 HEAD outside `/api` and `/dicom-web`) are reachable anonymously; a test requests every route
 of the OpenAPI description anonymously and expects 401. A 401 carries the challenges of
-RFC 9110 11.6.1; the UI's fetches (`X-Requested-With: XMLHttpRequest`) get only the Bearer
-one, so a browser never pops up its Basic dialog. Requests authenticated by the session
-cookie that change state must carry that header too: a cross-site form cannot set it (CSRF
-guard).
+RFC 9110 11.6.1; a browser's script requests (the UI's, with `X-Requested-With:
+XMLHttpRequest`, and any other page's: Fetch Metadata `Sec-Fetch-Mode` other than `navigate`,
+as OHIF's on the same origin behind a proxy) get only the Bearer one, so the browser never pops
+up its Basic dialog over a page (nor answers it with credentials cached for the site).
+Requests authenticated by the session cookie that change state must carry
+`X-Requested-With` too: a cross-site form cannot set it (CSRF guard).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 
 from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -31,10 +34,19 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 AJAX = "xmlhttprequest"
 
 
-def challenges(scope_headers: dict[str, str]) -> str:
-    if scope_headers.get("x-requested-with", "").lower() == AJAX:
+def challenges(headers: Mapping[str, str]) -> str:
+    """The WWW-Authenticate value of a 401: Basic is offered to everything but a page's
+    scripts and subresources, for which a browser would open its login dialog."""
+    if _from_a_page(headers):
         return BEARER_CHALLENGE
     return f"{BASIC_CHALLENGE}, {BEARER_CHALLENGE}"
+
+
+def _from_a_page(headers: Mapping[str, str]) -> bool:
+    if headers.get("x-requested-with", "").lower() == AJAX:
+        return True
+    mode = headers.get("sec-fetch-mode", "").lower()  # W3C Fetch Metadata Request Headers
+    return mode not in ("", "navigate")
 
 
 def _cookie(header: str) -> str | None:
