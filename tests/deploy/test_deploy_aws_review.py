@@ -377,8 +377,9 @@ def test_the_intake_bucket_is_private_encrypted_expiring_and_queues_its_events()
                 "apply_server_side_encryption_by_default")  # fmt: skip
     assert sse == {"sse_algorithm": "aws:kms", "kms_master_key_id": "${var.kms_key_arn}"}
     block = one(folder, "aws_s3_bucket_public_access_block")
-    assert all(block[key] is True for key in ("block_public_acls", "block_public_policy",
-                                              "ignore_public_acls", "restrict_public_buckets"))  # fmt: skip
+    keys = ("block_public_acls", "block_public_policy", "ignore_public_acls",
+            "restrict_public_buckets")  # fmt: skip
+    assert all(block[key] is True for key in keys)
     rule = first(one(folder, "aws_s3_bucket_lifecycle_configuration"), "rule")
     assert first(rule, "expiration")["days"] == "${var.expire_days}"
     (deny,) = [
