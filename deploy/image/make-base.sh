@@ -25,10 +25,13 @@ if [ ! -s "$tarball" ]; then
     rm -f "$cache"/base-*.tar  # older weeks
     rootfs="$(mktemp -d)"
     trap 'rm -rf "$rootfs"' EXIT
+    chmod 0755 "$rootfs"  # the image's / (mktemp made it 0700: no other user could enter)
     debootstrap --variant=minbase --include="$packages" "$release" "$rootfs" "$mirror" >&2
-    # What a container does not need: downloaded packages, package lists, documentation.
+    # What a container does not need: downloaded packages, package lists, documentation,
+    # translations of messages (programs fall back to English).
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
-        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+        "$rootfs"/usr/share/locale/*
     tar -C "$rootfs" --numeric-owner -cf "$tarball.tmp" .
     mv "$tarball.tmp" "$tarball"
 fi

@@ -115,7 +115,7 @@ def test_it_runs_as_the_unprivileged_user(built: Built, container: str) -> None:
     result = subprocess.run(run_in(container, "id", "-u"), capture_output=True, text=True,
                             timeout=120, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "10001"
+    assert result.stdout.strip() == "10001", result.stderr
 
 
 def test_no_compiler_and_no_pip_inside(container: str) -> None:
@@ -159,7 +159,7 @@ admin_password_file = "/conf/admin-password"
         path.chmod(0o644)
     command = run_in(container, "openpacs", "serve", "--config", "/conf/openpacs.toml",
                      volumes=(f"{conf}:/conf:ro",))  # fmt: skip
-    log = (tmp_path / "serve.log").open("w")
+    log = (tmp_path / "serve.log").open("w")  # closed in the finally below
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)  # fmt: skip
     try:
@@ -172,6 +172,7 @@ admin_password_file = "/conf/admin-password"
             except httpx.TransportError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
+                log.flush()
                 raise AssertionError((tmp_path / "serve.log").read_text()[-3000:])
             time.sleep(0.2)
 
