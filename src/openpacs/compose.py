@@ -111,6 +111,7 @@ def rds_iam_credentials(url: URL) -> Callable[[], tuple[str | None, str]]:
 
 def build_archive(settings: Settings) -> Archive:
     from openpacs.archive.audit import AuditTrail
+    from openpacs.archive.presence import Presence
     from openpacs.archive.remotes import Remotes
     from openpacs.archive.service import Archive
     from openpacs.dimse.client import DicomClient
@@ -122,6 +123,7 @@ def build_archive(settings: Settings) -> Archive:
     from openpacs.index.jobs import SqlJobs
     from openpacs.index.records import RemoteNode
     from openpacs.index.remotes import SqlRemotes
+    from openpacs.index.servers import SqlServers
 
     engine = build_index_engine(settings)
     migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
@@ -139,6 +141,7 @@ def build_archive(settings: Settings) -> Archive:
         audit=AuditTrail(SqlAuditLog(engine)),
         browser=SqlBrowser(engine),
         remotes=Remotes(configured, SqlRemotes(engine)),
+        presence=Presence(SqlServers(engine), settings.archive.server_lease_seconds),
     )
     archive.connect(DicomClient(archive, settings.dicom), SqlJobs(engine))
     return archive

@@ -480,6 +480,12 @@ class ArchiveSettings(_Section):
         default="keep",
         description="A second copy of a SOP instance: keep the first, overwrite or reject.",
     )
+    server_lease_seconds: Annotated[float, BeforeValidator(_positive_seconds)] = Field(
+        default=30.0,
+        description="Extension: how long a server's lease in the database lasts (renewed "
+        "every third of it); the jobs of a server whose lease ran out are taken over by "
+        "another. Servers sharing a database need clocks that agree well within it.",
+    )
 
 
 class AuthSettings(_Section):

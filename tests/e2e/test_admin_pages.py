@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import time
+import warnings
+from pathlib import Path
+
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import CT_IMAGES, Loaded, screenshot, store
 from tests.e2e.images import ramp_ct_series
+from tests.support.process import free_port
 from tests.support.scu import storage_scp
+from tests.support.web import running_web_node
 
 
 def test_an_admin_deletes_a_study_after_confirming(admin_page: Page, loaded: Loaded) -> None:
@@ -129,3 +137,54 @@ def test_send_a_study_to_a_remote_ae_with_progress(admin_page: Page, loaded: Loa
         )
         expect(page.get_by_test_id("send-progress")).to_have_attribute("value", str(CT_IMAGES))
         assert len(received.datasets) == CT_IMAGES
+
+
+def test_the_jobs_page_shows_each_jobs_state_server_and_reason(
+    admin_page: Page, loaded: Loaded, tmp_path: Path
+) -> None:
+    web = loaded.web
+    dead = {"aet": "E2EDEAD", "host": "127.0.0.1", "port": free_port()}
+    with storage_scp("E2ESLOW", delay=0.2) as (port, received):
+        slow = {"aet": "E2ESLOW", "host": "127.0.0.1", "port": port}
+        study = {"level": "study", "uid": str(loaded.ct_study)}
+        with web.client() as client:
+            for remote in (dead, slow):
+                assert client.post("/api/remotes", json=remote).status_code == 201
+            with warnings.catch_warnings():
+                # pynetdicom drops the socket of a refused connection without closing it.
+                warnings.simplefilter("ignore", ResourceWarning)
+                failing = client.post("/api/remotes/E2EDEAD/store", json=study).json()["id"]
+                deadline = time.monotonic() + 30
+                while client.get(f"/api/jobs/{failing}").json()["state"] != "failed":
+                    assert time.monotonic() < deadline, "the send to a dead remote did not fail"
+                    time.sleep(0.1)
+                gc.collect()
+        # A second server on the same database starts a send and stops: it hands the job
+        # back, and the portal's own server resumes it on its next beat.
+        shared = {
+            "database": {"url": web.settings.database.url},
+            "storage": {"url": web.settings.storage.url},
+        }
+        with (
+            running_web_node(tmp_path / "other", **shared) as other,
+            other.client(auth=web.admin) as client,
+        ):
+            handed = client.post("/api/remotes/E2ESLOW/store", json=study).json()["id"]
+            deadline = time.monotonic() + 30
+            while client.get(f"/api/jobs/{handed}").json()["progress"]["done"] < 1:
+                assert time.monotonic() < deadline, "the send did not start"
+                time.sleep(0.1)
+        page = admin_page
+        page.get_by_role("link", name="Jobs").click()
+        table = page.get_by_test_id("jobs-table")
+        failed_row = table.locator(f"tr[data-job='{failing}']")
+        expect(failed_row.get_by_test_id("job-state")).to_have_text("failed", timeout=60_000)
+        expect(failed_row.get_by_test_id("job-reason")).to_contain_text("no association")
+        resumed_row = table.locator(f"tr[data-job='{handed}']")
+        expect(resumed_row.get_by_test_id("job-state")).to_have_text("succeeded", timeout=60_000)
+        expect(resumed_row.get_by_test_id("job-reason")).to_contain_text("handed back")
+        expect(resumed_row.get_by_test_id("job-reason")).to_contain_text("resumed by server")
+        expect(resumed_row).to_contain_text(f":{os.getpid()}")  # the portal's server ran it
+        screenshot(page, "jobs")
+        assert page.errors == []  # type: ignore[attr-defined]
+    assert len({str(d.SOPInstanceUID) for d in received.datasets}) == CT_IMAGES

@@ -128,6 +128,7 @@ def running_node(
     settings = load_settings(write_config(folder, {"dicom": dicom, **merged}), environ={})
     previous_tempdir = tempfile.tempdir
     archive = build_archive(settings)
+    archive.start()
     configure_libraries(archive.staging_dir())
     server = build_dicom_server(archive, settings, host=HOST)
     ports = {"dicom": 0}

@@ -137,6 +137,12 @@ class ServerProcess:
         self.process.kill()
         self.process.wait(timeout=CLI_TIMEOUT)
 
+    def stop_now(self) -> None:
+        """SIGKILL the server if it still runs, and reap it."""
+        if self.process.poll() is None:
+            self.kill()
+        self.process.wait(timeout=CLI_TIMEOUT)
+
     def wait_exit(self, timeout: float) -> int:
         try:
             return self.process.wait(timeout=timeout)
@@ -144,6 +150,34 @@ class ServerProcess:
             raise AssertionError(
                 f"openpacs still running {timeout} s later\n{self.diagnostics()}"
             ) from None
+
+
+def spawn(
+    config: Path | None,
+    *,
+    port: int,
+    log_dir: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    name: str = "server",
+) -> ServerProcess:
+    """Start `openpacs serve [--config CONFIG] ARGS` and return at once (not yet ready: see
+    `ServerProcess.wait_ready`); the caller kills and reaps it."""
+    command = openpacs_command("serve", *args)
+    if config is not None:
+        command += ["--config", str(config)]
+    stderr_path = log_dir / f"{name}.stderr.log"
+    with (log_dir / f"{name}.stdout.log").open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=child_environ(env),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    return ServerProcess(process, port, stderr_path)
 
 
 @contextmanager
@@ -161,24 +195,9 @@ def serving(
 
     The process is SIGKILLed on the way out if the test left it running.
     """
-    command = openpacs_command("serve", *args)
-    if config is not None:
-        command += ["--config", str(config)]
-    stderr_path = log_dir / f"{name}.stderr.log"
-    with (log_dir / f"{name}.stdout.log").open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=child_environ(env),
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    server = ServerProcess(process, port, stderr_path)
+    server = spawn(config, port=port, log_dir=log_dir, cwd=cwd, env=env, args=args, name=name)
     try:
         server.wait_ready()
         yield server
     finally:
-        if process.poll() is None:
-            server.kill()
-        process.wait(timeout=CLI_TIMEOUT)
+        server.stop_now()

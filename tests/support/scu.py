@@ -218,8 +218,12 @@ class Received:
     peer_ports: list[int] = field(default_factory=list)
     """The sender's port of each dataset's association."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delay: float = 0.0
+    """Seconds each C-STORE takes to answer (a slow receiver)."""
 
     def handle(self, event: Any) -> int:
+        if self.delay:
+            time.sleep(self.delay)
         dataset = event.dataset
         dataset.file_meta = event.file_meta
         with self.lock:
@@ -282,11 +286,13 @@ def storage_scp(
     *,
     transfer_syntaxes: Sequence[str] = ALL_TRANSFER_SYNTAXES,
     max_associations: int = 10,
+    delay: float = 0.0,
 ) -> Iterator[tuple[int, Received]]:
-    """A pynetdicom Storage SCP on a free loopback port; yields (port, received).
+    """A pynetdicom Storage SCP on a free loopback port; yields (port, received). With
+    `delay` each C-STORE takes that many seconds to answer.
 
     Like every storage SCP in the field (storescp, Orthanc) it also answers Verification."""
-    received = Received()
+    received = Received(delay=delay)
     ae = make_ae(aet)
     ae.maximum_associations = max_associations
     ae.add_supported_context(Verification)

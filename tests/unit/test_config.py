@@ -81,6 +81,7 @@ EXTENSIONS = {
     },
     "http": {"stow_max_mb": 4096, "trusted_proxies": []},
     "auth": {"session_hours": 12.0},
+    "archive": {"server_lease_seconds": 30.0},
 }
 
 SECTIONS: dict[str, type[BaseModel]] = {

@@ -321,21 +321,6 @@ def test_iterate_skips_staging_and_foreign_files(store: FolderStore, root: Path)
     assert list(store.iterate()) == ["s/k"]
 
 
-def test_sweep_staging_removes_only_stale_files(store: FolderStore) -> None:
-    store.put_bytes("k", b"kept")
-    staging = store.staging_dir()
-    stale, fresh = staging / "stale.tmp", staging / "fresh.tmp"
-    stale.write_bytes(b"crash leftover")
-    fresh.write_bytes(b"being written")
-    (staging / "folder").mkdir()
-    two_hours_ago = time.time() - 7200
-    os.utime(stale, (two_hours_ago, two_hours_ago))
-    assert store.sweep_staging() == 1
-    assert _staged(store) == ["folder", "fresh.tmp"]
-    assert store.sweep_staging(older_than_seconds=3600) == 0
-    assert list(store.iterate()) == ["k"]
-
-
 # -- start-up check -----------------------------------------------------------------------------
 
 

@@ -100,8 +100,9 @@ def test_compiled_alternatives() -> None:
     assert _alternatives(STUDY_UID, "1.2.3\\1.2.4") == (Equals("1.2.3"), Equals("1.2.4"))
     assert _alternatives(STUDY_DATE, "20240101-") == (Range("20240101", None),)
     assert _alternatives(STUDY_TIME, "1015") == (Range("101500.000000", "101559.999999"),)
-    # UI has no wildcards: a star inside a UID is a literal (and matches nothing real)
-    assert _alternatives(STUDY_UID, "1.2.*") == (Equals("1.2.*"),)
+    # UI has no wildcards (PS3.4 C.2.2.2.4): a star inside a UID makes it no UID at all
+    with pytest.raises(InvalidQuery, match="not a valid UID"):
+        _alternatives(STUDY_UID, "1.2.*")
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from openpacs.index.records import (
     Page,
     RemoteNode,
     Role,
+    Server,
     StoredInstance,
     Totals,
     User,
@@ -147,20 +148,53 @@ class RemoteStore(Protocol):
 
 
 class JobStore(Protocol):
-    def create(self, kind: str, params: dict[str, Any], created_by: str) -> Job: ...
+    """Jobs and their progress; every change of a running job names its owner."""
+
+    def create(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        created_by: str,
+        *,
+        owner: str,
+        plan: Sequence[str] = (),
+    ) -> Job: ...
 
     def get(self, job_id: str) -> Job | None: ...
+
+    def recent(self, *, limit: int, offset: int) -> tuple[int, list[Job]]: ...
 
     def update(
         self,
         job_id: str,
         *,
+        owner: str,
         state: JobState | None = None,
         done: int | None = None,
         total: int | None = None,
         failed: int | None = None,
         error: str | None = None,
-    ) -> None: ...
+    ) -> bool: ...
+
+    def orphans(self, now: float) -> list[tuple[Job, Server | None]]: ...
+
+    def claim(self, job: Job, owner: str, note: str) -> bool: ...
+
+    def release(self, owner: str, note: str) -> int: ...
+
+
+class ServerStore(Protocol):
+    """The servers sharing the database and their leases."""
+
+    def register(self, server: Server) -> None: ...
+
+    def renew(self, server_id: str, lease_until: float) -> bool: ...
+
+    def remove(self, server_id: str) -> None: ...
+
+    def servers(self) -> list[Server]: ...
+
+    def forget_expired(self, before: float) -> int: ...
 
 
 class DicomClient(Protocol):

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
+import time
 import uuid
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from openpacs.archive import staging
 from openpacs.archive.audit import AuditTrail
 from openpacs.archive.jobs import JobRunner
 from openpacs.archive.ports import Accounts, Browser, DicomClient, Index, JobStore
+from openpacs.archive.presence import Presence
 from openpacs.archive.remotes import Remotes
+from openpacs.archive.staging import StagingReport
 from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, MatchKind, Query
@@ -30,6 +35,8 @@ from openpacs.index.records import DuplicatePolicy, Match, StoredInstance, Total
 from openpacs.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
+
+_SWEEP_INTERVAL_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class Archive:
         audit: AuditTrail,
         browser: Browser,
         remotes: Remotes,
+        presence: Presence,
     ) -> None:
         self.index = index
         self.store = store
@@ -62,18 +70,50 @@ class Archive:
         """Paged listings for the REST API."""
         self.remotes = remotes
         """Known remote AEs, configured and kept in the database."""
+        self.presence = presence
+        """This server among those sharing the database (its lease)."""
         self.dicom: DicomClient | None = None
         self.jobs: JobRunner | None = None
+        self._last_sweep = -math.inf
 
     def connect(self, client: DicomClient, jobs: JobStore) -> None:
         """Give the archive a DICOM client (it needs the archive to read what it sends),
         which enables C-ECHO of remotes and jobs."""
         self.dicom = client
-        self.jobs = JobRunner(jobs, self.index, client, self.audit)
+        self.jobs = JobRunner(jobs, self.index, client, self.audit, self.presence, self.remotes)
+
+    def start(self) -> None:
+        """Begin serving: register this server with a lease it keeps renewing, sweep the
+        staging leftovers of servers that are gone, and take over the jobs no live server
+        holds; the last two again now and then while it runs (`archive.presence`)."""
+        staging = self.staging_dir()
+        if staging is not None:
+            staging.mkdir(parents=True, exist_ok=True)
+        duties = [self._sweep_staging]
+        if self.jobs is not None:
+            duties.append(self.jobs.reap)
+        self.presence.start(duties)
 
     def staging_dir(self) -> Path | None:
-        """Where a front door may spool received bytes so that storing them is a rename."""
-        return self.store.staging_dir()
+        """Where this server's front doors spool received bytes, so that storing them is a
+        rename: its own folder in the store's staging folder (see `archive.staging`)."""
+        root = self.store.staging_dir()
+        return None if root is None else root / self.presence.server_id
+
+    def staging_report(self, *, grace: float = staging.GRACE_SECONDS) -> StagingReport | None:
+        """The staging folder's files and those no live server owns (None without one)."""
+        root = self.store.staging_dir()
+        if root is None:
+            return None
+        return staging.survey(root, self.presence.live(), grace=grace)
+
+    def _sweep_staging(self) -> None:
+        root = self.store.staging_dir()
+        now = time.monotonic()
+        if root is None or now - self._last_sweep < _SWEEP_INTERVAL_SECONDS:
+            return
+        self._last_sweep = now
+        staging.sweep(root, self.presence.live())
 
     def store_file(
         self,
@@ -169,7 +209,12 @@ class Archive:
 
     def close(self) -> None:
         if self.jobs is not None:
-            self.jobs.close()
+            self.jobs.close()  # hands unfinished jobs back while this server is still listed
+        self.presence.stop()
+        own = self.staging_dir()
+        if own is not None:
+            with suppress(OSError):  # not empty, or never made: the next sweep sees to it
+                own.rmdir()
         self.audit.close()
         self.index.close()
 

@@ -6,6 +6,10 @@ blob whose checksum no longer matches. Verification finds all three; repair dele
 (only those older than a minimum age, so a store in flight on a running server is never
 touched) and removes index rows whose blob is gone. A checksum mismatch is reported, never
 "repaired": the bytes cannot be recovered here.
+
+The store's staging folder is looked at too: files no live server owns and older than the
+minimum age are leftovers of a crash (`archive.staging`), reported and, with repair, removed.
+They are wasted space, not damage: they do not make the store unclean.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
@@ -33,6 +38,11 @@ class VerifyReport:
     """SOP Instance UIDs whose blob is missing."""
     size_mismatches: list[str] = field(default_factory=list)
     checksum_mismatches: list[str] = field(default_factory=list)
+    staging_files: int = 0
+    staging_bytes: int = 0
+    staging_leftovers: list[str] = field(default_factory=list)
+    """Staging files no live server owns, older than the minimum age (paths in staging)."""
+    staging_leftover_bytes: int = 0
     repaired: list[str] = field(default_factory=list)
 
     @property
@@ -76,9 +86,34 @@ def verify(
             report.young_orphans += 1
         else:
             report.orphan_blobs.append(key)
+    leftovers = _staging(archive, report, min_orphan_age)
     if repair:
         _repair(archive, report)
+        _remove(leftovers, report)
     return report
+
+
+def _staging(archive: Archive, report: VerifyReport, min_age: float) -> list[Path]:
+    root = archive.store.staging_dir()
+    staged = archive.staging_report(grace=min_age)
+    if root is None or staged is None:
+        return []
+    report.staging_files, report.staging_bytes = staged.files, staged.bytes
+    report.staging_leftovers = [str(path.relative_to(root)) for path in staged.abandoned]
+    report.staging_leftover_bytes = staged.abandoned_bytes
+    return staged.abandoned
+
+
+def _remove(leftovers: list[Path], report: VerifyReport) -> None:
+    for path in leftovers:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue  # stored or swept meanwhile
+        except OSError as exc:
+            log.warning("cannot remove staging leftover path=%s reason=%s", path, exc)
+            continue
+        report.repaired.append(f"removed staging leftover {path.name}")
 
 
 def _sha256(archive: Archive, key: str) -> str:

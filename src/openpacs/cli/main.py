@@ -167,13 +167,18 @@ def current(config_file: Path | None) -> None:
 @cli.command()
 @_CONFIG_OPTION
 @click.option("--checksums", is_flag=True, help="Also read every blob and check its SHA-256.")
-@click.option("--repair", is_flag=True, help="Delete old orphan blobs; drop rows of lost blobs.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Delete old orphan blobs and staging leftovers; drop rows of lost blobs.",
+)
 @click.option(
     "--min-orphan-age",
     type=float,
     default=3600.0,
     show_default=True,
-    help="Seconds an unindexed blob must have existed to count as an orphan.",
+    help="Seconds an unindexed blob, or a staging file no live server owns, must have existed"
+    " to count as left over.",
 )
 def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_age: float) -> None:
     """Compare the index with the blob store; exit 1 when something is wrong."""
@@ -209,6 +214,13 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
             f"unindexed blobs younger than {min_orphan_age:.0f} s (left alone): "
             f"{report.young_orphans}"
         )
+    click.echo(
+        f"staging files:     {report.staging_files} ({report.staging_bytes} bytes); left"
+        f" over (no live server, older than {min_orphan_age:.0f} s):"
+        f" {len(report.staging_leftovers)} ({report.staging_leftover_bytes} bytes)"
+    )
+    for item in report.staging_leftovers[:50]:
+        click.echo(f"  {item}")
     for line in report.repaired:
         click.echo(f"repaired: {line}")
     if not report.clean and not repair:

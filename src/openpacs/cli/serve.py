@@ -82,8 +82,10 @@ def _serve_here(
 
         link.watch(supervisor_gone)
     http = None
+    archive = None
     try:
         archive = build_archive(settings)
+        archive.start()  # its lease, staging leftovers, jobs of servers that are gone
         configure_libraries(archive.staging_dir())
         if settings.http.port:
             # In each worker: HTTP shares its port like DIMSE does; the supervisor has
@@ -103,6 +105,8 @@ def _serve_here(
         log.error("cannot start: %s", exc.reason)
         if link is not None:
             link.report(exc.reason)
+        if archive is not None:
+            archive.close()  # leaves the servers table and hands back what it took over
         return 2
     log.debug("settings %s", redacted(settings))
     if link is None:

@@ -26,6 +26,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from openpacs.dicom.json_model import element_json
 from openpacs.dicom.levels import INDEXED_KEYS, Level
 from openpacs.dicom.matching import json_values
+from openpacs.dicom.uids import is_valid_uid
 from openpacs.dicom.values import normalize_date, normalize_int, normalize_name, normalize_time
 from openpacs.errors import IdentifierMismatch, InvalidInstance
 
@@ -170,7 +171,7 @@ def _identifiers(dataset: Dataset) -> dict[str, str]:
         text = str(value or "").strip().rstrip("\x00")
         if not text:
             raise IdentifierMismatch(f"{keyword} is missing")
-        if not UID(text).is_valid:
+        if not is_valid_uid(text):
             raise IdentifierMismatch(f"{keyword} {text!r} is not a valid UID")
         found[keyword] = text
     return found

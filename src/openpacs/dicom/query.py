@@ -24,6 +24,7 @@ from openpacs.dicom.levels import (
     QUERY_CONTROL_KEYS,
     Level,
 )
+from openpacs.dicom.uids import is_valid_uid
 from openpacs.dicom.values import (
     normalize_date,
     normalize_datetime,
@@ -148,6 +149,8 @@ def _alternative(keyword: str, vr: str, kind: MatchKind, value: str) -> Alternat
         if number is None:
             raise InvalidQuery(f"{keyword}: {value!r} is not an integer")
         return Equals(number)
+    if kind == "uid" and not is_valid_uid(value):
+        raise InvalidQuery(f"{keyword}: {value[:80]!r} is not a valid UID")
     if kind == "number":
         try:
             float(value)

@@ -18,6 +18,7 @@ from pynetdicom import evt
 from pynetdicom.events import Event
 
 from openpacs.archive.service import Archive
+from openpacs.archive.suboperations import SubOperationCounts, SubOperations, operation_event
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import query_from_identifier
 from openpacs.dimse.find_response import find_response
@@ -38,6 +39,7 @@ PENDING = 0xFF00
 CANCELLED = 0xFE00
 SUCCESS = 0x0000
 _UNEXPECTED = 0xC000
+_C_STORE_RSP = 0x8001
 _STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2"
 _SENT = Dataset()  # stands for a dataset already handed to pynetdicom, so it can be freed
 
@@ -95,27 +97,24 @@ _AUDIT_KEYS = (
 )
 
 
-def _audit(event: Event, archive: Archive, operation: str, status: int, **fields: Any) -> None:
+def _audit(
+    event: Event,
+    archive: Archive,
+    operation: str,
+    status: int,
+    counts: SubOperationCounts | None = None,
+    **fields: Any,
+) -> None:
     requestor = event.assoc.requestor
-    fields = dict(fields)
-    detail = f"status=0x{status:04X} {fields.pop('detail', '')}".strip()
-    if status == SUCCESS:
-        outcome = "success"
-    elif status == CANCELLED:
-        outcome = "cancelled"
-    else:
-        outcome = "failure"
-    archive.audit.record(
-        AuditEvent(
-            channel="dimse",
-            actor=str(requestor.ae_title).strip(),
-            peer=f"{requestor.address}:{requestor.port}",
-            action=_AUDIT_ACTION[operation],
-            outcome=outcome,
-            detail=detail,
-            **fields,
-        )
+    base = AuditEvent(
+        channel="dimse",
+        actor=str(requestor.ae_title).strip(),
+        peer=f"{requestor.address}:{requestor.port}",
+        action=_AUDIT_ACTION[operation],
+        outcome="",
+        **fields,
     )
+    archive.audit.record(operation_event(base, status, counts))
 
 
 def _log_operation(
@@ -125,12 +124,18 @@ def _log_operation(
     started: float,
     *,
     audit: tuple[Archive, dict[str, Any]] | None = None,
+    counts: SubOperationCounts | None = None,
     **extra: Any,
 ) -> None:
     """One log line per operation and, with `audit` (the archive and the resource's UIDs),
-    its audit event: the one audit call of each operation, on every way out of it."""
+    its audit event: the one audit call of each operation, on every way out of it. A
+    retrieve's sub-operation `counts` make its final status and outcome."""
     if audit is not None:
-        _audit(event, audit[0], operation, status, **audit[1])
+        _audit(event, audit[0], operation, status, counts, **audit[1])
+    if counts is not None:
+        extra = {**extra, "completed": counts.completed, "failed": counts.failed}
+        extra["warning"] = counts.warning
+        status = counts.final_status if status == SUCCESS else status
     details = "".join(f" {k}={v}" for k, v in extra.items())
     log.info(
         "op=%s %s status=0x%04X duration_ms=%.1f%s",
@@ -224,19 +229,40 @@ def handle_get(event: Event, context: DimseContext) -> Iterator[Any]:
         yield 1
         yield _status(exc.dimse_status, exc.reason), None
         return
+    except Exception:
+        log.exception("C-GET failed unexpectedly %s", _peer(event))
+        _log_operation(event, "C-GET", _UNEXPECTED, started, audit=audit)
+        yield 1
+        yield _status(_UNEXPECTED, "internal error"), None
+        return
     yield len(instances)
-    accepted = accepted_syntaxes(event.assoc.accepted_contexts)
-    for instance in instances:
-        if event.is_cancelled:
-            _log_operation(event, "C-GET", CANCELLED, started, audit=audit)
-            yield CANCELLED, None
-            return
-        yield (
-            PENDING,
-            dataset_for(context.archive, instance, accepted.get(instance.sop_class_uid, set())),
-        )
+    tally = SubOperations()
+    listener = _StoreResponses(tally)
+    event.assoc.bind(evt.EVT_DIMSE_RECV, listener.on_message)
+    try:
+        accepted = accepted_syntaxes(event.assoc.accepted_contexts)
+        for instance in instances:
+            if event.is_cancelled:
+                _log_operation(
+                    event, "C-GET", CANCELLED, started, audit=audit, counts=tally.counts()
+                )
+                yield CANCELLED, None
+                return
+            syntaxes = accepted.get(instance.sop_class_uid, set())
+            dataset = dataset_for(context.archive, instance, syntaxes)
+            tally.sent(instance.sop_uid)
+            yield PENDING, dataset
+    except Exception:
+        # Sub-operations not yet sent fail with this status; the log line and the audit
+        # event say what happened, and the peer gets a final response, not an abort.
+        log.exception("C-GET failed unexpectedly %s", _peer(event))
+        _log_operation(event, "C-GET", _UNEXPECTED, started, audit=audit, counts=tally.counts())
+        yield _status(_UNEXPECTED, "internal error"), None
+        return
+    finally:
+        event.assoc.unbind(evt.EVT_DIMSE_RECV, listener.on_message)
     audit[1]["detail"] = f"instances={len(instances)}"
-    _log_operation(event, "C-GET", SUCCESS, started, audit=audit, instances=len(instances))
+    _log_operation(event, "C-GET", SUCCESS, started, audit=audit, counts=tally.counts())
 
 
 def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
@@ -255,6 +281,10 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
         instances = context.archive.instances_for(retrieve_query(event.identifier))
     except OpenPacsError as exc:
         error = exc
+    except Exception:
+        log.exception("C-MOVE failed unexpectedly %s", _peer(event))
+        error = OpenPacsError("internal error")
+    tally = SubOperations()
     accepted = AcceptedContexts()
     senders = MoveSenders(
         context.move_associations, _text(event.assoc.requestor.ae_title), event.request.MessageID
@@ -265,6 +295,7 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
     arguments["evt_handlers"] = [
         *arguments.get("evt_handlers", []),
         (evt.EVT_ACCEPTED, accepted.on_accepted),
+        (evt.EVT_DIMSE_RECV, _StoreResponses(tally).on_message),
     ]
     if remote.tls:
         arguments["tls_args"] = (context.tls_client_args, remote.host)
@@ -278,20 +309,30 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
     yield len(instances)
     datasets: list[Dataset] = []
     window = 2 * context.move_associations
-    for index in range(len(instances)):
-        if event.is_cancelled:
-            # Sub-operations already on their way still finish and are counted.
-            for dataset in senders.withdraw():
-                yield PENDING, dataset
-            _log_operation(event, "C-MOVE", CANCELLED, started, audit=audit)
-            yield CANCELLED, None
-            return
-        for ahead in instances[len(datasets) : index + window]:
-            syntaxes = accepted.for_sop_class(ahead.sop_class_uid)
-            datasets.append(dataset_for(context.archive, ahead, syntaxes))
-            senders.submit(datasets[-1])
-        yield PENDING, datasets[index]
-        datasets[index] = _SENT
+    try:
+        for index in range(len(instances)):
+            if event.is_cancelled:
+                # Sub-operations already on their way still finish and are counted.
+                for dataset in senders.withdraw():
+                    tally.sent(str(dataset.SOPInstanceUID))
+                    yield PENDING, dataset
+                counts = tally.counts()
+                _log_operation(event, "C-MOVE", CANCELLED, started, audit=audit, counts=counts)
+                yield CANCELLED, None
+                return
+            for ahead in instances[len(datasets) : index + window]:
+                syntaxes = accepted.for_sop_class(ahead.sop_class_uid)
+                datasets.append(dataset_for(context.archive, ahead, syntaxes))
+                senders.submit(datasets[-1])
+            tally.sent(instances[index].sop_uid)
+            yield PENDING, datasets[index]
+            datasets[index] = _SENT
+    except Exception:
+        log.exception("C-MOVE failed unexpectedly %s", _peer(event))
+        counts = tally.counts()
+        _log_operation(event, "C-MOVE", _UNEXPECTED, started, audit=audit, counts=counts)
+        yield _status(_UNEXPECTED, "internal error"), None
+        return
     audit[1]["detail"] = f"instances={len(instances)}"
     _log_operation(
         event,
@@ -299,9 +340,22 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
         SUCCESS,
         started,
         audit=audit,
+        counts=tally.counts(),
         destination=destination,
-        instances=len(instances),
     )
+
+
+class _StoreResponses:
+    """Feeds each C-STORE response of a retrieve's sub-operations to its tally (pynetdicom's
+    EVT_DIMSE_RECV, on the association the sub-operations use)."""
+
+    def __init__(self, tally: SubOperations) -> None:
+        self._tally = tally
+
+    def on_message(self, event: Event) -> None:
+        command = event.message.command_set  # type: ignore[attr-defined]
+        if command is not None and command.get("CommandField") == _C_STORE_RSP:
+            self._tally.answered(str(command.AffectedSOPInstanceUID), int(command.Status))
 
 
 def _text(value: str | bytes) -> str:

@@ -145,6 +145,29 @@ class Job:
     total: int = 0
     failed: int = 0
     error: str = ""
+    owner: str | None = None
+    """The server running it; None while no server holds it (released, or made elsewhere)."""
+    plan: tuple[str, ...] = ()
+    """A send's SOP Instance UIDs in sending order: where a resumed send picks up."""
+    takeovers: int = 0
+    """How many times another server took the job over from one that stopped."""
+    note: str = ""
+    """What happened to the job besides its progress (taken over, released at shutdown)."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """A serving process in the shared `servers` table, alive while its lease runs."""
+
+    server_id: str
+    host: str
+    pid: int
+    started_at: str
+    lease_until: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.pid}"
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,35 @@ jobs = Table(
     Column("total", Integer, nullable=False, default=0),
     Column("failed", Integer, nullable=False, default=0),
     Column("error", Text, nullable=False, default=""),
+    # The server running the job (`servers.server_id`); NULL while no server holds it.
+    Column("owner", String(32)),
+    # A send's SOP Instance UIDs in sending order (JSON), so another server can resume it.
+    Column("plan", Text, nullable=False, default=""),
+    Column("takeovers", Integer, nullable=False, default=0),
+    Column("note", Text, nullable=False, default=""),
     Index("ix_jobs_state", "state"),
+    Index("ix_jobs_owner", "owner"),
 )
 
-SITE_TABLES = (users, sessions, api_tokens, login_failures, audit_events, remote_aes, jobs)
+servers = Table(
+    "servers",
+    metadata,
+    Column("server_id", String(32), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", String, nullable=False),
+    # Seconds since the epoch: the server renews it while it runs; once past, it is gone.
+    Column("lease_until", Float, nullable=False),
+    Index("ix_servers_lease", "lease_until"),
+)
+
+SITE_TABLES = (
+    users,
+    sessions,
+    api_tokens,
+    login_failures,
+    audit_events,
+    remote_aes,
+    jobs,
+    servers,
+)

@@ -15,7 +15,6 @@ import logging
 import os
 import stat
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -97,7 +96,8 @@ class FolderStore:
             raise StoreUnavailable(f"cannot write blob {key!r}: {_why(exc)}") from exc
         finally:
             if tmp is not None:
-                # Best effort while another error propagates; sweep_staging removes the rest.
+                # Best effort while another error propagates; the archive's staging sweep
+                # removes the rest (`openpacs.archive.staging`).
                 with suppress(OSError):
                     tmp.unlink()
 
@@ -254,29 +254,6 @@ class FolderStore:
             raise StoreUnavailable(
                 f"blob store folder {self._root} is not writable: {_why(exc)}"
             ) from exc
-
-    def sweep_staging(self, older_than_seconds: float = 3600) -> int:
-        """Remove staging files left by a crash; return how many were removed.
-
-        Other processes may be writing into staging right now, so only files not modified for
-        ``older_than_seconds`` are considered abandoned.
-        """
-        cutoff = time.time() - older_than_seconds
-        removed = 0
-        with os.scandir(self._staging) as entries:
-            for entry in entries:
-                try:
-                    if (
-                        entry.is_file(follow_symlinks=False)
-                        and entry.stat(follow_symlinks=False).st_mtime < cutoff
-                    ):
-                        os.unlink(entry.path)
-                        removed += 1
-                except FileNotFoundError:
-                    continue  # renamed into place or swept by another process meanwhile
-        if removed:
-            log.info("swept stale staging files count=%d root=%s", removed, self._root)
-        return removed
 
     def _path(self, key: str) -> Path:
         """Map a key to its file, refusing anything that could leave the root."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterator
 
@@ -13,11 +12,10 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.dicom.render import RenderCache
-from openpacs.errors import InvalidQuery, NotFound, OpenPacsError
+from openpacs.dicom.uids import checked_uid
+from openpacs.errors import NotFound, OpenPacsError
 from openpacs.index.records import StoredInstance
 
-# PS3.5 9.1: digits and dots, no leading zeros in components (0 itself is allowed), 64 at most.
-_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 _UID_TAGS = {
     "StudyInstanceUID": 0x0020000D,
     "SeriesInstanceUID": 0x0020000E,
@@ -25,13 +23,6 @@ _UID_TAGS = {
 }
 _CACHE_LOCK = threading.Lock()
 log = logging.getLogger(__name__)
-
-
-def checked_uid(value: str, what: str) -> str:
-    """A path UID, or InvalidQuery (400): this is what stops traversal and injection."""
-    if len(value) > 64 or not _UID.fullmatch(value):
-        raise InvalidQuery(f"{what} {value[:80]!r} is not a valid UID")
-    return value
 
 
 def uid_conditions(

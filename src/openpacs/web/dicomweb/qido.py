@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from openpacs.dicom.qido import MAX_RESULTS, Resource, qido_query, qido_result
+from openpacs.dicom.uids import checked_uid
 from openpacs.web.deps import ArchiveDep, require
-from openpacs.web.dicomweb.common import checked_uid, dicomweb_url
+from openpacs.web.dicomweb.common import dicomweb_url
 from openpacs.web.dicomweb.negotiation import choose_media_type, parse_accept
 
 DICOM_JSON = "application/dicom+json"

@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
+from openpacs.archive.jobs import JobRunner
 from openpacs.archive.service import Archive
+from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.errors import StoreUnavailable
 from openpacs.index.records import Job, RemoteNode
 from openpacs.web.deps import ArchiveDep, CurrentUser, require
-from openpacs.web.rest.search import UID_PATTERN
 
 router = APIRouter(prefix="/api", tags=["remotes"])
 ADMIN = [require("admin")]
@@ -33,18 +34,25 @@ class NewRemote(RemoteIn):
 
 class StoreRequest(BaseModel):
     level: Literal["study", "series"]
-    uid: str = Field(max_length=64, pattern=UID_PATTERN)
+    uid: str = Field(max_length=MAX_UID_LENGTH, pattern=UID_PATTERN)
 
 
 class MoveRequest(BaseModel):
-    uid: str = Field(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
+    uid: str = Field(
+        max_length=MAX_UID_LENGTH, pattern=UID_PATTERN, description="Study Instance UID."
+    )
 
 
 def _remote(node: RemoteNode) -> dict[str, Any]:
     return asdict(node)
 
 
-def job_view(job: Job) -> dict[str, Any]:
+def job_view(job: Job, servers: dict[str, str] | None = None) -> dict[str, Any]:
+    """A job as the API shows it; `server` is the `host:pid` of the server holding it (None
+    while none does), `note` what happened to it besides its progress (a takeover)."""
+    server = None
+    if job.owner is not None:
+        server = (servers or {}).get(job.owner, job.owner)
     return {
         "id": job.job_id,
         "kind": job.kind,
@@ -55,7 +63,16 @@ def job_view(job: Job) -> dict[str, Any]:
         "created_by": job.created_by,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
+        "server": server,
+        "takeovers": job.takeovers,
+        "note": job.note or None,
     }
+
+
+def _jobs(archive: Archive) -> JobRunner:
+    _client(archive)
+    assert archive.jobs is not None
+    return archive.jobs
 
 
 def _client(archive: Archive) -> Any:
@@ -109,9 +126,7 @@ def send_to_remote(
 ) -> dict[str, Any]:
     """Send a study or series to the remote with C-STORE, as a job (see /api/jobs/{id})."""
     remote = archive.remotes.require(aet.strip())
-    _client(archive)
-    assert archive.jobs is not None
-    return job_view(archive.jobs.send(remote, request.level, request.uid, user.name))
+    return job_view(_jobs(archive).send(remote, request.level, request.uid, user.name))
 
 
 @router.post("/remotes/{aet}/move", status_code=202)
@@ -124,9 +139,20 @@ def move_from_remote(
     """Ask the remote to C-MOVE a study to openpacs, as a job; the remote must know our AE
     title and address."""
     remote = archive.remotes.require(aet.strip())
-    _client(archive)
-    assert archive.jobs is not None
-    return job_view(archive.jobs.move(remote, request.uid, user.name))
+    return job_view(_jobs(archive).move(remote, request.uid, user.name))
+
+
+@router.get("/jobs", dependencies=ADMIN)
+def list_jobs(
+    archive: ArchiveDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    """Every job, newest first: `{"total": N, "items": [...]}`."""
+    jobs = _jobs(archive)
+    total, found = jobs.recent(limit=limit, offset=offset)
+    servers = jobs.server_labels()
+    return {"total": total, "items": [job_view(job, servers) for job in found]}
 
 
 @router.get("/jobs/{job_id}")
@@ -135,7 +161,6 @@ def job(
     job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
     user: CurrentUser,
 ) -> dict[str, Any]:
-    """A job's state and progress."""
-    _client(archive)
-    assert archive.jobs is not None
-    return job_view(archive.jobs.get(job_id))
+    """A job's state and progress, which server holds it, and what happened to it."""
+    jobs = _jobs(archive)
+    return job_view(jobs.get(job_id), jobs.server_labels())

@@ -11,16 +11,19 @@ from fastapi.responses import StreamingResponse
 
 from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
+from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.errors import NotFound
 from openpacs.web.deps import ArchiveDep, require
-from openpacs.web.rest.search import MAX_LIMIT, UID_PATTERN, conditions, sort_key, unique
+from openpacs.web.rest.search import MAX_LIMIT, conditions, sort_key, unique
 from openpacs.web.rest.zipstream import zip_stream
 
 router = APIRouter(prefix="/api", tags=["resources"])
 READ = [require("read")]
 DELETE = [require("delete")]
 
-Uid = Annotated[str, Path(max_length=64, pattern=UID_PATTERN, description="A DICOM UID.")]
+Uid = Annotated[
+    str, Path(max_length=MAX_UID_LENGTH, pattern=UID_PATTERN, description="A DICOM UID.")
+]
 PatientId = Annotated[str, Path(min_length=1, max_length=64, description="The Patient ID.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]

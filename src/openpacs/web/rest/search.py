@@ -11,7 +11,6 @@ from openpacs.errors import InvalidQuery
 
 CONTROL = frozenset({"limit", "offset", "sort"})
 MAX_LIMIT = 1000
-UID_PATTERN = r"^[0-9]+(\.[0-9]+)*$"
 _STUDY_ONLY = frozenset({"ModalitiesInStudy"})
 _MAX_VALUE = 1024
 

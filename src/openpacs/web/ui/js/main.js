@@ -11,6 +11,7 @@ import { uploadPage, installDropTarget } from "./upload.js";
 import { viewerPage } from "./viewer/page.js";
 import { usersPage } from "./admin/users.js";
 import { remotesPage } from "./admin/remotes.js";
+import { jobsPage } from "./admin/jobs.js";
 import { auditPage } from "./admin/audit.js";
 import { statisticsPage } from "./admin/statistics.js";
 
@@ -24,6 +25,7 @@ const routes = [
   { pattern: /^\/upload$/, page: uploadPage, permission: "store", nav: "upload" },
   { pattern: /^\/admin\/users$/, page: usersPage, permission: "admin", nav: "users" },
   { pattern: /^\/admin\/remotes$/, page: remotesPage, permission: "admin", nav: "remotes" },
+  { pattern: /^\/admin\/jobs$/, page: jobsPage, permission: "admin", nav: "jobs" },
   { pattern: /^\/admin\/audit$/, page: auditPage, permission: "admin", nav: "audit" },
   { pattern: /^\/admin\/statistics$/, page: statisticsPage, permission: "admin", nav: "statistics" },
 ];
@@ -49,6 +51,7 @@ function navigation(active) {
     can("store") && ["upload", "#/upload", "Upload"],
     can("admin") && ["users", "#/admin/users", "Users"],
     can("admin") && ["remotes", "#/admin/remotes", "Remote AEs"],
+    can("admin") && ["jobs", "#/admin/jobs", "Jobs"],
     can("admin") && ["audit", "#/admin/audit", "Audit trail"],
     can("admin") && ["statistics", "#/admin/statistics", "Statistics"],
   ].filter(Boolean);
