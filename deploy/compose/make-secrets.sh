@@ -1,6 +1,7 @@
 #!/bin/sh
 # Make the compose stack's secrets in ./secrets: random passwords, MinIO credentials for
-# openpacs, a private CA and a server certificate for HOST (default: localhost).
+# openpacs, a private CA, a server certificate for HOST (default: localhost), and the
+# certificates PostgreSQL and MinIO present to openpacs (TLS inside the stack too).
 #   ./make-secrets.sh [HOST]
 # Existing secrets are kept, so running it again only adds what is missing; the server
 # certificate is made again for the HOST given.
@@ -31,9 +32,17 @@ else
 fi
 [ -s secrets/ca.pem ] || certs ca "$out"
 certs server "$out" --force --host "$host" --host localhost --host 127.0.0.1 --host openpacs
+# PostgreSQL and MinIO, by the names openpacs reaches them at (MinIO also as localhost, for
+# its own health check).
+for service in postgres minio; do
+    mkdir -p "secrets/$service"
+    [ -s "secrets/$service/server.pem" ] ||
+        certs server "$out/$service" --ca-dir "$out" --host "$service" --host localhost
+done
 
 # The containers run as other users (openpacs as uid 10001): the files must be readable by
 # them; the 0700 folder keeps them private on this host. The CA key is never mounted.
-chmod 644 secrets/*
+chmod 644 secrets/* secrets/postgres/* secrets/minio/* 2>/dev/null || true
+chmod 755 secrets/postgres secrets/minio
 chmod 600 secrets/ca.key
 echo "secrets ready in $(pwd)/secrets; trust secrets/ca.pem in browsers and DICOM peers"

@@ -5,7 +5,7 @@ set -eu
 secret() { tr -d '\r\n' < "/run/secrets/$1"; }
 credential() { sed -n "s/^$1[[:space:]]*=[[:space:]]*//p" /run/secrets/s3_credentials | tr -d '\r\n'; }
 
-mc alias set local http://minio:9000 "$(secret minio_root_user)" "$(secret minio_root_password)" >/dev/null
+mc alias set local https://minio:9000 "$(secret minio_root_user)" "$(secret minio_root_password)" >/dev/null
 mc mb --ignore-existing "local/${BUCKET}"
 mc version enable "local/${BUCKET}"
 

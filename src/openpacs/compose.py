@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from openpacs.errors import ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+    from sqlalchemy.engine import URL
 
     from openpacs.archive.service import Archive
     from openpacs.dimse.server import DicomServer
@@ -76,9 +78,35 @@ def build_index_engine(settings: Settings) -> Engine:
     from openpacs.index.engine import create_index_engine
 
     database = settings.database
+    credentials = None
+    if database.rds_iam:
+        credentials = rds_iam_credentials(database.sqlalchemy_url())
+    elif database.password_file:
+        credentials = database.credentials
     return create_index_engine(
-        database.sqlalchemy_url(), pool_size=database.pool_size, max_overflow=database.max_overflow
+        database.sqlalchemy_url(),
+        pool_size=database.pool_size,
+        max_overflow=database.max_overflow,
+        credentials=credentials,
     )
+
+
+def rds_iam_credentials(url: URL) -> Callable[[], tuple[str | None, str]]:
+    """(user, a fresh RDS IAM token) for each new connection: a token is a SigV4 signature
+    made locally from the AWS credentials, valid 15 minutes for logging in."""
+    import boto3  # only with rds_iam
+
+    try:
+        client = boto3.client("rds")
+    except Exception as exc:  # botocore's NoRegionError and configuration errors
+        raise ConfigError(f"database.rds_iam: AWS is not configured: {exc}") from None
+    host, port, user = url.host or "", url.port or 5432, url.username or ""
+
+    def credentials() -> tuple[str | None, str]:
+        token = client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user)
+        return user, token
+
+    return credentials
 
 
 def build_archive(settings: Settings) -> Archive:
@@ -164,6 +192,7 @@ def build_http_server(
         ssl_context=context,
         share_port=share_port,
         grace_seconds=grace_seconds,
+        trusted_proxies=http.trusted_proxies,
     )
 
 

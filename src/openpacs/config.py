@@ -10,6 +10,7 @@ an error message or :func:`redacted`.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import math
 import os
@@ -186,6 +187,19 @@ def _storage_url(value: str) -> str:
     return value
 
 
+def _proxy_networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Addresses or CIDR networks of reverse proxies, each normalised (``10.0.0.0/16``)."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise problem(
+                f"{show_value(value)} is not an IP address or network (e.g. 10.0.0.0/16)"
+            ) from None
+    return tuple(networks)
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if value and (parts.scheme.lower() not in ("http", "https") or not parts.netloc):
@@ -303,6 +317,12 @@ class HttpSettings(_Section):
         default=(),
         description='Browser origins allowed to call the API (an OHIF); "*": any origin.',
     )
+    trusted_proxies: Annotated[tuple[str, ...], AfterValidator(_proxy_networks)] = Field(
+        default=(),
+        description="Extension: addresses or CIDR networks of reverse proxies (a load "
+        "balancer) whose X-Forwarded-For and X-Forwarded-Proto are believed, so the audit "
+        "trail and the login throttle see the real client; empty: those headers are ignored.",
+    )
     stow_max_mb: Annotated[int, BeforeValidator(_int_between(1, 1_000_000))] = Field(
         default=4096, description="Extension: largest STOW-RS body accepted, in MiB (413 above)."
     )
@@ -329,6 +349,18 @@ class DatabaseSettings(_Section):
         "OPENPACS_DATABASE__PASSWORD_FILE). Either the password itself or the JSON "
         '{"username": ..., "password": ...} that AWS Secrets Manager keeps for RDS.',
     )
+    password_file: FileName = Field(
+        default="",
+        description="Extension: file holding the password (or that JSON), read again for every "
+        "new connection, so a rotated secret (RDS rotates its managed password) applies "
+        "without a restart.",
+    )
+    rds_iam: Flag = Field(
+        default=False,
+        description="Extension: log in with an RDS IAM authentication token made for every new "
+        "connection (the URL names the user; AWS credentials and region from the SDK's "
+        "chain), so no database password exists.",
+    )
     pool_size: Annotated[int, BeforeValidator(_int_between(1, 200))] = Field(
         default=10, description="Extension: connections kept open per server process."
     )
@@ -341,23 +373,53 @@ class DatabaseSettings(_Section):
         "to start (an empty database is always initialised).",
     )
 
-    def sqlalchemy_url(self) -> URL:
-        """The URL to connect with, completed with the user and password from `password`."""
-        url = make_url(self.url)
-        secret = self.password.get_secret_value().strip()
-        if not secret or url.password:
-            return url
-        username, password = url.username, secret
-        if secret.startswith("{"):
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.password_file and self.password.get_secret_value():
+            key_problems([("password_file", "set either database.password or password_file")])
+        if self.rds_iam:
+            url = make_url(self.url)
+            if self.password_file or self.password.get_secret_value() or url.password:
+                key_problems([("rds_iam", "a token replaces the password: set no password")])
+            if url.get_backend_name() != "postgresql" or not url.username:
+                key_problems([("rds_iam", "needs a postgresql:// URL that names the user")])
+        return self
+
+    def credentials(self) -> tuple[str | None, str]:
+        """(user name, password) from `password` or, read now, `password_file`; the URL's
+        user name wins over the secret's; None when neither has one."""
+        if self.password_file:
             try:
-                document = json.loads(secret)
-            except ValueError:
-                raise ConfigError("database.password: not valid JSON") from None
-            if not isinstance(document, dict) or not isinstance(document.get("password"), str):
-                raise ConfigError('database.password: JSON without a "password" string')
-            password = document["password"]
-            username = url.username or document.get("username")
+                secret = Path(self.password_file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"database.password_file: cannot read it: {exc}") from None
+        else:
+            secret = self.password.get_secret_value()
+        username, password = _credentials(secret.strip())
+        return make_url(self.url).username or username, password
+
+    def sqlalchemy_url(self) -> URL:
+        """The URL to connect with, completed with the user and password from `password`
+        or `password_file` (its content now: the engine reads it again for each connection)."""
+        url = make_url(self.url)
+        username, password = self.credentials()
+        if not password or url.password:
+            return url
         return url.set(username=username, password=password)
+
+
+def _credentials(secret: str) -> tuple[str | None, str]:
+    """A plain password, or the JSON {"username", "password"} of an RDS-managed secret."""
+    if not secret.startswith("{"):
+        return None, secret
+    try:
+        document = json.loads(secret)
+    except ValueError:
+        raise ConfigError("database.password: not valid JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("password"), str):
+        raise ConfigError('database.password: JSON without a "password" string')
+    username = document.get("username")
+    return (username if isinstance(username, str) else None), document["password"]
 
 
 class StorageSettings(_Section):

@@ -2,16 +2,21 @@
 
 make-secrets.sh makes the secrets; `openpacs serve` runs with the stack's openpacs.toml and
 environment, where only what Docker would provide is swapped for local equivalents: the
-`postgres` host for a throw-away database on the local PostgreSQL, the `minio` endpoint for
-moto's S3 server. What the compose README promises is then checked the way an operator would:
-HTTPS /health with the stack's CA, DCMTK over TLS, the first administrator's login.
+`postgres` service for a throw-away PostgreSQL server with the stack's certificate, its
+pg_hba.conf (TLS only) and its database password; the `minio` endpoint for moto's S3 server
+behind nginx serving HTTPS with the stack's MinIO certificate. openpacs verifies both against
+the stack's CA, as in the stack. What the compose README promises is then checked the way an
+operator would: HTTPS /health with the stack's CA, DCMTK over TLS (echo, store, find), the
+first administrator's login.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +25,11 @@ import pytest
 import yaml
 
 from tests.deploy.test_deploy_container import COMPOSE, localized, prepare_stack
+from tests.support.corpus import synthetic_ct_series, write_part10
 from tests.support.dcmtk import run as run_dcmtk
 from tests.support.dcmtk_peer import output
-from tests.support.postgres import temporary_database
+from tests.support.nginx import nginx
+from tests.support.pg_cluster import Tls, password_cluster
 from tests.support.process import ServerProcess, free_port, serving
 from tests.support.s3 import client, moto_server
 
@@ -35,12 +42,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc
     folder = prepare_stack(tmp_path_factory.mktemp("stack-run") / "compose")
     config, environ = localized(compose, folder)
     port, tls_port, https_port = free_port(), free_port(), free_port()
-    with temporary_database() as database, moto_server() as s3:
+    secrets = folder / "secrets"
+    tls = Tls(secrets / "postgres" / "server.pem", secrets / "postgres" / "server.key",
+              COMPOSE / "pg_hba.conf")  # fmt: skip
+    password = (secrets / "db_password").read_text(encoding="utf-8").strip()
+    with (
+        password_cluster(tls) as cluster,
+        moto_server() as s3,
+        nginx(folder / "minio-tls", s3, tls=(secrets / "minio" / "server.pem",
+                                              secrets / "minio" / "server.key")) as s3_port,
+    ):  # fmt: skip
+        cluster.execute(
+            f"CREATE ROLE openpacs LOGIN PASSWORD '{password}'",
+            "CREATE DATABASE openpacs OWNER openpacs",
+        )
         client(s3).create_bucket(Bucket="openpacs")
         text = config.read_text(encoding="utf-8")
         for docker, local in (
-            ('"postgresql://openpacs@postgres:5432/openpacs"', json.dumps(database)),
-            ('"http://minio:9000"', json.dumps(s3)),
+            # the service's name stays (verify-full checks it); only its address is local
+            ("@postgres:5432/openpacs?", f"@postgres:{cluster.port}/openpacs?hostaddr={HOST}&"),
+            ('"https://minio:9000"', json.dumps(f"https://localhost:{s3_port}")),
             ("port = 4242", f"port = {port}"),
             ("tls_port = 2762", f"tls_port = {tls_port}"),
             ("port = 8042", f"port = {https_port}"),
@@ -116,3 +137,58 @@ def test_nothing_secret_reaches_the_log(stack: tuple[ServerProcess, Path, int]) 
         assert (secrets / name).read_text(encoding="utf-8").strip() not in log
     secret_key = (secrets / "s3_credentials").read_text().split("aws_secret_access_key = ")[1]
     assert secret_key.strip() not in log
+
+
+@pytest.mark.dcmtk
+def test_a_study_is_stored_and_found_over_tls_through_tls_backends(
+    stack: tuple[ServerProcess, Path, int], tmp_path: Path
+) -> None:
+    """C-STORE and C-FIND over DICOM TLS: the index is the TLS-only PostgreSQL, the images go
+    to S3 over HTTPS; both verified against the stack's CA."""
+    server, secrets, port = stack
+    settings_text = (secrets.parent / "openpacs.local.toml").read_text(encoding="utf-8")
+    tls_port = int(settings_text.split("tls_port = ", 1)[1].split()[0])
+    series = synthetic_ct_series(2, rows=16, columns=16)
+    files = [str(write_part10(ds, tmp_path / f"{i}.dcm")) for i, ds in enumerate(series)]
+    tls = ["-aec", "OPENPACS", "+tla", "+cf", str(secrets / "ca.pem")]
+    stored = run_dcmtk("storescu", *tls, "localhost", str(tls_port), *files, timeout=60)
+    assert stored.returncode == 0, output(stored) + server.stderr()
+    study = str(series[0].StudyInstanceUID)
+    found = run_dcmtk("findscu", *tls, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k",
+                      f"StudyInstanceUID={study}", "-k", "NumberOfStudyRelatedInstances",
+                      "localhost", str(tls_port), timeout=60)  # fmt: skip
+    assert found.returncode == 0, output(found)
+    assert "NumberOfStudyRelatedInstances" in output(found)
+    assert re.search(r"IS \[2 ?\]\s+#.*NumberOfStudyRelatedInstances", output(found))
+    # and back over HTTPS, with curl as the README does: the images come out of S3
+    password = (secrets / "admin_password").read_text(encoding="utf-8").strip()
+    url = f"https://localhost:{port}/dicom-web/studies/{study}/series/{series[0].SeriesInstanceUID}"
+    fetched = subprocess.run(
+        ["curl", "-fsS", "--cacert", str(secrets / "ca.pem"), "-u", f"admin:{password}",
+         "-H", 'Accept: multipart/related; type="application/dicom"', "-o",
+         str(tmp_path / "series.multipart"), url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert fetched.returncode == 0, fetched.stderr
+    body = (tmp_path / "series.multipart").read_bytes()
+    assert body.count(b"DICM") == 2
+
+
+def test_postgresql_refuses_a_connection_without_tls(
+    stack: tuple[ServerProcess, Path, int],
+) -> None:
+    """The stack's pg_hba.conf admits TLS only: the same password over plain TCP is refused."""
+    import psycopg
+
+    _, secrets, _ = stack
+    settings_text = (secrets.parent / "openpacs.local.toml").read_text(encoding="utf-8")
+    port = int(settings_text.split("@postgres:", 1)[1].split("/", 1)[0])
+    password = (secrets / "db_password").read_text(encoding="utf-8").strip()
+    with pytest.raises(psycopg.OperationalError, match=r"rejects connection|no encryption"):
+        psycopg.connect(host=HOST, port=port, user="openpacs", password=password,
+                        dbname="openpacs", sslmode="disable", connect_timeout=10)  # fmt: skip
+    verified = {"sslmode": "verify-full", "sslrootcert": str(secrets / "ca.pem")}
+    with psycopg.connect(host="postgres", hostaddr=HOST, port=port, user="openpacs",
+                         password=password, dbname="openpacs", connect_timeout=10,
+                         **verified) as connection:  # fmt: skip
+        assert connection.info.pgconn.ssl_in_use

@@ -77,18 +77,28 @@ def test_the_wheel_is_built_in_a_builder_stage(dockerfile: list[list[tuple[str, 
     assert only(builder, "FROM")[0].endswith(" AS builder")
     assert any("pip wheel" in run for run in only(builder, "RUN"))
     assert any(copy.startswith("--from=builder ") for copy in only(final, "COPY"))
+    # Both stages start from BASE_IMAGE: Debian's slim image, or the same release made with
+    # debootstrap (deploy/image/make-base.sh), which CI builds on (tests/image).
     for stage in dockerfile:
-        assert "-slim" in only(stage, "FROM")[0]
+        assert only(stage, "FROM")[0].split()[0] == "${BASE_IMAGE}"
+    preamble = instructions(DEPLOY / "Dockerfile")
+    arguments = [args for key, args in preamble if key == "ARG"]
+    assert "BASE_IMAGE=debian:${DEBIAN_RELEASE}-slim" in arguments
+    assert any(a.startswith("DEBIAN_RELEASE=") for a in arguments)
 
 
 def test_the_final_stage_has_no_compiler_installer_or_cache(
     dockerfile: list[list[tuple[str, str]]],
 ) -> None:
     final = " ".join(only(dockerfile[-1], "RUN"))
-    for word in ("apt-get install", "gcc", "build-essential", "pip install", "pip wheel"):
+    for word in ("gcc", "build-essential", "python3-venv", "python3-pip", "pip install",
+                 "pip wheel"):  # fmt: skip
         assert word not in final
-    assert "pip uninstall" in final  # the base image's own pip goes too
+    installs = re.findall(r"apt-get install ([^&;]*)", final)
+    assert all(set(i.split()) <= {"-y", "-qq", "--no-install-recommends", "python3",
+                                  "ca-certificates"} for i in installs), installs  # fmt: skip
     assert "/root/.cache" in final
+    assert "rm -rf /var/lib/apt/lists/*" in final
 
 
 def test_the_process_runs_as_an_unprivileged_user(dockerfile: list[list[tuple[str, str]]]) -> None:
@@ -238,7 +248,7 @@ def secret_names(service: dict[str, Any]) -> dict[str, str]:
     for entry in service.get("secrets", []):
         source = entry if isinstance(entry, str) else entry["source"]
         target = source if isinstance(entry, str) else entry.get("target", source)
-        names[f"/run/secrets/{target}"] = source
+        names[target if target.startswith("/") else f"/run/secrets/{target}"] = source
     return names
 
 
@@ -328,11 +338,15 @@ def prepare_stack(folder: Path) -> Path:
                                 check=False)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         if _ == 0:
-            first = {p.name: p.read_bytes() for p in (folder / "secrets").iterdir()}
-    again = {p.name: p.read_bytes() for p in (folder / "secrets").iterdir()}
+            first = _files(folder / "secrets")
+    again = _files(folder / "secrets")
     for name in set(first) - {"server.pem", "server.key"}:
         assert again[name] == first[name], name
     return folder
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -375,8 +389,47 @@ def test_openpacs_loads_the_configuration_the_stack_gives_it(
     postgres = environment(compose["services"]["postgres"])
     assert (postgres["POSTGRES_USER"], postgres["POSTGRES_DB"]) == ("openpacs", "openpacs")
     assert settings.storage.s3_bucket == environment(compose["services"]["minio-init"])["BUCKET"]
-    assert settings.storage.s3_endpoint == "http://minio:9000"
+    assert settings.storage.s3_endpoint == "https://minio:9000"
+    assert url.query["sslmode"] == "verify-full"
+    assert Path(str(url.query["sslrootcert"])) == compose_copy / "secrets" / "ca.pem"
+    assert environ["AWS_CA_BUNDLE"] == str(compose_copy / "secrets" / "ca.pem")
     assert settings.auth.admin_password_file
+
+
+def test_postgresql_and_minio_speak_tls_only_with_the_stacks_ca(
+    compose: dict[str, Any], compose_secrets: Path
+) -> None:
+    """Issue 19, item 14: inside the stack too, openpacs reaches PostgreSQL and MinIO over
+    TLS, verifying certificates from the stack's own CA by the services' names."""
+    postgres = compose["services"]["postgres"]
+    command = " ".join(postgres["command"])
+    for option in ("ssl=on", "ssl_min_protocol_version=TLSv1.2",
+                   "ssl_cert_file=/run/secrets/postgres_tls_cert",
+                   "hba_file=/etc/postgresql/pg_hba.conf"):  # fmt: skip
+        assert f"-c {option}" in command, option
+    hba = [line.split() for line in (COMPOSE / "pg_hba.conf").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]  # fmt: skip
+    assert hba == [
+        ["local", "all", "all", "scram-sha-256"],
+        ["hostssl", "all", "all", "all", "scram-sha-256"],
+        ["host", "all", "all", "all", "reject"],
+    ]
+    minio = compose["services"]["minio"]
+    assert minio["command"] == ["server", "/data", "--certs-dir", "/certs"]
+    targets = {m["target"] for m in minio["secrets"] if isinstance(m, dict)}
+    assert {"/certs/public.crt", "/certs/private.key", "/certs/CAs/ca.pem"} <= targets
+    assert environment(minio)["MC_HOST_local"].startswith("https://")
+    assert "https://minio:9000" in (COMPOSE / "minio-init.sh").read_text()
+    for service, name in (("postgres", "postgres"), ("minio", "minio")):
+        pem = compose_secrets / service / "server.pem"
+        text = subprocess.run(["openssl", "verify", "-CAfile", str(compose_secrets / "ca.pem"),
+                               str(pem)], capture_output=True, text=True, timeout=30,
+                              check=False)  # fmt: skip
+        assert text.returncode == 0, text.stdout + text.stderr
+        names = subprocess.run(["openssl", "x509", "-in", str(pem), "-noout", "-ext",
+                                "subjectAltName"], capture_output=True, text=True, check=True,
+                               timeout=30).stdout  # fmt: skip
+        assert f"DNS:{name}" in names
 
 
 def localized(compose: dict[str, Any], stack: Path) -> tuple[Path, dict[str, str]]:
@@ -390,7 +443,7 @@ def localized(compose: dict[str, Any], stack: Path) -> tuple[Path, dict[str, str
     text = (stack / compose["configs"][config["source"]]["file"]).read_text("utf-8")
     environ = environment(service)
     for path, local in mounts.items():
-        text = text.replace(f'"{path}"', json.dumps(str(local)))
+        text = text.replace(f'"{path}"', json.dumps(str(local))).replace(path, str(local))
         environ = {key: str(local) if value == path else value for key, value in environ.items()}
     assert "/run/secrets/" not in text, "the configuration names a secret the stack never mounts"
     local_config = stack / "openpacs.local.toml"

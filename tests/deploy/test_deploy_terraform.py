@@ -35,7 +35,7 @@ from tests.deploy.terraform_model import (
     variables,
 )
 
-MODULE_NAMES = ("network", "database", "storage", "compute", "ingress")
+MODULE_NAMES = ("network", "database", "storage", "compute", "ingress", "operations", "intake")
 FOLDERS = [MODULES / name for name in MODULE_NAMES] + [EXAMPLE]
 
 
@@ -62,7 +62,8 @@ UNVALIDATED = {
     "vpc_id", "load_balancer_security_group_ids", "target_group_arns", "instance_type",
     "ami_ssm_parameter", "bucket", "bucket_prefix", "database_address", "database_port",
     "database_name", "log_bucket", "target_dicom_tls_port", "target_https_port",
-    "web_host_name", "dicom_host_name",
+    "web_host_name", "dicom_host_name", "endpoint_security_group_id", "s3_prefix_list_id",
+    "database_identifier", "server_log_group", "metric_dimensions",
 }  # fmt: skip
 
 
@@ -318,7 +319,7 @@ def test_the_instance_role_is_least_privilege() -> None:
         for entry in listed(block.body.get("dynamic", []))
         for content in listed(entry["statement"]["content"])
     ]
-    assert len(dynamic) == 2  # the ECR pull, only with an ECR repository
+    assert len(dynamic) == 4  # the ECR pull and the intake, only when there are ones
     statements = statements + dynamic
     for statement in statements:
         actions = listed(statement.get("actions", []))
@@ -336,7 +337,9 @@ def test_the_instance_role_is_least_privilege() -> None:
     assert set(by_sid["ReadItsSecrets"]["resources"]) == {
         "${var.database_secret_arn}",
         "${aws_secretsmanager_secret.admin.arn}",
+        "${var.dicom_tls_secret_arn}",
     }
+    assert by_sid["ReadItsDatabaseCa"]["resources"] == ["${aws_ssm_parameter.database_ca.arn}"]
     attachment = one(MODULES / "compute", "aws_iam_role_policy_attachment")
     assert attachment["policy_arn"].endswith(":iam::aws:policy/AmazonSSMManagedInstanceCore")
 
@@ -352,7 +355,9 @@ def test_instances_require_imdsv2_and_encrypt_their_volumes() -> None:
 def test_the_admin_password_never_reaches_state() -> None:
     version = one(MODULES / "compute", "aws_secretsmanager_secret_version")
     assert "secret_string" not in version
-    assert version["secret_string_wo"] == "${ephemeral.random_password.admin.result}"
+    assert version["secret_string_wo"] == (
+        "${ephemeral.aws_secretsmanager_random_password.admin.random_password}"
+    )
     assert not resources(MODULES / "compute", "random_password")  # only the ephemeral one
 
 
@@ -360,16 +365,18 @@ def test_the_admin_password_never_reaches_state() -> None:
 
 
 def test_tls_from_client_to_load_balancer_to_openpacs() -> None:
+    """HTTPS ends at the ALB (ACM) and opens again to openpacs; DICOM TLS passes through the
+    NLB (TCP) to openpacs, which requires client certificates (issue 19, item 9)."""
     ingress = MODULES / "ingress"
     listeners = {block.name: block.body for block in resources(ingress, "aws_lb_listener")}
     assert listeners["web"]["protocol"] == "HTTPS"
-    assert listeners["dicom"]["protocol"] == "TLS"
-    for listener in listeners.values():
-        assert listener["certificate_arn"] == "${var.certificate_arn}"
-        assert listener["ssl_policy"] == "${local.tls_policy}"
+    assert listeners["web"]["certificate_arn"] == "${var.certificate_arn}"
+    assert listeners["web"]["ssl_policy"] == "${local.tls_policy}"
+    assert listeners["dicom"]["protocol"] == "TCP"
+    assert "certificate_arn" not in listeners["dicom"]
     groups = {block.name: block.body for block in resources(ingress, "aws_lb_target_group")}
     assert groups["web"]["protocol"] == "HTTPS"
-    assert groups["dicom"]["protocol"] == "TLS"
+    assert groups["dicom"]["protocol"] == "TCP"
     for group in groups.values():
         check = first(group, "health_check")
         assert (check["protocol"], check["path"]) == ("HTTPS", "/health")

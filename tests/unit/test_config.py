@@ -71,8 +71,15 @@ EXTENSIONS = {
         "dimse_timeout": 60.0,
         "acse_timeout": 30.0,
     },
-    "database": {"password": "", "pool_size": 10, "max_overflow": 20, "auto_migrate": False},
-    "http": {"stow_max_mb": 4096},
+    "database": {
+        "password": "",
+        "password_file": "",
+        "rds_iam": False,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "auto_migrate": False,
+    },
+    "http": {"stow_max_mb": 4096, "trusted_proxies": []},
     "auth": {"session_hours": 12.0},
     "archive": {"server_lease_seconds": 30.0},
 }

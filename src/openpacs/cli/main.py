@@ -130,6 +130,27 @@ def upgrade(config_file: Path | None) -> None:
 
 @db.command()
 @_CONFIG_OPTION
+@click.argument("role")
+@click.option("--rds-iam", is_flag=True, help="Log in with RDS IAM tokens (grant rds_iam).")
+def grant(config_file: Path | None, role: str, rds_iam: bool) -> None:
+    """Create ROLE for the servers (if missing) with row access to the schema; run by the
+    schema's owner after `db upgrade`, so the servers never connect as the owner."""
+    from openpacs.compose import build_index_engine
+    from openpacs.index.grants import grant_server_role
+
+    _configure_logging("INFO")
+    engine = _engine_or_exit(config_file, build_index_engine)
+    try:
+        grant_server_role(engine, role, rds_iam=rds_iam)
+        click.echo(f"role {role} may read and write the index")
+    except OpenPacsError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+@db.command()
+@_CONFIG_OPTION
 def current(config_file: Path | None) -> None:
     """Print the schema revision of the database and the one this version needs."""
     from openpacs.compose import build_index_engine

@@ -33,6 +33,7 @@ class HttpServer:
         ssl_context: ssl.SSLContext | None = None,
         share_port: bool = False,
         grace_seconds: float = 30.0,
+        trusted_proxies: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self._host = host
@@ -46,6 +47,11 @@ class HttpServer:
             server_header=False,
             ws="none",
             lifespan="on",
+            # The client address (audit trail, login throttle) comes from X-Forwarded-For only
+            # when the connection is from a configured proxy; uvicorn's own default would
+            # believe any local process (127.0.0.1) and FORWARDED_ALLOW_IPS.
+            proxy_headers=bool(trusted_proxies),
+            forwarded_allow_ips=list(trusted_proxies) or None,
             timeout_graceful_shutdown=max(int(grace_seconds), 1),
             ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context else None,
         )

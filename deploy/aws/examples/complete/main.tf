@@ -9,7 +9,18 @@ data "aws_region" "current" {}
 locals {
   account   = data.aws_caller_identity.current.account_id
   partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.region
+  region    = data.aws_region.current.name
+}
+
+# --- the Auto Scaling service-linked role ---------------------------------------------------
+# A role of this deployment's own (a custom suffix), created before the key whose policy names
+# it: the account's default AWSServiceRoleForAutoScaling exists only once Auto Scaling has
+# been used, and naming a missing role fails the key's creation.
+
+resource "aws_iam_service_linked_role" "autoscaling" {
+  aws_service_name = "autoscaling.amazonaws.com"
+  custom_suffix    = var.name
+  description      = "Auto Scaling for openpacs ${var.name}: launches servers with volumes encrypted by its key"
 }
 
 # --- one customer managed key for everything at rest ----------------------------------------
@@ -46,6 +57,22 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
+  # CloudWatch alarms publish to the alarm topic, which this key encrypts.
+  statement {
+    sid       = "CloudWatchAlarmsPublishToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+
   # Auto Scaling launches the servers with volumes encrypted by this key.
   statement {
     sid       = "AutoScalingUsesTheKeyForVolumes"
@@ -53,7 +80,7 @@ data "aws_iam_policy_document" "key" {
     resources = ["*"]
     principals {
       type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+      identifiers = [aws_iam_service_linked_role.autoscaling.arn]
     }
   }
 
@@ -63,7 +90,7 @@ data "aws_iam_policy_document" "key" {
     resources = ["*"]
     principals {
       type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+      identifiers = [aws_iam_service_linked_role.autoscaling.arn]
     }
     condition {
       test     = "Bool"
@@ -113,6 +140,7 @@ module "database" {
   instance_class            = var.database_instance_class
   multi_az                  = var.database_multi_az
   deletion_protection       = var.deletion_protection
+  max_connections           = var.database_max_connections
 }
 
 module "ingress" {
@@ -126,6 +154,9 @@ module "ingress" {
   dicom_client_cidrs  = var.dicom_client_cidrs
   log_bucket          = module.storage.log_bucket
   deletion_protection = var.deletion_protection
+
+  privatelink_allowed_principals = var.privatelink_allowed_principals
+  private_subnet_ids             = module.network.application_subnet_ids
 }
 
 module "compute" {
@@ -148,5 +179,39 @@ module "compute" {
   database_port                    = module.database.port
   database_name                    = module.database.database_name
   database_secret_arn              = module.database.master_user_secret_arn
+  database_resource_id             = module.database.resource_id
+  database_ca_bundle               = file("${path.root}/${var.database_ca_file}")
+  database_max_connections         = module.database.max_connections
+  workers                          = var.workers
   ae_title                         = var.ae_title
+  ami_id                           = var.ami_id
+  service_linked_role_arn          = aws_iam_service_linked_role.autoscaling.arn
+  endpoint_security_group_id       = module.network.endpoint_security_group_id
+  s3_prefix_list_id                = module.network.s3_prefix_list_id
+  https_egress_cidrs               = var.https_egress_cidrs
+  trusted_proxy_cidrs              = module.network.public_subnet_cidrs
+  dicom_tls_secret_arn             = var.dicom_tls_secret_arn
+  dicom_peers                      = var.dicom_peers
+  dicom_destinations               = var.dicom_destinations
+  intake_bucket_arn                = try(module.intake[0].bucket_arn, "")
+  intake_queue_arn                 = try(module.intake[0].queue_arn, "")
+}
+
+module "operations" {
+  source              = "../../modules/operations"
+  name                = var.name
+  kms_key_arn         = aws_kms_key.openpacs.arn
+  alarm_emails        = var.alarm_emails
+  metric_dimensions   = module.ingress.metric_dimensions
+  database_identifier = module.database.identifier
+  server_log_group    = module.compute.log_group
+}
+
+module "intake" {
+  source                  = "../../modules/intake"
+  count                   = var.intake ? 1 : 0
+  name                    = var.name
+  kms_key_arn             = aws_kms_key.openpacs.arn
+  log_bucket              = module.storage.log_bucket
+  uploader_principal_arns = var.intake_uploader_principal_arns
 }

@@ -47,3 +47,18 @@ output "kms_key_arn" {
   description = "The customer managed key."
   value       = aws_kms_key.openpacs.arn
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic of the alarms: subscribe paging or chat to it."
+  value       = module.operations.alarm_topic_arn
+}
+
+output "privatelink_service_name" {
+  description = "PrivateLink endpoint service for DICOM (with privatelink_allowed_principals)."
+  value       = module.ingress.privatelink_service_name
+}
+
+output "intake" {
+  description = "Bulk-upload intake: bucket to upload to and the queue openpacs consumes (with intake = true)."
+  value       = var.intake ? { bucket = module.intake[0].bucket, queue_url = module.intake[0].queue_url } : null
+}

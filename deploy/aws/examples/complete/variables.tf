@@ -101,12 +101,97 @@ variable "vpc_cidr" {
 }
 
 variable "nat_gateways" {
-  description = "NAT gateways: 1 (cheaper) or 2 (one per zone)."
+  description = "NAT gateways: 0 (the servers reach ECR, S3 and the AWS APIs through endpoints), or 1 or 2 with https_egress_cidrs for a registry outside AWS."
   type        = number
-  default     = 1
+  default     = 0
   validation {
-    condition     = contains([1, 2], var.nat_gateways)
-    error_message = "nat_gateways: 1 or 2 (the servers pull their image and packages through NAT)."
+    condition     = contains([0, 1, 2], var.nat_gateways)
+    error_message = "nat_gateways: 0, 1 or 2."
+  }
+}
+
+variable "https_egress_cidrs" {
+  description = "Extra HTTPS destinations of the servers, only for a registry outside AWS (with nat_gateways)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for cidr in var.https_egress_cidrs : can(cidrhost(cidr, 0))])
+    error_message = "https_egress_cidrs: IPv4 CIDRs."
+  }
+}
+
+variable "ami_id" {
+  description = "Amazon Linux 2023 AMI of the servers, pinned (deploy/README.md, Updating): aws ssm get-parameter --name /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64 --query Parameter.Value --output text."
+  type        = string
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]{8}([0-9a-f]{9})?$", var.ami_id))
+    error_message = "ami_id: an AMI ID (ami-0123456789abcdef0)."
+  }
+}
+
+variable "dicom_tls_secret_arn" {
+  description = "Secrets Manager secret (JSON: certificate, private_key, client_ca; PEM) with the DICOM server certificate for dicom_host_name and the CA of the modalities' client certificates (deploy/README.md)."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:", var.dicom_tls_secret_arn))
+    error_message = "dicom_tls_secret_arn: a Secrets Manager secret ARN."
+  }
+}
+
+variable "dicom_peers" {
+  description = "The modalities and workstations allowed to associate (aet, host, port, tls); openpacs refuses every other calling AE title."
+  type = list(object({
+    aet  = string
+    host = string
+    port = number
+    tls  = bool
+  }))
+  validation {
+    condition     = length(var.dicom_peers) >= 1
+    error_message = "dicom_peers: at least one AE (unknown AEs are refused)."
+  }
+}
+
+variable "dicom_destinations" {
+  description = "Networks and ports the servers may open DICOM associations to (C-MOVE destinations, send jobs)."
+  type = list(object({
+    cidr = string
+    port = number
+  }))
+  default = []
+  validation {
+    condition     = alltrue([for d in var.dicom_destinations : can(cidrhost(d.cidr, 0)) && d.cidr != "0.0.0.0/0"])
+    error_message = "dicom_destinations: IPv4 CIDRs, not 0.0.0.0/0."
+  }
+}
+
+variable "database_ca_file" {
+  description = "File (beside this configuration) with the region's RDS CA bundle: curl -o rds-ca.pem https://truststore.pki.rds.amazonaws.com/REGION/REGION-bundle.pem"
+  type        = string
+  default     = "rds-ca.pem"
+  validation {
+    condition     = endswith(var.database_ca_file, ".pem")
+    error_message = "database_ca_file: a .pem file name."
+  }
+}
+
+variable "workers" {
+  description = "openpacs worker processes per server (one per vCPU of instance_type)."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.workers >= 1 && var.workers <= 64
+    error_message = "workers: 1-64."
+  }
+}
+
+variable "database_max_connections" {
+  description = "PostgreSQL max_connections (about 400 for db.t4g.medium); max_servers x workers x 15 + 10 must fit."
+  type        = number
+  default     = 400
+  validation {
+    condition     = var.database_max_connections >= 20 && var.database_max_connections <= 5000
+    error_message = "database_max_connections: 20-5000."
   }
 }
 
@@ -162,4 +247,40 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "alarm_emails" {
+  description = "Addresses that receive the alarms (unhealthy servers, database CPU and storage, HTTP 5xx, refused associations)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for address in var.alarm_emails : can(regex("^[^@ ]+@[^@ ]+\\.[^@ ]+$", address))])
+    error_message = "alarm_emails: e-mail addresses."
+  }
+}
+
+variable "privatelink_allowed_principals" {
+  description = "AWS principals (a hospital's account) allowed to connect to DICOM through PrivateLink, without any public endpoint."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for principal in var.privatelink_allowed_principals : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:", principal))])
+    error_message = "privatelink_allowed_principals: IAM principal ARNs (never *)."
+  }
+}
+
+variable "intake" {
+  description = "Make the bulk-upload intake: a bucket sites upload studies to and a queue of its events that `openpacs import --watch` consumes."
+  type        = bool
+  default     = false
+}
+
+variable "intake_uploader_principal_arns" {
+  description = "Principals allowed to upload to the intake bucket (a site's role)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for principal in var.intake_uploader_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:", principal))])
+    error_message = "intake_uploader_principal_arns: IAM principal ARNs."
+  }
 }

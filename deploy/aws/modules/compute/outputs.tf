@@ -27,3 +27,8 @@ output "ae_title" {
   description = "openpacs' DICOM AE title."
   value       = var.ae_title
 }
+
+output "database_connections" {
+  description = "Most connections the servers open to PostgreSQL: max_size x workers x (pool + overflow)."
+  value       = var.max_size * local.connections_per_server
+}

@@ -65,10 +65,132 @@ variable "instance_type" {
   default     = "t3.large"
 }
 
-variable "ami_ssm_parameter" {
-  description = "SSM parameter holding the Amazon Linux 2023 AMI to boot."
+variable "ami_id" {
+  description = "Amazon Linux 2023 AMI the servers boot, pinned: a new one rolls every server (an instance refresh), so change it deliberately (deploy/README.md, Updating)."
   type        = string
-  default     = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]{8}([0-9a-f]{9})?$", var.ami_id))
+    error_message = "ami_id: an AMI ID (ami-0123456789abcdef0)."
+  }
+}
+
+variable "service_linked_role_arn" {
+  description = "Auto Scaling service-linked role the group uses (made by the caller, so the KMS key policy can name it before the group exists)."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling", var.service_linked_role_arn))
+    error_message = "service_linked_role_arn: an Auto Scaling service-linked role ARN."
+  }
+}
+
+variable "endpoint_security_group_id" {
+  description = "Security group of the VPC's interface endpoints: the servers' HTTPS egress goes there."
+  type        = string
+}
+
+variable "s3_prefix_list_id" {
+  description = "Prefix list of S3 in the region (the gateway endpoint's): the servers' HTTPS egress to S3."
+  type        = string
+}
+
+variable "dicom_destinations" {
+  description = "Networks and ports openpacs may open DICOM associations to (C-MOVE destinations, send jobs); nothing else is reachable from the servers."
+  type = list(object({
+    cidr = string
+    port = number
+  }))
+  default = []
+  validation {
+    condition = alltrue([
+      for d in var.dicom_destinations :
+      can(cidrhost(d.cidr, 0)) && d.cidr != "0.0.0.0/0" && d.port >= 1 && d.port <= 65535
+    ])
+    error_message = "dicom_destinations: IPv4 CIDRs (not 0.0.0.0/0) with ports 1-65535."
+  }
+}
+
+variable "dicom_peers" {
+  description = "The AEs allowed to associate (openpacs refuses any other calling AE title), and where C-MOVE reaches them: aet, host, port, tls."
+  type = list(object({
+    aet  = string
+    host = string
+    port = number
+    tls  = bool
+  }))
+  validation {
+    condition = alltrue([
+      for peer in var.dicom_peers :
+      can(regex("^[ -~]{1,16}$", peer.aet)) && !strcontains(peer.aet, "\\") && trimspace(peer.aet) != "" &&
+      can(regex("^[A-Za-z0-9.:-]+$", peer.host)) && peer.port >= 1 && peer.port <= 65535
+    ]) && length(distinct([for peer in var.dicom_peers : peer.aet])) == length(var.dicom_peers)
+    error_message = "dicom_peers: AE titles of 1-16 printable characters without backslash, each once; a host name or address; a port 1-65535."
+  }
+}
+
+variable "dicom_tls_secret_arn" {
+  description = "Secrets Manager secret (JSON: certificate, private_key, client_ca; PEM) with the DICOM server certificate the modalities verify and the CA of their client certificates: TLS passes through the load balancer to openpacs."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:", var.dicom_tls_secret_arn))
+    error_message = "dicom_tls_secret_arn: a Secrets Manager secret ARN."
+  }
+}
+
+variable "database_ca_bundle" {
+  description = "PEM of the RDS certificate authorities (the region's bundle from the RDS trust store), kept in SSM for sslmode=verify-full."
+  type        = string
+  validation {
+    condition     = startswith(trimspace(var.database_ca_bundle), "-----BEGIN CERTIFICATE-----") && length(var.database_ca_bundle) <= 8192
+    error_message = "database_ca_bundle: PEM certificates, at most 8 KB (an SSM advanced parameter)."
+  }
+}
+
+variable "trusted_proxy_cidrs" {
+  description = "Where the web load balancer connects from (its subnets): openpacs believes X-Forwarded-For only from there ([http] trusted_proxies)."
+  type        = list(string)
+  validation {
+    condition     = alltrue([for cidr in var.trusted_proxy_cidrs : can(cidrhost(cidr, 0)) && cidr != "0.0.0.0/0"])
+    error_message = "trusted_proxy_cidrs: IPv4 CIDRs, not 0.0.0.0/0."
+  }
+}
+
+variable "workers" {
+  description = "openpacs worker processes per server ([dicom] workers): one per vCPU of instance_type is a good start."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.workers >= 1 && var.workers <= 64
+    error_message = "workers: 1-64."
+  }
+}
+
+variable "database_pool_size" {
+  description = "Connections each worker keeps open ([database] pool_size)."
+  type        = number
+  default     = 5
+  validation {
+    condition     = var.database_pool_size >= 1 && var.database_pool_size <= 200
+    error_message = "database_pool_size: 1-200."
+  }
+}
+
+variable "database_max_overflow" {
+  description = "Extra connections each worker may open under load ([database] max_overflow)."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.database_max_overflow >= 0 && var.database_max_overflow <= 1000
+    error_message = "database_max_overflow: 0-1000."
+  }
+}
+
+variable "database_max_connections" {
+  description = "The database's max_connections: max_size x workers x (pool + overflow) + 10 must fit (checked at plan)."
+  type        = number
+  validation {
+    condition     = var.database_max_connections >= 20
+    error_message = "database_max_connections: at least 20."
+  }
 }
 
 variable "min_size" {
@@ -136,8 +258,27 @@ variable "database_name" {
   type        = string
 }
 
+variable "database_resource_id" {
+  description = "The database instance's resource ID (db-...), for the servers' rds-db:connect permission."
+  type        = string
+  validation {
+    condition     = can(regex("^db-[A-Z0-9]+$", var.database_resource_id))
+    error_message = "database_resource_id: an RDS resource ID (db-ABCDEFGHIJKLMNOP)."
+  }
+}
+
+variable "database_user" {
+  description = "Login role the servers connect as, with RDS IAM tokens; `openpacs db grant` makes it (row access only) at every rollout."
+  type        = string
+  default     = "openpacs_server"
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.database_user))
+    error_message = "database_user: lower-case letters, digits and _ (at most 63)."
+  }
+}
+
 variable "database_secret_arn" {
-  description = "Secrets Manager secret with the database credentials (the RDS-managed master secret)."
+  description = "Secrets Manager secret with the schema owner's credentials (the RDS-managed master secret), used only by the one-shot upgrade and grant step, never by openpacs serving."
   type        = string
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:", var.database_secret_arn))
@@ -179,4 +320,34 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "https_egress_cidrs" {
+  description = "Extra HTTPS destinations, only for a container registry outside AWS (reached through NAT); empty by default: the servers reach AWS through the VPC endpoints only."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for cidr in var.https_egress_cidrs : can(cidrhost(cidr, 0))])
+    error_message = "https_egress_cidrs: IPv4 CIDRs."
+  }
+}
+
+variable "intake_bucket_arn" {
+  description = "Bulk-upload intake bucket (intake module) the servers import from and clean up; empty: none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.intake_bucket_arn == "" || can(regex("^arn:aws[a-z-]*:s3:::", var.intake_bucket_arn))
+    error_message = "intake_bucket_arn: empty or an S3 bucket ARN."
+  }
+}
+
+variable "intake_queue_arn" {
+  description = "SQS queue of the intake bucket's events, which `openpacs import --watch` consumes; empty: none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.intake_queue_arn == "" || can(regex("^arn:aws[a-z-]*:sqs:", var.intake_queue_arn))
+    error_message = "intake_queue_arn: empty or an SQS queue ARN."
+  }
 }

@@ -53,7 +53,9 @@ resource "aws_db_parameter_group" "this" {
     value = "1"
   }
   # Statements are logged by duration and DDL only: a full statement log would copy patient
-  # names and identifiers from every query into the logs.
+  # names and identifiers from every query into the logs. openpacs sends values as bound
+  # parameters, never in the statement text, and the parameters are never logged, so a slow
+  # statement's log line holds its SQL and duration, no patient data.
   parameter {
     name  = "log_statement"
     value = "ddl"
@@ -62,6 +64,21 @@ resource "aws_db_parameter_group" "this" {
     name  = "log_min_duration_statement"
     value = "2000"
   }
+  parameter {
+    name  = "log_parameter_max_length"
+    value = "0"
+  }
+  parameter {
+    name  = "log_parameter_max_length_on_error"
+    value = "0"
+  }
+  # Fixed rather than derived from the instance's memory, so the servers' connection budget
+  # (compute module: max_size x workers x (pool + overflow)) is checked against it at plan.
+  parameter {
+    name         = "max_connections"
+    value        = tostring(var.max_connections)
+    apply_method = "pending-reboot"
+  }
 
   tags = var.tags
   lifecycle {
@@ -69,8 +86,15 @@ resource "aws_db_parameter_group" "this" {
   }
 }
 
-resource "aws_cloudwatch_log_group" "postgresql" {
-  name              = "/aws/rds/instance/${var.name}-index/postgresql"
+locals {
+  log_exports = ["postgresql", "upgrade"]
+}
+
+# One group per exported log, made here with the key and a retention before RDS would make
+# it without either.
+resource "aws_cloudwatch_log_group" "exports" {
+  for_each          = toset(local.log_exports)
+  name              = "/aws/rds/instance/${var.name}-index/${each.key}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
   tags              = var.tags
@@ -133,7 +157,7 @@ resource "aws_db_instance" "this" {
   auto_minor_version_upgrade          = true
   apply_immediately                   = false
 
-  enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
+  enabled_cloudwatch_logs_exports       = local.log_exports
   performance_insights_enabled          = true
   performance_insights_kms_key_id       = var.kms_key_arn
   performance_insights_retention_period = 7
@@ -141,5 +165,5 @@ resource "aws_db_instance" "this" {
   monitoring_role_arn                   = aws_iam_role.monitoring.arn
 
   tags       = var.tags
-  depends_on = [aws_cloudwatch_log_group.postgresql]
+  depends_on = [aws_cloudwatch_log_group.exports]
 }

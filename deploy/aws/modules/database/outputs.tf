@@ -22,3 +22,18 @@ output "security_group_id" {
   description = "The database's security group."
   value       = aws_security_group.this.id
 }
+
+output "max_connections" {
+  description = "PostgreSQL max_connections, for the servers' connection budget."
+  value       = var.max_connections
+}
+
+output "resource_id" {
+  description = "The instance's resource ID, which IAM database authentication policies name (rds-db:connect)."
+  value       = aws_db_instance.this.resource_id
+}
+
+output "identifier" {
+  description = "The database instance's identifier (CloudWatch dimension DBInstanceIdentifier)."
+  value       = aws_db_instance.this.identifier
+}

@@ -136,3 +136,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "max_connections" {
+  description = "PostgreSQL max_connections; fit it to the instance class (RDS' default is about memory / 9.5 MB: 400 for 4 GB)."
+  type        = number
+  default     = 400
+  validation {
+    condition     = var.max_connections >= 20 && var.max_connections <= 5000
+    error_message = "max_connections: 20-5000."
+  }
+}

@@ -1,7 +1,9 @@
 # Two front doors, each admitting only the listed client ranges: an Application Load Balancer
 # for HTTPS (web interface, REST, DICOMweb) and a Network Load Balancer for DICOM over TLS.
-# Both terminate TLS with the ACM certificate and open a new TLS connection to openpacs, so
-# traffic is encrypted end to end; the health checks call openpacs' /health over HTTPS.
+# The ALB terminates TLS with the ACM certificate and opens a new TLS connection to openpacs
+# (which believes its X-Forwarded-For). The NLB passes DICOM's TLS through untouched (TCP), so
+# openpacs itself presents the site's certificate and requires the modalities' client
+# certificates. The health checks call openpacs' /health over HTTPS.
 
 locals {
   tls_policy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -163,7 +165,7 @@ resource "aws_lb" "dicom" {
 resource "aws_lb_target_group" "dicom" {
   name_prefix = "dcm-"
   port        = var.target_dicom_tls_port
-  protocol    = "TLS"
+  protocol    = "TCP"
   vpc_id      = var.vpc_id
   target_type = "instance"
   health_check {
@@ -183,15 +185,63 @@ resource "aws_lb_target_group" "dicom" {
   }
 }
 
+# TCP: the TLS session is between the modality and openpacs (mutual TLS), not the NLB.
 resource "aws_lb_listener" "dicom" {
+  #checkov:skip=CKV_AWS_2:DICOM TLS passes through to openpacs, which terminates it with the site's certificate and requires client certificates; a TLS listener would cut the client certificate off.
+  #checkov:skip=CKV_AWS_103:As above: TLS (1.2+, openpacs' BCP 195 context) is negotiated by openpacs, not the load balancer.
   load_balancer_arn = aws_lb.dicom.arn
   port              = var.dicom_port
-  protocol          = "TLS"
-  ssl_policy        = local.tls_policy
-  certificate_arn   = var.certificate_arn
+  protocol          = "TCP"
   default_action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.dicom.arn
   }
   tags = var.tags
+}
+
+# --- PrivateLink: the DICOM (and HTTPS) front door as a VPC endpoint service ------------------
+# A hospital's VPC (reached over Direct Connect or VPN) connects through an interface endpoint
+# of its own, with no public address on either side; each connection request waits for
+# acceptance, and only the listed principals may ask.
+
+resource "aws_lb" "private" {
+  count                            = length(var.privatelink_allowed_principals) > 0 ? 1 : 0
+  name                             = "${var.name}-private"
+  load_balancer_type               = "network"
+  internal                         = true
+  subnets                          = var.private_subnet_ids
+  security_groups                  = [aws_security_group.dicom.id]
+  enable_cross_zone_load_balancing = true
+  # PrivateLink traffic is admitted by the endpoint service (allowed principals, acceptance),
+  # not by client address ranges, which belong to the consumer's VPC.
+  enforce_security_group_inbound_rules_on_private_link_traffic = "off"
+  enable_deletion_protection                                   = var.deletion_protection
+  access_logs {
+    bucket  = var.log_bucket
+    prefix  = "lb"
+    enabled = true
+  }
+  tags = var.tags
+}
+
+resource "aws_lb_listener" "private_dicom" {
+  #checkov:skip=CKV_AWS_2:DICOM TLS passes through to openpacs (mutual TLS), as on the public DICOM load balancer.
+  #checkov:skip=CKV_AWS_103:As above: openpacs negotiates TLS 1.2+ itself.
+  count             = length(aws_lb.private)
+  load_balancer_arn = aws_lb.private[0].arn
+  port              = var.dicom_port
+  protocol          = "TCP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.dicom.arn
+  }
+  tags = var.tags
+}
+
+resource "aws_vpc_endpoint_service" "dicom" {
+  count                      = length(aws_lb.private)
+  acceptance_required        = true
+  network_load_balancer_arns = [aws_lb.private[0].arn]
+  allowed_principals         = var.privatelink_allowed_principals
+  tags                       = merge(var.tags, { Name = "${var.name}-dicom" })
 }

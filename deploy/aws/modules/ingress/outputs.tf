@@ -32,3 +32,18 @@ output "security_group_ids" {
   description = "Security groups of the load balancers (the only sources openpacs admits)."
   value       = [aws_security_group.web.id, aws_security_group.dicom.id]
 }
+
+output "metric_dimensions" {
+  description = "CloudWatch dimensions of the load balancers and target groups (ARN suffixes), for alarms."
+  value = {
+    web_load_balancer   = aws_lb.web.arn_suffix
+    web_target_group    = aws_lb_target_group.web.arn_suffix
+    dicom_load_balancer = aws_lb.dicom.arn_suffix
+    dicom_target_group  = aws_lb_target_group.dicom.arn_suffix
+  }
+}
+
+output "privatelink_service_name" {
+  description = "The endpoint service a hospital's VPC connects to (aws ec2 create-vpc-endpoint --service-name ...); null without privatelink_allowed_principals."
+  value       = one(aws_vpc_endpoint_service.dicom[*].service_name)
+}

@@ -109,3 +109,23 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "privatelink_allowed_principals" {
+  description = "AWS principals (account roots or roles, e.g. arn:aws:iam::444455556666:root) allowed to request a PrivateLink connection to DICOM; empty: no endpoint service."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for principal in var.privatelink_allowed_principals : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:", principal))])
+    error_message = "privatelink_allowed_principals: IAM principal ARNs (never *)."
+  }
+}
+
+variable "private_subnet_ids" {
+  description = "Subnets of the internal load balancer behind the PrivateLink endpoint service (the application subnets); used only with privatelink_allowed_principals."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = length(var.private_subnet_ids) == 0 || length(var.private_subnet_ids) >= 2
+    error_message = "private_subnet_ids: none, or at least two (one per availability zone)."
+  }
+}

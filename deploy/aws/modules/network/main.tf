@@ -1,8 +1,9 @@
 # A VPC over two availability zones: public subnets hold only the load balancers; openpacs and
 # PostgreSQL live in private subnets. AWS APIs are reached through VPC endpoints (S3 gateway;
-# Secrets Manager, KMS, SSM and CloudWatch Logs interface endpoints), so that traffic never
-# leaves the AWS network; everything else (the container image, OS packages) leaves through
-# NAT. Every flow is logged.
+# Secrets Manager, KMS, SSM, CloudWatch Logs and ECR interface endpoints), each with a policy
+# that admits this account's principals only, so the servers need no internet access: the
+# image comes from ECR, OS packages from the Amazon Linux repositories in S3. NAT is optional
+# (nat_gateways) for a registry outside AWS. Every flow is logged.
 
 data "aws_availability_zones" "available" {
   #checkov:skip=CKV_AWS_394:Only the first two zones in name order are used (slice below); a zone AWS adds later sorts after them, so the subnets never move.
@@ -10,6 +11,8 @@ data "aws_availability_zones" "available" {
 }
 
 data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   zones = slice(data.aws_availability_zones.available.names, 0, 2)
@@ -17,7 +20,10 @@ locals {
   public_cidrs       = [for i in range(2) : cidrsubnet(var.cidr_block, 4, i)]
   application_cidrs  = [for i in range(2) : cidrsubnet(var.cidr_block, 4, 2 + i)]
   database_cidrs     = [for i in range(2) : cidrsubnet(var.cidr_block, 4, 4 + i)]
-  interface_services = ["secretsmanager", "kms", "ssm", "ssmmessages", "ec2messages", "logs"]
+  interface_services = ["secretsmanager", "kms", "ssm", "ssmmessages", "ec2messages", "logs", "ecr.api", "ecr.dkr", "sqs"]
+  region             = data.aws_region.current.name
+  account            = data.aws_caller_identity.current.account_id
+  partition          = data.aws_partition.current.partition
 }
 
 resource "aws_vpc" "this" {
@@ -126,12 +132,65 @@ resource "aws_route_table_association" "database" {
   route_table_id = aws_route_table.database.id
 }
 
+# S3 through the gateway: this account's buckets, plus reading the two AWS buckets the servers
+# need (the Amazon Linux 2023 package repositories and ECR's image layers).
+data "aws_iam_policy_document" "s3_endpoint" {
+  #checkov:skip=CKV_AWS_283:An endpoint policy filters on top of IAM: principal "*" is how it names every caller, and the conditions narrow it to this account's buckets and two AWS buckets, read only.
+  statement {
+    sid       = "ThisAccountsBuckets"
+    actions   = ["s3:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceAccount"
+      values   = [local.account]
+    }
+  }
+  statement {
+    sid     = "AmazonLinuxPackagesAndEcrLayers"
+    actions = ["s3:GetObject"]
+    resources = [
+      "arn:${local.partition}:s3:::al2023-repos-${local.region}-de612dc2/*",
+      "arn:${local.partition}:s3:::prod-${local.region}-starport-layer-bucket/*",
+    ]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+  }
+}
+
 resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
-  service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
+  service_name      = "com.amazonaws.${local.region}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = aws_route_table.application[*].id
+  policy            = data.aws_iam_policy_document.s3_endpoint.json
   tags              = merge(var.tags, { Name = "${var.name}-s3" })
+}
+
+# The interface endpoints serve this account's principals only.
+data "aws_iam_policy_document" "interface_endpoints" {
+  #checkov:skip=CKV_AWS_49:An endpoint policy grants nothing by itself (IAM still decides); "*" actions with the aws:PrincipalAccount condition only keep other accounts' principals out.
+  #checkov:skip=CKV_AWS_1:As above: not an IAM policy that grants administrator rights, an endpoint filter admitting this account's principals only.
+  statement {
+    sid       = "ThisAccountsPrincipals"
+    actions   = ["*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalAccount"
+      values   = [local.account]
+    }
+  }
 }
 
 resource "aws_security_group" "endpoints" {
@@ -156,11 +215,12 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
 resource "aws_vpc_endpoint" "interface" {
   for_each            = toset(local.interface_services)
   vpc_id              = aws_vpc.this.id
-  service_name        = "com.amazonaws.${data.aws_region.current.region}.${each.key}"
+  service_name        = "com.amazonaws.${local.region}.${each.key}"
   vpc_endpoint_type   = "Interface"
   subnet_ids          = aws_subnet.application[*].id
   security_group_ids  = [aws_security_group.endpoints.id]
   private_dns_enabled = true
+  policy              = data.aws_iam_policy_document.interface_endpoints.json
   tags                = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 

@@ -37,3 +37,18 @@ output "s3_endpoint_id" {
   description = "The S3 gateway endpoint."
   value       = aws_vpc_endpoint.s3.id
 }
+
+output "public_subnet_cidrs" {
+  description = "Address ranges of the public subnets: where the load balancers connect to the servers from."
+  value       = aws_subnet.public[*].cidr_block
+}
+
+output "s3_prefix_list_id" {
+  description = "Prefix list of S3 in the region, for security group egress through the gateway endpoint."
+  value       = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+output "endpoint_security_group_id" {
+  description = "Security group of the interface endpoints, for security group egress to them."
+  value       = aws_security_group.endpoints.id
+}

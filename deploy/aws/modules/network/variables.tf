@@ -18,9 +18,9 @@ variable "cidr_block" {
 }
 
 variable "nat_gateways" {
-  description = "NAT gateways for outbound HTTPS from the private subnets (container image, OS packages, the RDS CA bundle): 1 (cheaper) or 2 (one per zone, survives a zone outage); 0 only with a pre-baked AMI and a registry reachable through endpoints."
+  description = "NAT gateways for the application subnets: 0 (the default: images from ECR and packages from S3 go through the endpoints), 1 or 2 (one per zone) for a registry outside AWS."
   type        = number
-  default     = 1
+  default     = 0
   validation {
     condition     = contains([0, 1, 2], var.nat_gateways)
     error_message = "nat_gateways: 0, 1 or 2."

@@ -9,7 +9,7 @@ data "aws_partition" "current" {}
 
 locals {
   account           = data.aws_caller_identity.current.account_id
-  region            = data.aws_region.current.region
+  region            = data.aws_region.current.name
   bucket_name       = var.bucket_name != "" ? var.bucket_name : "${var.name}-images-${local.account}-${local.region}"
   object_principals = concat([var.server_role_arn], var.break_glass_principal_arns)
   object_actions = [
@@ -178,8 +178,6 @@ resource "aws_s3_bucket_policy" "images" {
 
 # --- access logs ----------------------------------------------------------------------------
 
-data "aws_elb_service_account" "current" {}
-
 resource "aws_s3_bucket" "logs" {
   #checkov:skip=CKV_AWS_18:This is the access-log bucket itself; logging it into itself would loop.
   #checkov:skip=CKV_AWS_144:Access logs need no second region.
@@ -271,18 +269,8 @@ data "aws_iam_policy_document" "logs" {
     }
   }
 
-  # Application Load Balancer logs: the region's ELB account (older regions) or the log
-  # delivery service (newer ones).
-  statement {
-    sid       = "AlbAccessLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/lb/AWSLogs/${local.account}/*"]
-    principals {
-      type        = "AWS"
-      identifiers = [data.aws_elb_service_account.current.arn]
-    }
-  }
-
+  # Load balancer logs through the log delivery service principals, which every region has
+  # (the per-region ELB account of older regions does not exist in regions opened since 2022).
   statement {
     sid       = "LogDeliveryWrite"
     actions   = ["s3:PutObject"]

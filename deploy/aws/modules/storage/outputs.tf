@@ -19,6 +19,7 @@ output "storage_url" {
 }
 
 output "log_bucket" {
-  description = "Bucket receiving S3 and load balancer access logs (load balancers write under lb/)."
+  description = "Bucket receiving S3 and load balancer access logs (load balancers write under lb/); known only once its policy admits the log delivery services, so a load balancer's access-log check on first apply finds it ready."
   value       = aws_s3_bucket.logs.id
+  depends_on  = [aws_s3_bucket_policy.logs]
 }
