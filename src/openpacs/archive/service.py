@@ -74,6 +74,7 @@ class Archive:
         """This server among those sharing the database (its lease)."""
         self.dicom: DicomClient | None = None
         self.jobs: JobRunner | None = None
+        self._staging_made = False
         self._last_sweep = -math.inf
 
     def connect(self, client: DicomClient, jobs: JobStore) -> None:
@@ -86,9 +87,6 @@ class Archive:
         """Begin serving: register this server with a lease it keeps renewing, sweep the
         staging leftovers of servers that are gone, and take over the jobs no live server
         holds; the last two again now and then while it runs (`archive.presence`)."""
-        staging = self.staging_dir()
-        if staging is not None:
-            staging.mkdir(parents=True, exist_ok=True)
         duties = [self._sweep_staging]
         if self.jobs is not None:
             duties.append(self.jobs.reap)
@@ -96,9 +94,16 @@ class Archive:
 
     def staging_dir(self) -> Path | None:
         """Where this server's front doors spool received bytes, so that storing them is a
-        rename: its own folder in the store's staging folder (see `archive.staging`)."""
+        rename: its own folder in the store's staging folder (see `archive.staging`), made
+        on first use so that a command which stores without serving has it too."""
         root = self.store.staging_dir()
-        return None if root is None else root / self.presence.server_id
+        if root is None:
+            return None
+        own = root / self.presence.server_id
+        if not self._staging_made:
+            own.mkdir(parents=True, exist_ok=True)
+            self._staging_made = True
+        return own
 
     def staging_report(self, *, grace: float = staging.GRACE_SECONDS) -> StagingReport | None:
         """The staging folder's files and those no live server owns (None without one)."""
@@ -159,10 +164,7 @@ class Archive:
 
     def store_bytes(self, data: bytes) -> StoreOutcome:
         """Store a Part 10 file given as bytes (it is spooled to the staging folder first)."""
-        staging = self.staging_dir()
-        if staging is not None:
-            staging.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(suffix=".dcm", dir=staging)
+        descriptor, name = tempfile.mkstemp(suffix=".dcm", dir=self.staging_dir())
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
         return self.store_file(Path(name), consume=True)
