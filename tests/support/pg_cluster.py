@@ -69,7 +69,10 @@ class Tls:
 def password_cluster(tls: Tls | None = None) -> Iterator[Cluster]:
     """A running server whose pg_hba.conf asks every TCP client for a password."""
     binaries = _bin()
-    folder = Path(tempfile.mkdtemp(prefix="openpacs-pg-"))
+    # Not tempfile's current default: a running node points that at its staging folder, inside
+    # pytest's root-only folder, where the postgres user cannot read.
+    system_tmp = os.environ.get("TMPDIR") or "/tmp"
+    folder = Path(tempfile.mkdtemp(prefix="openpacs-pg-", dir=system_tmp))
     data = folder / "data"
     password_file = folder / "superuser"
     password_file.write_text(SUPERUSER_PASSWORD + "\n", encoding="utf-8")
