@@ -60,7 +60,12 @@ export async function viewerPage(main, { args, navigate }) {
   // Images without a stored window open each at its own value range, until the user windows.
   let autoWindow = false;
 
-  const canvas = h("canvas", { class: "view-canvas", "data-testid": "viewer-canvas", tabindex: "0", "aria-label": "Image; use the arrow keys to scroll, ? for help" });
+  const canvas = h("canvas", {
+    class: "view-canvas",
+    "data-testid": "viewer-canvas",
+    tabindex: "0",
+    "aria-label": "Image; use the arrow keys to scroll, ? for help",
+  });
   const overlay = {
     patient: h("div", { "data-testid": "overlay-patient" }),
     series: h("div", { "data-testid": "overlay-series" }),
@@ -89,7 +94,15 @@ export async function viewerPage(main, { args, navigate }) {
     "dialog",
     { class: "dialog help", "aria-labelledby": "help-title", "data-testid": "help" },
     h("h2", { id: "help-title" }, "Keyboard and mouse"),
-    h("table", { class: "shortcuts" }, h("tbody", {}, SHORTCUTS.map(([keys, what]) => h("tr", {}, h("th", { scope: "row" }, keys), h("td", {}, what))))),
+    h(
+      "table",
+      { class: "shortcuts" },
+      h(
+        "tbody",
+        {},
+        SHORTCUTS.map(([keys, what]) => h("tr", {}, h("th", { scope: "row" }, keys), h("td", {}, what))),
+      ),
+    ),
     h("form", { method: "dialog", class: "dialog-actions" }, h("button", { class: "primary" }, "Close")),
   );
 
@@ -98,10 +111,22 @@ export async function viewerPage(main, { args, navigate }) {
     toolButtons[id] = h("button", { class: "tool", "aria-pressed": id === "window" ? "true" : "false", title, onclick: () => chooseTool(id) }, label);
     return toolButtons[id];
   };
-  const invertButton = h("button", { class: "tool", "aria-pressed": "false", title: "Invert (I)", "data-testid": "invert", onclick: () => toggleInvert() }, "Invert");
+  const invertButton = h(
+    "button",
+    { class: "tool", "aria-pressed": "false", title: "Invert (I)", "data-testid": "invert", onclick: () => toggleInvert() },
+    "Invert",
+  );
   const playButton = h("button", { class: "tool", title: "Play / pause (Space)", "data-testid": "play", onclick: () => toggleCine() }, "▶ Play");
-  const fpsSelect = h("select", { "aria-label": "Cine frames per second", title: "Frames per second" }, [5, 10, 15, 20, 25, 30, 50].map((fps) => h("option", { value: fps, selected: fps === 10 }, `${fps} fps`)));
-  const tagsButton = h("button", { class: "tool", "aria-pressed": String(tagsVisible), title: "Tags (T)", "data-testid": "toggle-tags", onclick: () => toggleTags() }, "Tags");
+  const fpsSelect = h(
+    "select",
+    { "aria-label": "Cine frames per second", title: "Frames per second" },
+    [5, 10, 15, 20, 25, 30, 50].map((fps) => h("option", { value: fps, selected: fps === 10 }, `${fps} fps`)),
+  );
+  const tagsButton = h(
+    "button",
+    { class: "tool", "aria-pressed": String(tagsVisible), title: "Tags (T)", "data-testid": "toggle-tags", onclick: () => toggleTags() },
+    "Tags",
+  );
   const toolbar = h(
     "div",
     { class: "toolbar", role: "toolbar", "aria-label": "Viewer tools" },
@@ -111,11 +136,33 @@ export async function viewerPage(main, { args, navigate }) {
       "span",
       { class: "tool-group", "aria-label": "Window presets" },
       h("button", { class: "tool", title: "Stored window (0)", "data-testid": "preset-default", onclick: () => applyDefault() }, "Default"),
-      PRESETS.map((preset) => h("button", { class: "tool", title: `${preset.label} ${preset.center}/${preset.width} (${preset.key})`, "data-testid": `preset-${preset.id}`, onclick: () => applyPreset(preset) }, preset.label)),
+      PRESETS.map((preset) =>
+        h(
+          "button",
+          {
+            class: "tool",
+            title: `${preset.label} ${preset.center}/${preset.width} (${preset.key})`,
+            "data-testid": `preset-${preset.id}`,
+            onclick: () => applyPreset(preset),
+          },
+          preset.label,
+        ),
+      ),
     ),
-    h("span", { class: "tool-group" }, invertButton, h("button", { class: "tool", title: "Fit (F)", "data-testid": "fit", onclick: () => viewport.fit() }, "Fit"), h("button", { class: "tool", title: "Reset (R)", "data-testid": "reset", onclick: () => reset() }, "Reset")),
+    h(
+      "span",
+      { class: "tool-group" },
+      invertButton,
+      h("button", { class: "tool", title: "Fit (F)", "data-testid": "fit", onclick: () => viewport.fit() }, "Fit"),
+      h("button", { class: "tool", title: "Reset (R)", "data-testid": "reset", onclick: () => reset() }, "Reset"),
+    ),
     h("span", { class: "tool-group" }, playButton, fpsSelect),
-    h("span", { class: "tool-group push" }, tagsButton, h("button", { class: "tool", title: "Help (?)", "data-testid": "help-button", onclick: () => help.showModal() }, "?")),
+    h(
+      "span",
+      { class: "tool-group push" },
+      tagsButton,
+      h("button", { class: "tool", title: "Help (?)", "data-testid": "help-button", onclick: () => help.showModal() }, "?"),
+    ),
   );
   const layout = h(
     "div",
@@ -180,7 +227,10 @@ export async function viewerPage(main, { args, navigate }) {
     overlay.image.textContent = `Image ${index + 1} / ${items.length}${frames}`;
     overlay.image.dataset.index = String(index + 1);
     overlay.image.dataset.total = String(items.length);
-    overlay.window.textContent = item.info.colour && !viewport.view.invert && viewport.view.center === 128 && viewport.view.width === 256 ? "RGB" : `WC ${Math.round(viewport.view.center)}  WW ${Math.round(viewport.view.width)}`;
+    overlay.window.textContent =
+      item.info.colour && !viewport.view.invert && viewport.view.center === 128 && viewport.view.width === 256
+        ? "RGB"
+        : `WC ${Math.round(viewport.view.center)}  WW ${Math.round(viewport.view.width)}`;
     overlay.window.dataset.center = String(viewport.view.center);
     overlay.window.dataset.width = String(viewport.view.width);
     overlay.zoom.textContent = `Zoom ${Math.round(viewport.zoom * 100)}%  ·  ${item.info.columns}×${item.info.rows}`;
@@ -391,7 +441,12 @@ export async function viewerPage(main, { args, navigate }) {
       const ratio = window.devicePixelRatio || 1;
       const x = rect.width / 2 + viewport.panX + (column + 0.5 - item.info.columns / 2) * viewport.zoom;
       const y = rect.height / 2 + viewport.panY + (row + 0.5 - item.info.rows / 2) * viewport.zoom;
-      return Array.from(canvas.getContext("2d").getImageData(Math.floor(x * ratio), Math.floor(y * ratio), 1, 1).data.slice(0, 3));
+      return Array.from(
+        canvas
+          .getContext("2d")
+          .getImageData(Math.floor(x * ratio), Math.floor(y * ratio), 1, 1)
+          .data.slice(0, 3),
+      );
     },
     displayedAt: (column, row) => viewport.displayedAt(column, row),
     /** Milliseconds to window and draw the current image (mean of `times`, no network). */
