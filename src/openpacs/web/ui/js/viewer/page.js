@@ -7,10 +7,12 @@ import { formatDate, personName, value } from "../dicom.js";
 import { clear, h, message } from "../dom.js";
 import { Thumbnails } from "../thumbnails.js";
 import { CineLoop, closestRate, recommendedRate } from "./cine.js";
-import { canvasPointOf, imageLabel, imagePixelAt, probeLabel, windowLabel, zoomLabel } from "./overlay.js";
+import { imageLabel, imagePixelAt, probeLabel, windowLabel, zoomLabel } from "./overlay.js";
+import { scriptingSurface } from "./scripting.js";
 import { keyCommand } from "./shortcuts.js";
 import { FrameLoader, stackItems } from "./stack.js";
 import { neighbourSeries, ViewerState } from "./state.js";
+import { SeriesStrip } from "./strip.js";
 import { TagPanel } from "./tags.js";
 import { helpDialog, Toolbar } from "./toolbar.js";
 import { Viewport } from "./viewport.js";
@@ -62,7 +64,7 @@ export async function viewerPage(main, { args, navigate }) {
     status,
   );
   const slider = h("input", { type: "range", min: 0, max: 0, value: 0, class: "slider", "aria-label": "Image number", "data-testid": "slider" });
-  const strip = h("ol", { class: "strip", "aria-label": "Series" });
+  const strip = new SeriesStrip({ onOpen: (uid) => openSeries(uid) });
   const tagsPanel = h("aside", { class: "tags-panel", "aria-label": "Tags" });
   const tagPanel = new TagPanel(tagsPanel);
   const help = helpDialog();
@@ -70,7 +72,7 @@ export async function viewerPage(main, { args, navigate }) {
   const layout = h(
     "div",
     { class: `viewer ${tagsVisible ? "with-tags" : ""}`, "data-testid": "viewer" },
-    h("nav", { class: "strip-wrap", "aria-label": "Series of the study" }, strip),
+    h("nav", { class: "strip-wrap", "aria-label": "Series of the study" }, strip.element),
     h("section", { class: "stage", "aria-label": "Image" }, toolbar.element, stage, h("div", { class: "slider-row" }, slider)),
     tagsPanel,
     help,
@@ -206,16 +208,12 @@ export async function viewerPage(main, { args, navigate }) {
     overlay.series.textContent = `Series ${value(first.meta, "SeriesNumber", "–")} · ${value(first.meta, "Modality", "")} · ${value(first.meta, "SeriesDescription", "")}`;
   }
 
-  function markCurrentSeries() {
-    for (const entry of strip.children) entry.classList.toggle("current", entry.dataset.uid === state.seriesUid);
-  }
-
   async function openSeries(uid) {
     stopCine();
     const token = state.beginSeries(uid);
     if (loader) loader.close();
     loader = null;
-    markCurrentSeries();
+    strip.markCurrent(state.seriesUid);
     history.replaceState(null, "", `#/viewer/${encodeURIComponent(studyUid)}/${encodeURIComponent(uid)}`);
     status.replaceChildren(message("Loading series…"));
     let metadata;
@@ -255,11 +253,7 @@ export async function viewerPage(main, { args, navigate }) {
   }
 
   function switchSeries(step) {
-    const next = neighbourSeries(
-      [...strip.children].map((entry) => entry.dataset.uid),
-      state.seriesUid,
-      step,
-    );
+    const next = neighbourSeries(strip.uids, state.seriesUid, step);
     if (next) openSeries(next);
   }
 
@@ -282,53 +276,7 @@ export async function viewerPage(main, { args, navigate }) {
     overlay.probe.textContent = pixel ? probeLabel(pixel.column, pixel.row, viewport.valueAt(pixel.column, pixel.row)) : "";
   });
 
-  // A small scripting surface: performance measurement and end-to-end tests.
-  window.openpacsViewer = {
-    go: (target) => go(target),
-    state: () => ({
-      index: state.index,
-      total: state.items.length,
-      loaded: loader ? loader.loadedCount : 0,
-      view: { ...viewport.view },
-      zoom: viewport.zoom,
-      panX: viewport.panX,
-      panY: viewport.panY,
-      columns: state.current?.info.columns,
-      rows: state.current?.info.rows,
-      shown: canvas.dataset.shown === undefined ? null : Number(canvas.dataset.shown),
-      series: state.seriesUid,
-    }),
-    /** The colour the screen shows at image pixel (column, row), read back from the canvas. */
-    screenPixel(column, row) {
-      const { x, y } = canvasPointOf(column, row, canvas.getBoundingClientRect(), state.current.info, viewport);
-      const ratio = window.devicePixelRatio || 1;
-      return Array.from(
-        canvas
-          .getContext("2d")
-          .getImageData(Math.floor(x * ratio), Math.floor(y * ratio), 1, 1)
-          .data.slice(0, 3),
-      );
-    },
-    displayedAt: (column, row) => viewport.displayedAt(column, row),
-    /** Milliseconds to window and draw the current image (mean of `times`, no network). */
-    renderCost(times = 50) {
-      const began = performance.now();
-      for (let i = 0; i < times; i += 1) {
-        viewport.dirtyPixels = true;
-        viewport.draw(false);
-      }
-      return (performance.now() - began) / times;
-    },
-    /** Shows every image once, as fast as they can be drawn; resolves to frames per second. */
-    async scrollThrough() {
-      const began = performance.now();
-      for (let i = 0; i < state.items.length; i += 1) {
-        await go(i);
-        await new Promise((resolve) => requestAnimationFrame(resolve));
-      }
-      return (state.items.length / (performance.now() - began)) * 1000;
-    },
-  };
+  window.openpacsViewer = scriptingSurface({ state, viewport, canvas, loader: () => loader, go });
 
   // The series asked for starts loading at once; the strip follows, and its thumbnails wait
   // for the first image so they do not compete with it for connections.
@@ -344,28 +292,9 @@ export async function viewerPage(main, { args, navigate }) {
     status.replaceChildren(message(`Could not load the study: ${error.message}`, "error"));
     return () => thumbnails.close();
   }
-  const jobs = [];
-  for (const item of seriesList.series) {
-    const uid = value(item, "SeriesInstanceUID");
-    const img = h("img", { alt: "", width: 96, height: 96 });
-    jobs.push({ img, studyUid, seriesUid: uid });
-    const count = value(item, "NumberOfSeriesRelatedInstances", "");
-    strip.append(
-      h(
-        "li",
-        { dataset: { uid } },
-        h(
-          "button",
-          { class: "strip-item", title: value(item, "SeriesDescription", ""), onclick: () => openSeries(uid) },
-          h("div", { class: "thumb" }, img),
-          h("span", { class: "strip-label" }, `${value(item, "Modality", "")} #${value(item, "SeriesNumber", "–")}`),
-          h("span", { class: "strip-label muted" }, `${count} img · ${value(item, "SeriesDescription", "")}`),
-        ),
-      ),
-    );
-  }
+  const jobs = strip.fill(studyUid, seriesList.series);
   document.title = `${personName(value(seriesList.study, "PatientName"))} · viewer · openpacs`;
-  markCurrentSeries();
+  strip.markCurrent(state.seriesUid);
   if (!requestedSeries) {
     const initial = value(seriesList.series[0] || {}, "SeriesInstanceUID");
     if (!initial) status.replaceChildren(message("This study has no series.", "error"));
