@@ -76,13 +76,6 @@ class NotFound(OpenPacsError):
     http_status = 404
 
 
-class UnknownDestination(OpenPacsError):
-    """A C-MOVE destination AE title is not a known remote (PS3.4 C.4.2.1.4: 0xA801)."""
-
-    dimse_status = 0xA801
-    http_status = 404
-
-
 class TranscodeError(OpenPacsError):
     """An instance cannot be converted to any transfer syntax the receiver accepts."""
 

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from openpacs.web.multipart import new_boundary, write_parts
 from tests.support import scu
 from tests.support.backends import Backend
-from tests.support.corpus import synthetic_ct_series
+from tests.support.corpus import synthetic_ct_series, to_part10_bytes
 from tests.support.web import WebNode, running_web_node
 
 
@@ -82,3 +83,72 @@ def test_the_audit_filters_refuse_malformed_values(tmp_path: Path) -> None:
             response = client.get("/api/audit", params=params)
             assert response.status_code == 400, params
             assert isinstance(response.json()["detail"], str)
+
+
+def test_each_http_route_is_audited_with_its_action(tmp_path: Path) -> None:
+    """Reads of patient data are query, view or download; changes store, delete, send or
+    admin; reading users, remotes, jobs, statistics or the audit itself is not recorded."""
+    with running_web_node(tmp_path) as web:
+        first, second = synthetic_ct_series(2, rows=16, columns=16)
+        scu.store(web.dicom.port, [first])
+        study, series, sop = first.StudyInstanceUID, first.SeriesInstanceUID, first.SOPInstanceUID
+        instance = f"/dicom-web/studies/{study}/series/{series}/instances/{sop}"
+        boundary = new_boundary()
+        stow_body = b"".join(
+            write_parts(
+                [({"Content-Type": "application/dicom"}, [to_part10_bytes(second)])], boundary
+            )
+        )
+        requests = [
+            ("GET", "/api/studies", None),
+            ("GET", f"/api/studies/{study}", None),
+            ("GET", f"/api/instances/{sop}/file", None),
+            ("GET", f"/api/studies/{study}/archive", None),
+            ("GET", "/dicom-web/studies", None),
+            ("GET", f"/dicom-web/studies/{study}/series/{series}/metadata", None),
+            ("GET", f"{instance}/frames/1", None),
+            ("GET", f"{instance}/rendered", None),
+            ("GET", f"/dicom-web/studies/{study}/series/{series}/thumbnail", None),
+            ("GET", f"/dicom-web/studies/{study}", None),
+            ("POST", "/dicom-web/studies", stow_body),
+            ("POST", "/api/remotes/NOWHERE/echo", None),
+            ("POST", "/api/remotes/NOWHERE/store", None),
+            ("POST", "/api/users", None),
+            ("DELETE", f"/api/instances/{second.SOPInstanceUID}", None),
+            ("GET", "/api/users", None),
+            ("GET", "/api/remotes", None),
+            ("GET", "/api/jobs", None),
+            ("GET", "/api/statistics", None),
+            ("GET", "/api/session", None),
+            ("GET", "/health", None),
+        ]
+        stow_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        with web.client() as client:
+            for method, path, body in requests:
+                headers = {"Content-Type": stow_type} if body else {}
+                json = {"study_uid": study} if path.endswith("/store") else None
+                if path == "/api/users":
+                    json = {"username": "x", "role": "user", "password": "p" * 16}
+                response = client.request(method, path, content=body, headers=headers, json=json)
+                assert response.status_code < 500, (path, response.text)
+        events = _events(web, actor=web.username, channel="http")
+        recorded = sorted((e["action"], e["resource"]) for e in events if e["action"] != "login")
+        assert recorded == sorted(
+            [
+                ("query", "GET /api/studies"),
+                ("view", f"GET /api/studies/{study}"),
+                ("download", f"GET /api/instances/{sop}/file"),
+                ("download", f"GET /api/studies/{study}/archive"),
+                ("query", "GET /dicom-web/studies"),
+                ("view", f"GET /dicom-web/studies/{study}/series/{series}/metadata"),
+                ("view", f"GET {instance}/frames/1"),
+                ("view", f"GET {instance}/rendered"),
+                ("view", f"GET /dicom-web/studies/{study}/series/{series}/thumbnail"),
+                ("download", f"GET /dicom-web/studies/{study}"),
+                ("store", "POST /dicom-web/studies"),
+                ("admin", "POST /api/remotes/NOWHERE/echo"),
+                ("send", "POST /api/remotes/NOWHERE/store"),
+                ("admin", "POST /api/users"),
+                ("delete", f"DELETE /api/instances/{second.SOPInstanceUID}"),
+            ]
+        )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "openpacs"
 
@@ -101,3 +104,40 @@ def test_only_compose_and_cli_pick_implementations() -> None:
         and _imports(path) & concrete
     ]
     assert offenders == []
+
+
+def test_routers_are_imported_plainly() -> None:
+    """The app imports its routers and the UI like any module: a missing one is an import
+    error at start-up, never a door silently left out."""
+    offenders = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in _layer_files("web")
+        for name in _imports(path)
+        if name == "importlib" or name.startswith("importlib.")
+    ]
+    assert offenders == []
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        nested = getattr(route, "original_router", None)  # FastAPI keeps an included router
+        if nested is not None:
+            yield from _api_routes(nested.routes)
+        elif isinstance(route, APIRoute):
+            yield route
+
+
+def test_every_route_declares_its_audit_action() -> None:
+    """The audit trail records what each route declares (`openpacs.web.audit.audited`), so a
+    new route cannot touch patient data unrecorded by being left out of a list of paths."""
+    from openpacs.web.app import ROUTERS
+    from openpacs.web.audit import declares_action
+
+    routes = [route for router in ROUTERS for route in _api_routes(router.routes)]
+    undeclared = [
+        f"{sorted(route.methods)} {route.path} ({route.endpoint.__module__})"
+        for route in routes
+        if not declares_action(route.endpoint)
+    ]
+    assert len(routes) > 50
+    assert undeclared == []

@@ -10,7 +10,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from openpacs.dicom.header import read_header
+from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.metadata import bulk_value, headers_query, instance_metadata, parse_bulk_path
 from openpacs.errors import InvalidQuery, NotFound
@@ -33,7 +33,7 @@ def _instance(tmp_path: Path) -> tuple[Path, bytes]:
 
 def test_bulk_data_becomes_uris(tmp_path: Path) -> None:
     path, blob = _instance(tmp_path)
-    metadata = instance_metadata(read_header(path).json, instance_url=URL)
+    metadata = instance_metadata(parse_header(path).header().json, instance_url=URL)
     assert metadata["7FE00010"] == {"vr": "OW", "BulkDataURI": f"{URL}/frames/1,2,3"}
     nested = metadata["00089215"]["Value"][0]["00091010"]
     assert nested == {"vr": "OB", "BulkDataURI": f"{URL}/bulk/00089215/0/00091010"}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given, settings
@@ -15,13 +13,11 @@ from openpacs.web.multipart import (
     MultipartError,
     MultipartReader,
     PartData,
-    PartEnd,
     PartStart,
     UnsupportedMediaType,
     boundary_of,
     new_boundary,
     parse_media_type,
-    read_events,
     write_parts,
 )
 
@@ -141,30 +137,3 @@ def test_content_type() -> None:
         boundary_of("multipart/related; type=application/dicom")
     with pytest.raises(MultipartError, match="70"):
         boundary_of("multipart/related; boundary=" + "x" * 71)
-
-
-def test_async_reader_from_a_stream() -> None:
-    boundary = new_boundary()
-    encoded = _encode([({"content-type": "application/dicom"}, b"DICM" * 100)], boundary)
-
-    async def stream() -> AsyncIterator[bytes]:
-        for i in range(0, len(encoded), 7):
-            yield encoded[i : i + 7]
-
-    async def collect() -> list[object]:
-        return [e async for e in read_events(stream(), MultipartReader(boundary))]
-
-    events = asyncio.run(collect())
-    assert isinstance(events[0], PartStart)
-    assert b"".join(e.data for e in events if isinstance(e, PartData)) == b"DICM" * 100
-    assert isinstance(events[-1], PartEnd)
-
-    async def truncated() -> AsyncIterator[bytes]:
-        yield encoded[:-10]
-
-    async def collect_truncated() -> None:
-        async for _ in read_events(truncated(), MultipartReader(boundary)):
-            pass
-
-    with pytest.raises(MultipartError, match="truncated"):
-        asyncio.run(collect_truncated())

@@ -54,17 +54,6 @@ class Header:
     json: dict[str, Any]
 
 
-def read_header(
-    path: Path, *, sop_class_uid: str | None = None, sop_uid: str | None = None
-) -> Header:
-    """Parse and validate the Part 10 file at `path`.
-
-    `sop_class_uid` and `sop_uid` are what the sender announced (the C-STORE request); the
-    dataset must agree with them. Raises InvalidInstance or IdentifierMismatch with a reason.
-    """
-    return parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid).header()
-
-
 @dataclass
 class ParsedHeader:
     """A parsed and validated file whose index values are not built yet: the identifiers are
@@ -94,7 +83,11 @@ class ParsedHeader:
 def parse_header(
     path: Path, *, sop_class_uid: str | None = None, sop_uid: str | None = None
 ) -> ParsedHeader:
-    """The validating half of `read_header`: parse, check completeness and identifiers."""
+    """Parse and validate the Part 10 file at `path`: completeness and identifiers.
+
+    `sop_class_uid` and `sop_uid` are what the sender announced (the C-STORE request); the
+    dataset must agree with them. Raises InvalidInstance or IdentifierMismatch with a reason.
+    """
     dataset = _parse(path)
     transfer_syntax = str(dataset.file_meta.get("TransferSyntaxUID", "") or "")
     if not transfer_syntax:

@@ -219,14 +219,3 @@ servers = Table(
     Column("lease_until", Float, nullable=False),
     Index("ix_servers_lease", "lease_until"),
 )
-
-SITE_TABLES = (
-    users,
-    sessions,
-    api_tokens,
-    login_failures,
-    audit_events,
-    remote_aes,
-    jobs,
-    servers,
-)

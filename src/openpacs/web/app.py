@@ -9,10 +9,7 @@ the audit of requests that touch patient data, then the routers. OpenPacsError b
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +20,7 @@ from openpacs import __version__
 from openpacs.archive.service import Archive
 from openpacs.config import Settings
 from openpacs.errors import LoginThrottled, NotAuthenticated, OpenPacsError
+from openpacs.web import dicomweb, ui
 from openpacs.web.audit import AuditRequests, login_listener
 from openpacs.web.auth.authenticator import Authenticator, LoginListener
 from openpacs.web.auth.bootstrap import ensure_admin
@@ -33,6 +31,15 @@ from openpacs.web.security import SecurityHeaders
 log = logging.getLogger("openpacs.web")
 
 _CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "X-Requested-With"]
+# Every router of the API and DICOMweb; each route declares its audit action (web/audit.py).
+ROUTERS = (
+    session.router,
+    audit.router,
+    resources.router,
+    remotes.router,
+    users.router,
+    dicomweb.router,
+)
 
 
 def create_app(
@@ -70,14 +77,9 @@ def create_app(
         """Liveness: the only route that needs no authentication."""
         return {"status": "ok"}
 
-    app.include_router(session.router)
-    app.include_router(audit.router)
-    app.include_router(resources.router)
-    app.include_router(remotes.router)
-    app.include_router(users.router)
-    for router in _optional_routers():
+    for router in ROUTERS:
         app.include_router(router)
-    _mount_ui(app)
+    ui.mount(app)  # last: every API and DICOMweb route is matched before the static files
 
     app.add_middleware(AuditRequests, audit=archive.audit)
     app.add_middleware(Authentication, authenticator=app.state.authenticator)
@@ -94,22 +96,6 @@ def create_app(
         )
     app.add_middleware(SecurityHeaders)
     return app
-
-
-def _optional_routers() -> list[Any]:
-    """Routers of packages built alongside (DICOMweb: `openpacs.web.dicomweb.router`)."""
-    routers = []
-    for name in ("openpacs.web.dicomweb",):
-        if importlib.util.find_spec(name) is not None:
-            module = importlib.import_module(name)
-            routers.append(module.router)
-    return routers
-
-
-def _mount_ui(app: FastAPI) -> None:
-    """The browser UI's static files at `/`, mounted last (`openpacs.web.ui.mount`)."""
-    if importlib.util.find_spec("openpacs.web.ui") is not None:
-        importlib.import_module("openpacs.web.ui").mount(app)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -1,17 +1,18 @@
 """The audit trail of the HTTP door: one event per request that touches patient data.
 
-ASGI middleware inside authentication, so every authenticated request to `/api` or
-`/dicom-web` (DICOMweb routers included, without their help) is classified and recorded with
-its outcome, also when the route fails or a stream breaks. Resource UIDs come from the path
-parameters and the query (`StudyInstanceUID=...`). Reading non-patient state (users,
-remotes, jobs, statistics) is not recorded, unless refused; changing it is (`admin`). Logins
-are recorded by the authenticator (`login_listener`).
+Each route declares what it does to patient data with `audited(action)` on its endpoint
+(None: it reads no patient data and changes nothing, as reading users, remotes, jobs or
+statistics); tests/unit/test_architecture.py makes every API and DICOMweb route declare one.
+ASGI middleware inside authentication records every authenticated request to a route with an
+action, and every refused one, with its outcome, also when the route fails or a stream
+breaks. Resource UIDs come from the path parameters and the query (`StudyInstanceUID=...`).
+Logins are recorded by the authenticator (`login_listener`).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,10 +22,6 @@ from openpacs.index.records import AuditEvent
 from openpacs.web.auth.authenticator import LoginListener
 from openpacs.web.auth.principal import Principal
 
-_ADMIN_PREFIXES = ("/api/users", "/api/tokens", "/api/remotes", "/api/jobs", "/api/audit",
-                   "/api/statistics", "/api/openapi.json", "/api/docs", "/api/session")  # fmt: skip
-_VIEW = re.compile(r"/(metadata|rendered|thumbnail|frames/[^/]+)$")
-_COLLECTION = re.compile(r"/(patients|studies|series|instances)$")
 _QUERY_KEYS = {
     "PatientID": "patient_id",
     "StudyInstanceUID": "study_uid",
@@ -37,24 +34,29 @@ _REST_LEVEL = {"patients": "patient_id", "studies": "study_uid", "series": "seri
                "instances": "sop_uid"}  # fmt: skip
 
 
-def classify(method: str, path: str) -> str | None:
-    """The audit action of a request, or None when it does not touch patient data."""
-    if path.startswith(_ADMIN_PREFIXES):
-        if path.startswith("/api/remotes/") and path.endswith(("/store", "/move")):
-            return "send" if path.endswith("/store") else "move"
-        return None if method in ("GET", "HEAD") or path.startswith("/api/session") else "admin"
-    if method == "DELETE":
-        return "delete"
-    if method in ("POST", "PUT"):
-        return "store"
-    if path.endswith(("/file", "/archive")):
-        return "download"
-    if _VIEW.search(path):
-        return "view"
-    if path.startswith("/dicom-web/"):
-        # QIDO-RS searches end in a collection; WADO-RS retrieves a resource.
-        return "query" if _COLLECTION.search(path) else "download"
-    return "query" if _COLLECTION.search(path) else "view"
+AuditAction = Literal["query", "view", "download", "store", "delete", "send", "move", "admin"]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+_DECLARED = "openpacs_audit_action"
+
+
+def audited(action: AuditAction | None) -> Callable[[Endpoint], Endpoint]:
+    """Declares the audit action of a route's endpoint (None: not recorded unless refused)."""
+
+    def declare(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, _DECLARED, action)
+        return endpoint
+
+    return declare
+
+
+def declares_action(endpoint: object) -> bool:
+    return hasattr(endpoint, _DECLARED)
+
+
+def declared_action(endpoint: object) -> AuditAction | None:
+    """The action a route declared; None for a route without one (the docs, the UI files)."""
+    action: AuditAction | None = getattr(endpoint, _DECLARED, None)
+    return action
 
 
 def resource_uids(scope: Scope) -> dict[str, str]:
@@ -87,7 +89,6 @@ class AuditRequests:
             await self.app(scope, receive, send)
             return
         principal = scope.get("state", {}).get("principal")
-        action = classify(scope["method"], scope["path"])
         if not isinstance(principal, Principal):
             await self.app(scope, receive, send)
             return
@@ -106,6 +107,8 @@ class AuditRequests:
             detail = f"error={type(exc).__name__}"
             raise
         finally:
+            # The router put the matched route's endpoint in the scope.
+            action = declared_action(scope.get("endpoint"))
             if action is not None or status == 403:  # a refused access is always recorded
                 self._record(scope, principal, action or "access", status, detail)
 

@@ -9,7 +9,7 @@ end), and the writer is a generator of chunks around the parts' own chunk iterat
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 
@@ -111,10 +111,6 @@ class MultipartReader:
         self._max_parts = max_parts
         self._max_part_bytes = max_part_bytes
         self._max_total_bytes = max_total_bytes
-
-    @property
-    def complete(self) -> bool:
-        return self._state == "epilogue"
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
         self._total += len(chunk)
@@ -224,16 +220,6 @@ class MultipartReader:
         if self._max_part_bytes is not None and self._part_bytes > self._max_part_bytes:
             raise BodyTooLarge(f"part {self._parts} is larger than {self._max_part_bytes} bytes")
         return PartData(data)
-
-
-async def read_events(
-    chunks: AsyncIterator[bytes], reader: MultipartReader
-) -> AsyncIterator[Event]:
-    """The events of a whole body read from `chunks` (an ASGI request stream)."""
-    async for chunk in chunks:
-        for event in reader.feed(chunk):
-            yield event
-    reader.finish()
 
 
 def new_boundary() -> str:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from openpacs.dicom.qido import MAX_RESULTS, Resource, qido_query, qido_result
 from openpacs.dicom.uids import checked_uid
+from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import dicomweb_url
 from openpacs.web.dicomweb.negotiation import choose_media_type, parse_accept
@@ -49,21 +50,25 @@ def _search(
 
 
 @router.get("/studies", summary="QIDO-RS: search for studies")
+@audited("query")
 def search_studies(request: Request, archive: ArchiveDep) -> JSONResponse:
     return _search(request, archive, Resource.STUDIES)
 
 
 @router.get("/studies/{study}/series", summary="QIDO-RS: search for a study's series")
+@audited("query")
 def search_study_series(request: Request, archive: ArchiveDep, study: str) -> JSONResponse:
     return _search(request, archive, Resource.STUDY_SERIES, study)
 
 
 @router.get("/series", summary="QIDO-RS: search for series")
+@audited("query")
 def search_series(request: Request, archive: ArchiveDep) -> JSONResponse:
     return _search(request, archive, Resource.SERIES)
 
 
 @router.get("/studies/{study}/instances", summary="QIDO-RS: search for a study's instances")
+@audited("query")
 def search_study_instances(request: Request, archive: ArchiveDep, study: str) -> JSONResponse:
     return _search(request, archive, Resource.STUDY_INSTANCES, study)
 
@@ -72,6 +77,7 @@ def search_study_instances(request: Request, archive: ArchiveDep, study: str) ->
     "/studies/{study}/series/{series}/instances",
     summary="QIDO-RS: search for a series' instances",
 )
+@audited("query")
 def search_series_instances(
     request: Request, archive: ArchiveDep, study: str, series: str
 ) -> JSONResponse:
@@ -79,5 +85,6 @@ def search_series_instances(
 
 
 @router.get("/instances", summary="QIDO-RS: search for instances")
+@audited("query")
 def search_instances(request: Request, archive: ArchiveDep) -> JSONResponse:
     return _search(request, archive, Resource.INSTANCES)

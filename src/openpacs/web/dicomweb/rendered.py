@@ -30,6 +30,7 @@ from openpacs.dicom.render import (
 )
 from openpacs.errors import InvalidQuery
 from openpacs.index.records import StoredInstance
+from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import cut_short_on_error, instances_of, render_cache
 from openpacs.web.dicomweb.negotiation import choose_media_type, parse_accept
@@ -95,12 +96,14 @@ def _images(
 
 
 @router.get("/studies/{study}/rendered", summary="WADO-RS: a study rendered")
+@audited("view")
 def study_rendered(request: Request, archive: ArchiveDep, study: str) -> StreamingResponse:
     options = _options(request)
     return _images(request, archive, [(s, 0) for s in instances_of(archive, study)], options)
 
 
 @router.get("/studies/{study}/series/{series}/rendered", summary="WADO-RS: a series rendered")
+@audited("view")
 def series_rendered(
     request: Request, archive: ArchiveDep, study: str, series: str
 ) -> StreamingResponse:
@@ -113,6 +116,7 @@ def series_rendered(
     "/studies/{study}/series/{series}/instances/{instance}/rendered",
     summary="WADO-RS: an instance rendered (its first frame)",
 )
+@audited("view")
 def instance_rendered(
     request: Request, archive: ArchiveDep, study: str, series: str, instance: str
 ) -> Response:
@@ -125,6 +129,7 @@ def instance_rendered(
     "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
     summary="WADO-RS: frames rendered",
 )
+@audited("view")
 def frames_rendered(
     request: Request, archive: ArchiveDep, study: str, series: str, instance: str, frames: str
 ) -> Response:
@@ -142,6 +147,7 @@ def _middle(instances: Sequence[StoredInstance]) -> StoredInstance:
 
 
 @router.get("/studies/{study}/thumbnail", summary="WADO-RS: a study's thumbnail")
+@audited("view")
 def study_thumbnail(request: Request, archive: ArchiveDep, study: str) -> Response:
     options = _options(request, thumbnail=True)
     stored = _middle(instances_of(archive, study))
@@ -149,6 +155,7 @@ def study_thumbnail(request: Request, archive: ArchiveDep, study: str) -> Respon
 
 
 @router.get("/studies/{study}/series/{series}/thumbnail", summary="WADO-RS: a series' thumbnail")
+@audited("view")
 def series_thumbnail(request: Request, archive: ArchiveDep, study: str, series: str) -> Response:
     options = _options(request, thumbnail=True)
     stored = _middle(instances_of(archive, study, series))
@@ -159,6 +166,7 @@ def series_thumbnail(request: Request, archive: ArchiveDep, study: str, series: 
     "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
     summary="WADO-RS: an instance's thumbnail",
 )
+@audited("view")
 def instance_thumbnail(
     request: Request, archive: ArchiveDep, study: str, series: str, instance: str
 ) -> Response:

@@ -38,6 +38,7 @@ from openpacs.dicom.json_instances import (
 )
 from openpacs.dicom.uids import checked_uid
 from openpacs.errors import OpenPacsError
+from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import dicomweb_url
 from openpacs.web.multipart import (
@@ -358,10 +359,12 @@ def _response(outcome: _Outcome, study: str | None, base: str) -> JSONResponse:
 
 
 @router.post("/studies", summary="STOW-RS: store instances")
+@audited("store")
 async def store_instances(request: Request, archive: ArchiveDep) -> JSONResponse:
     return await _stow(request, archive, None)
 
 
 @router.post("/studies/{study}", summary="STOW-RS: store instances of one study")
+@audited("store")
 async def store_study_instances(request: Request, archive: ArchiveDep, study: str) -> JSONResponse:
     return await _stow(request, archive, study)

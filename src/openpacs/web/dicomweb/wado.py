@@ -30,6 +30,7 @@ from openpacs.dicom.metadata import bulk_value, headers_query, instance_metadata
 from openpacs.dicom.transcode import choose_syntax, transcode
 from openpacs.errors import NotFound
 from openpacs.index.records import StoredInstance
+from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import (
     checked_uid,
@@ -118,11 +119,13 @@ def _instance_bytes(archive: Archive, stored: StoredInstance, target: str) -> It
 
 
 @router.get("/studies/{study}", summary="WADO-RS: retrieve a study")
+@audited("download")
 def retrieve_study(request: Request, archive: ArchiveDep, study: str) -> StreamingResponse:
     return _retrieve(request, archive, study)
 
 
 @router.get("/studies/{study}/series/{series}", summary="WADO-RS: retrieve a series")
+@audited("download")
 def retrieve_series(
     request: Request, archive: ArchiveDep, study: str, series: str
 ) -> StreamingResponse:
@@ -133,6 +136,7 @@ def retrieve_series(
     "/studies/{study}/series/{series}/instances/{instance}",
     summary="WADO-RS: retrieve an instance",
 )
+@audited("download")
 def retrieve_instance(
     request: Request, archive: ArchiveDep, study: str, series: str, instance: str
 ) -> StreamingResponse:
@@ -168,11 +172,13 @@ def _metadata(
 
 
 @router.get("/studies/{study}/metadata", summary="WADO-RS: a study's metadata")
+@audited("view")
 def study_metadata(request: Request, archive: ArchiveDep, study: str) -> JSONResponse:
     return _metadata(request, archive, study)
 
 
 @router.get("/studies/{study}/series/{series}/metadata", summary="WADO-RS: a series' metadata")
+@audited("view")
 def series_metadata(request: Request, archive: ArchiveDep, study: str, series: str) -> JSONResponse:
     return _metadata(request, archive, study, series)
 
@@ -181,6 +187,7 @@ def series_metadata(request: Request, archive: ArchiveDep, study: str, series: s
     "/studies/{study}/series/{series}/instances/{instance}/metadata",
     summary="WADO-RS: an instance's metadata",
 )
+@audited("view")
 def instance_metadata_route(
     request: Request, archive: ArchiveDep, study: str, series: str, instance: str
 ) -> JSONResponse:
@@ -191,6 +198,7 @@ def instance_metadata_route(
     "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
     summary="WADO-RS: frames of an instance",
 )
+@audited("view")
 def retrieve_frames(
     request: Request, archive: ArchiveDep, study: str, series: str, instance: str, frames: str
 ) -> StreamingResponse:
@@ -227,6 +235,7 @@ def retrieve_frames(
     "/studies/{study}/series/{series}/instances/{instance}/bulk/{path:path}",
     summary="WADO-RS: bulk data of an instance",
 )
+@audited("download")
 def retrieve_bulk(
     request: Request, archive: ArchiveDep, study: str, series: str, instance: str, path: str
 ) -> StreamingResponse:

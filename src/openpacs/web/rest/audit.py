@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from openpacs.index.records import AuditFilter
+from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], dependencies=[require("admin")])
@@ -25,6 +26,7 @@ Time = Annotated[
 
 
 @router.get("")
+@audited(None)
 def audit_events(
     archive: ArchiveDep,
     actor: Text = None,

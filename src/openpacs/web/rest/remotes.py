@@ -14,6 +14,7 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.errors import StoreUnavailable
 from openpacs.index.records import Job, RemoteNode
+from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, CurrentUser, require
 
 router = APIRouter(prefix="/api", tags=["remotes"])
@@ -82,12 +83,14 @@ def _client(archive: Archive) -> Any:
 
 
 @router.get("/remotes", dependencies=[require("read")])
+@audited(None)
 def list_remotes(archive: ArchiveDep) -> list[dict[str, Any]]:
     """Configured remotes (`source: "config"`, read-only) and those kept in the database."""
     return [_remote(r) for r in archive.remotes.list()]
 
 
 @router.post("/remotes", dependencies=ADMIN, status_code=201)
+@audited("admin")
 def add_remote(archive: ArchiveDep, remote: NewRemote) -> dict[str, Any]:
     """Add a remote AE (kept in the database, known to every server at once)."""
     node = RemoteNode(remote.aet.strip(), remote.host, remote.port, remote.tls)
@@ -96,6 +99,7 @@ def add_remote(archive: ArchiveDep, remote: NewRemote) -> dict[str, Any]:
 
 
 @router.put("/remotes/{aet}", dependencies=ADMIN)
+@audited("admin")
 def change_remote(archive: ArchiveDep, aet: Aet, remote: RemoteIn) -> dict[str, Any]:
     """Change a remote's address (not one from the configuration file: 403)."""
     node = RemoteNode(aet.strip(), remote.host, remote.port, remote.tls)
@@ -104,12 +108,14 @@ def change_remote(archive: ArchiveDep, aet: Aet, remote: RemoteIn) -> dict[str, 
 
 
 @router.delete("/remotes/{aet}", dependencies=ADMIN, status_code=204)
+@audited("admin")
 def remove_remote(archive: ArchiveDep, aet: Aet) -> None:
     """Remove a remote kept in the database."""
     archive.remotes.remove(aet.strip())
 
 
 @router.post("/remotes/{aet}/echo", dependencies=[require("read")])
+@audited("admin")
 def echo_remote(archive: ArchiveDep, aet: Aet) -> dict[str, Any]:
     """C-ECHO the remote: `{"status": 0}` when it answers Success; 502 when unreachable."""
     remote = archive.remotes.require(aet.strip())
@@ -118,6 +124,7 @@ def echo_remote(archive: ArchiveDep, aet: Aet) -> dict[str, Any]:
 
 
 @router.post("/remotes/{aet}/store", status_code=202)
+@audited("send")
 def send_to_remote(
     archive: ArchiveDep,
     aet: Aet,
@@ -130,6 +137,7 @@ def send_to_remote(
 
 
 @router.post("/remotes/{aet}/move", status_code=202)
+@audited("move")
 def move_from_remote(
     archive: ArchiveDep,
     aet: Aet,
@@ -143,6 +151,7 @@ def move_from_remote(
 
 
 @router.get("/jobs", dependencies=ADMIN)
+@audited(None)
 def list_jobs(
     archive: ArchiveDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -156,6 +165,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
+@audited(None)
 def job(
     archive: ArchiveDep,
     job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],

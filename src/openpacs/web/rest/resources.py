@@ -13,6 +13,7 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.errors import NotFound
+from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.rest.search import MAX_LIMIT, conditions, sort_key, unique
 from openpacs.web.rest.zipstream import zip_stream
@@ -95,7 +96,9 @@ def _search_route(path: str, level: Level) -> None:
         "StudyDate=20200101-20201231, ModalitiesInStudy=CT), C-FIND value syntax; "
         '`{"total": N, "items": [...]}`.'
     )
-    router.add_api_route(f"/{path}", search, methods=["GET"], dependencies=READ, name=path)
+    router.add_api_route(
+        f"/{path}", audited("query")(search), methods=["GET"], dependencies=READ, name=path
+    )
 
 
 for _path, _level in _LEVELS.items():
@@ -103,24 +106,28 @@ for _path, _level in _LEVELS.items():
 
 
 @router.get("/patients/{patient_id}", dependencies=READ)
+@audited("view")
 def patient(archive: ArchiveDep, patient_id: PatientId) -> dict[str, Any]:
     """A patient's indexed attributes and studies."""
     return _one(archive, Level.PATIENT, patient_id)
 
 
 @router.get("/studies/{uid}", dependencies=READ)
+@audited("view")
 def study(archive: ArchiveDep, uid: Uid) -> dict[str, Any]:
     """A study's main attributes and its series."""
     return _one(archive, Level.STUDY, uid)
 
 
 @router.get("/series/{uid}", dependencies=READ)
+@audited("view")
 def series(archive: ArchiveDep, uid: Uid) -> dict[str, Any]:
     """A series' main attributes and its instances."""
     return _one(archive, Level.SERIES, uid)
 
 
 @router.get("/instances/{uid}", dependencies=READ)
+@audited("view")
 def instance(archive: ArchiveDep, uid: Uid) -> dict[str, Any]:
     """An instance's indexed attributes."""
     return _one(archive, Level.IMAGE, uid)
@@ -138,6 +145,7 @@ def _blob_chunks(archive: Archive, key: str) -> Iterator[bytes]:
     response_class=Response,
     responses={200: {"content": {"application/dicom": {}}}},
 )
+@audited("download")
 def instance_file(archive: ArchiveDep, uid: Uid) -> StreamingResponse:
     """The instance as stored (DICOM Part 10), streamed from the blob store."""
     stored = archive.instance(uid)
@@ -172,12 +180,14 @@ _ZIP = {"response_class": Response, "responses": {200: {"content": {"application
 
 
 @router.get("/studies/{uid}/archive", dependencies=READ, **_ZIP)  # type: ignore[arg-type]
+@audited("download")
 def study_archive(archive: ArchiveDep, uid: Uid) -> StreamingResponse:
     """Every instance of the study in a ZIP (streamed: study/series/instance.dcm)."""
     return _archive_response(archive, Level.STUDY, uid)
 
 
 @router.get("/series/{uid}/archive", dependencies=READ, **_ZIP)  # type: ignore[arg-type]
+@audited("download")
 def series_archive(archive: ArchiveDep, uid: Uid) -> StreamingResponse:
     """Every instance of the series in a ZIP (streamed)."""
     return _archive_response(archive, Level.SERIES, uid)
@@ -191,30 +201,35 @@ def _delete(archive: Archive, level: Level, uid: str) -> dict[str, int]:
 
 
 @router.delete("/patients/{patient_id}", dependencies=DELETE)
+@audited("delete")
 def delete_patient(archive: ArchiveDep, patient_id: PatientId) -> dict[str, int]:
     """Delete a patient and everything below."""
     return _delete(archive, Level.PATIENT, patient_id)
 
 
 @router.delete("/studies/{uid}", dependencies=DELETE)
+@audited("delete")
 def delete_study(archive: ArchiveDep, uid: Uid) -> dict[str, int]:
     """Delete a study."""
     return _delete(archive, Level.STUDY, uid)
 
 
 @router.delete("/series/{uid}", dependencies=DELETE)
+@audited("delete")
 def delete_series(archive: ArchiveDep, uid: Uid) -> dict[str, int]:
     """Delete a series."""
     return _delete(archive, Level.SERIES, uid)
 
 
 @router.delete("/instances/{uid}", dependencies=DELETE)
+@audited("delete")
 def delete_instance(archive: ArchiveDep, uid: Uid) -> dict[str, int]:
     """Delete an instance."""
     return _delete(archive, Level.IMAGE, uid)
 
 
 @router.get("/statistics", dependencies=READ)
+@audited(None)
 def statistics(archive: ArchiveDep) -> dict[str, int]:
     """Counts per level and the bytes stored."""
     totals = archive.totals()

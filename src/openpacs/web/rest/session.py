@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Request, Response
 from pydantic import BaseModel, Field
 
+from openpacs.web.audit import audited
 from openpacs.web.auth.authenticator import SESSION_COOKIE
 from openpacs.web.deps import AuthenticatorDep, CurrentUser
 
@@ -24,6 +25,7 @@ class SessionInfo(BaseModel):
 
 
 @router.post("", name="login", response_model=SessionInfo)
+@audited(None)
 def login(
     credentials: Credentials,
     request: Request,
@@ -47,12 +49,14 @@ def login(
 
 
 @router.get("", response_model=SessionInfo)
+@audited(None)
 def who_am_i(principal: CurrentUser) -> SessionInfo:
     """The logged-in user (any way of authenticating)."""
     return SessionInfo(username=principal.name, role=principal.role)
 
 
 @router.delete("", status_code=204)
+@audited(None)
 def logout(
     principal: CurrentUser,
     authenticator: AuthenticatorDep,

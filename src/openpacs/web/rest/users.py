@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from openpacs.errors import AlreadyExists, InvalidQuery, NotFound
 from openpacs.index.records import Role, User
+from openpacs.web.audit import audited
 from openpacs.web.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from openpacs.web.deps import ArchiveDep, AuthenticatorDep, CurrentUser, require
 
@@ -40,11 +41,13 @@ def _user(user: User) -> dict[str, Any]:
 
 
 @router.get("/users", dependencies=ADMIN)
+@audited(None)
 def list_users(archive: ArchiveDep) -> list[dict[str, Any]]:
     return [_user(u) for u in archive.accounts.users()]
 
 
 @router.post("/users", dependencies=ADMIN, status_code=201)
+@audited("admin")
 def add_user(archive: ArchiveDep, new: NewUser) -> dict[str, Any]:
     if not archive.accounts.add_user(new.username, new.role, hash_password(new.password)):
         raise AlreadyExists(f"user {new.username!r} already exists")
@@ -54,6 +57,7 @@ def add_user(archive: ArchiveDep, new: NewUser) -> dict[str, Any]:
 
 
 @router.put("/users/{username}", dependencies=ADMIN)
+@audited("admin")
 def change_user(
     archive: ArchiveDep, username: Username, change: UserChange, me: CurrentUser
 ) -> dict[str, Any]:
@@ -69,6 +73,7 @@ def change_user(
 
 
 @router.delete("/users/{username}", dependencies=ADMIN, status_code=204)
+@audited("admin")
 def remove_user(archive: ArchiveDep, username: Username, me: CurrentUser) -> None:
     if username == me.name:
         raise InvalidQuery("an administrator cannot remove themselves")
@@ -77,12 +82,14 @@ def remove_user(archive: ArchiveDep, username: Username, me: CurrentUser) -> Non
 
 
 @router.get("/tokens")
+@audited(None)
 def list_tokens(archive: ArchiveDep, me: CurrentUser) -> list[dict[str, Any]]:
     """The caller's API tokens (never the secrets)."""
     return [asdict(t) for t in archive.accounts.tokens(me.name)]
 
 
 @router.post("/tokens", status_code=201)
+@audited("admin")
 def create_token(authenticator: AuthenticatorDep, me: CurrentUser, new: NewToken) -> dict[str, Any]:
     """A new API token for the caller; `token` is shown only in this answer. Use it as
     `Authorization: Bearer <token>`."""
@@ -92,6 +99,7 @@ def create_token(authenticator: AuthenticatorDep, me: CurrentUser, new: NewToken
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
+@audited("admin")
 def revoke_token(
     archive: ArchiveDep,
     me: CurrentUser,

@@ -46,7 +46,9 @@ export async function studyWithSeries(studyUid) {
     if (!(error instanceof ApiError) || error.status !== 404) throw error;
   }
   if (!study) {
-    const found = await api(`/dicom-web/studies${qidoParams({ StudyInstanceUID: studyUid }, [...STUDY_FIELDS, "ReferringPhysicianName", "StudyID"])}`, { headers: DICOM_JSON });
+    const found = await api(`/dicom-web/studies${qidoParams({ StudyInstanceUID: studyUid }, [...STUDY_FIELDS, "ReferringPhysicianName", "StudyID"])}`, {
+      headers: DICOM_JSON,
+    });
     if (!found.length) throw new ApiError(404, "This study is not in the archive.");
     study = found[0];
   }

@@ -63,9 +63,7 @@ function navigation(active) {
     h(
       "nav",
       { "aria-label": "Main" },
-      links.map(([key, href, label]) =>
-        h("a", { href, class: key === active ? "active" : "", "aria-current": key === active ? "page" : false }, label),
-      ),
+      links.map(([key, href, label]) => h("a", { href, class: key === active ? "active" : "", "aria-current": key === active ? "page" : false }, label)),
     ),
     h(
       "div",

@@ -65,7 +65,11 @@ export async function studiesPage(main, { params, navigate }) {
     accession: h("input", { id: "q-accession", value: state.accession || "" }),
     from: h("input", { id: "q-from", type: "date", value: formatDate(state.from || "") }),
     to: h("input", { id: "q-to", type: "date", value: formatDate(state.to || "") }),
-    modality: h("select", { id: "q-modality" }, MODALITIES.map((m) => h("option", { value: m, selected: m === (state.modality || "") }, m || "Any"))),
+    modality: h(
+      "select",
+      { id: "q-modality" },
+      MODALITIES.map((m) => h("option", { value: m, selected: m === (state.modality || "") }, m || "Any")),
+    ),
     description: h("input", { id: "q-description", value: state.description || "" }),
   };
   const form = h(
@@ -163,7 +167,12 @@ export async function studiesPage(main, { params, navigate }) {
   const pager = h(
     "div",
     { class: "pager" },
-    h("span", { "data-testid": "result-count" }, total ? `${state.offset + 1}–${state.offset + items.length} of ${total.toLocaleString()}${answer.more ? "+" : ""}` : "No studies match", h("span", { class: "muted" }, ` · ${elapsed} ms`)),
+    h(
+      "span",
+      { "data-testid": "result-count" },
+      total ? `${state.offset + 1}–${state.offset + items.length} of ${total.toLocaleString()}${answer.more ? "+" : ""}` : "No studies match",
+      h("span", { class: "muted" }, ` · ${elapsed} ms`),
+    ),
     h(
       "div",
       { class: "pager-buttons" },
@@ -175,7 +184,11 @@ export async function studiesPage(main, { params, navigate }) {
         "label",
         {},
         "Per page ",
-        h("select", { onchange: (event) => go({ limit: event.target.value, offset: 0 }) }, PAGE_SIZES.map((size) => h("option", { value: size, selected: size === state.limit }, size))),
+        h(
+          "select",
+          { onchange: (event) => go({ limit: event.target.value, offset: 0 }) },
+          PAGE_SIZES.map((size) => h("option", { value: size, selected: size === state.limit }, size)),
+        ),
       ),
     ),
   );

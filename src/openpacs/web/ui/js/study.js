@@ -22,7 +22,14 @@ export async function studyPage(main, { args, navigate }) {
   try {
     ({ study, series } = await studyWithSeries(studyUid));
   } catch (error) {
-    main.append(h("div", { class: "page" }, message(error.status === 404 ? "This study is not in the archive." : `Could not load the study: ${error.message}`, "error"), h("a", { href: "#/studies" }, "Back to the list")));
+    main.append(
+      h(
+        "div",
+        { class: "page" },
+        message(error.status === 404 ? "This study is not in the archive." : `Could not load the study: ${error.message}`, "error"),
+        h("a", { href: "#/studies" }, "Back to the list"),
+      ),
+    );
     return cleanup;
   }
   const patient = personName(value(study, "PatientName"));
@@ -39,7 +46,14 @@ export async function studyPage(main, { args, navigate }) {
     ["Study ID", value(study, "StudyID", "")],
     ["Referring physician", personName(value(study, "ReferringPhysicianName"))],
     ["Modalities", joined(study, "ModalitiesInStudy", "/") || [...new Set(series.map((s) => value(s, "Modality")).filter(Boolean))].join("/")],
-    ["Series / images", `${series.length} / ${value(study, "NumberOfStudyRelatedInstances", series.reduce((sum, s) => sum + number(s, "NumberOfSeriesRelatedInstances", 0), 0))}`],
+    [
+      "Series / images",
+      `${series.length} / ${value(
+        study,
+        "NumberOfStudyRelatedInstances",
+        series.reduce((sum, s) => sum + number(s, "NumberOfSeriesRelatedInstances", 0), 0),
+      )}`,
+    ],
     ["Study UID", studyUid],
   ];
 
@@ -49,8 +63,16 @@ export async function studyPage(main, { args, navigate }) {
   const actions = h(
     "div",
     { class: "actions" },
-    h("a", { class: "button primary", href: viewerLink(series.length ? value(series[0], "SeriesInstanceUID") : ""), "data-testid": "open-viewer" }, "Open in viewer"),
-    h("a", { class: "button secondary", href: `/api/studies/${encodeURIComponent(studyUid)}/archive`, download: `${studyUid}.zip`, "data-testid": "download" }, "Download ZIP"),
+    h(
+      "a",
+      { class: "button primary", href: viewerLink(series.length ? value(series[0], "SeriesInstanceUID") : ""), "data-testid": "open-viewer" },
+      "Open in viewer",
+    ),
+    h(
+      "a",
+      { class: "button secondary", href: `/api/studies/${encodeURIComponent(studyUid)}/archive`, download: `${studyUid}.zip`, "data-testid": "download" },
+      "Download ZIP",
+    ),
   );
 
   const sendBox = h("div", { class: "send" });
@@ -58,7 +80,11 @@ export async function studyPage(main, { args, navigate }) {
     .then((answer) => {
       const remotes = Array.isArray(answer) ? answer : answer.items || [];
       if (!remotes.length) return;
-      const select = h("select", { id: "send-target", "aria-label": "Remote AE" }, remotes.map((remote) => h("option", { value: remote.aet }, `${remote.aet} (${remote.host}:${remote.port})`)));
+      const select = h(
+        "select",
+        { id: "send-target", "aria-label": "Remote AE" },
+        remotes.map((remote) => h("option", { value: remote.aet }, `${remote.aet} (${remote.host}:${remote.port})`)),
+      );
       const progress = h("progress", { max: 1, value: 0, hidden: true, "data-testid": "send-progress" });
       const button = h(
         "button",
@@ -97,7 +123,8 @@ export async function studyPage(main, { args, navigate }) {
     }
     show(current);
     const p = current.progress || {};
-    if (current.state === "succeeded") status.replaceChildren(message(`Sent ${p.done ?? ""} image(s) to ${target}${p.failed ? `, ${p.failed} failed` : ""}.`, p.failed ? "error" : "ok"));
+    if (current.state === "succeeded")
+      status.replaceChildren(message(`Sent ${p.done ?? ""} image(s) to ${target}${p.failed ? `, ${p.failed} failed` : ""}.`, p.failed ? "error" : "ok"));
     else status.replaceChildren(message(`Send to ${target} failed: ${current.error || current.state}`, "error"));
 
     function show(state) {
@@ -152,7 +179,11 @@ export async function studyPage(main, { args, navigate }) {
         { class: "series-card", href: viewerLink(seriesUid), dataset: { uid: seriesUid } },
         h("div", { class: "thumb" }, img),
         h("div", { class: "series-title" }, value(item, "SeriesDescription", "") || "(no description)"),
-        h("div", { class: "muted" }, `#${value(item, "SeriesNumber", "–")} · ${values(item, "Modality").join("/") || "?"} · ${count} image${count === 1 ? "" : "s"}`),
+        h(
+          "div",
+          { class: "muted" },
+          `#${value(item, "SeriesNumber", "–")} · ${values(item, "Modality").join("/") || "?"} · ${count} image${count === 1 ? "" : "s"}`,
+        ),
       ),
     );
   });
@@ -163,7 +194,16 @@ export async function studyPage(main, { args, navigate }) {
       { class: "page study-page" },
       h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/studies" }, "Studies"), " › ", patient),
       h("h1", {}, patient || "(no name)", h("span", { class: "muted" }, ` ${value(study, "StudyDescription", "")}`)),
-      h("div", { class: "study-top" }, h("dl", { class: "details" }, details.map(([label, text]) => [h("dt", {}, label), h("dd", {}, text || "–")])), h("div", { class: "study-actions" }, actions, sendBox, actionStatus)),
+      h(
+        "div",
+        { class: "study-top" },
+        h(
+          "dl",
+          { class: "details" },
+          details.map(([label, text]) => [h("dt", {}, label), h("dd", {}, text || "–")]),
+        ),
+        h("div", { class: "study-actions" }, actions, sendBox, actionStatus),
+      ),
       h("h2", {}, `Series (${series.length})`),
       series.length ? h("ul", { class: "series-grid", "data-testid": "series-grid" }, cards) : message("This study has no series."),
     ),

@@ -2,7 +2,7 @@
 // request per file so each file gets its own result, a few at a time, with a progress bar.
 
 import { pool, reasonOf } from "./api.js";
-import { clear, formatBytes, h, message } from "./dom.js";
+import { clear, formatBytes, h } from "./dom.js";
 import { can } from "./session.js";
 
 const STOW_URL = "/dicom-web/studies";
@@ -17,7 +17,7 @@ let pending = null;
 async function droppedFiles(dataTransfer) {
   const plain = [...dataTransfer.files].map((file) => ({ file, path: file.name }));
   const entries = [...dataTransfer.items].map((item) => (item.webkitGetAsEntry ? item.webkitGetAsEntry() : null));
-  if (!entries.some((entry) => entry && entry.isDirectory)) return plain;
+  if (!entries.some((entry) => entry?.isDirectory)) return plain;
   const files = [];
   const walk = async (entry, prefix) => {
     if (!entry) return;
@@ -166,7 +166,20 @@ export async function uploadPage(main) {
         "div",
         { class: "dropzone", "data-testid": "dropzone" },
         h("p", {}, "Drop DICOM files or folders anywhere on this page, or"),
-        h("div", { class: "actions" }, h("label", { for: "upload-files", class: "button primary", tabindex: "0", onkeydown: (e) => (e.key === "Enter" || e.key === " ") && pick.click() }, "Choose files…"), h("label", { for: "upload-folder", class: "button secondary", tabindex: "0", onkeydown: (e) => (e.key === "Enter" || e.key === " ") && pickFolder.click() }, "Choose a folder…")),
+        h(
+          "div",
+          { class: "actions" },
+          h(
+            "label",
+            { for: "upload-files", class: "button primary", tabindex: "0", onkeydown: (e) => (e.key === "Enter" || e.key === " ") && pick.click() },
+            "Choose files…",
+          ),
+          h(
+            "label",
+            { for: "upload-folder", class: "button secondary", tabindex: "0", onkeydown: (e) => (e.key === "Enter" || e.key === " ") && pickFolder.click() },
+            "Choose a folder…",
+          ),
+        ),
         pick,
         pickFolder,
       ),

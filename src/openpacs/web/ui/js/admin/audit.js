@@ -23,7 +23,11 @@ const COLUMNS = [
 const FILTERS = ["actor", "action", "outcome", "channel", "patient_id", "study_uid", "since", "until"];
 
 function choice(id, options, selected) {
-  return h("select", { id }, options.map((option) => h("option", { value: option, selected: option === selected }, option || "any")));
+  return h(
+    "select",
+    { id },
+    options.map((option) => h("option", { value: option, selected: option === selected }, option || "any")),
+  );
 }
 
 /** A "to" date includes its whole day. */
@@ -101,7 +105,15 @@ export async function auditPage(main, { params, navigate }) {
       h(
         "table",
         { class: "grid audit", "data-testid": "audit-table" },
-        h("thead", {}, h("tr", {}, COLUMNS.map(([, label]) => h("th", { scope: "col" }, label)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            COLUMNS.map(([, label]) => h("th", { scope: "col" }, label)),
+          ),
+        ),
         h(
           "tbody",
           {},

@@ -60,7 +60,15 @@ export async function jobsPage(main, { params, navigate }) {
         h(
           "table",
           { class: "grid jobs", "data-testid": "jobs-table" },
-          h("thead", {}, h("tr", {}, ["Created (UTC)", "Job", "What", "State", "Progress", "Server", "Reason / notes", "By"].map((label) => h("th", { scope: "col" }, label)))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Created (UTC)", "Job", "What", "State", "Progress", "Server", "Reason / notes", "By"].map((label) => h("th", { scope: "col" }, label)),
+            ),
+          ),
           h(
             "tbody",
             {},
@@ -69,10 +77,20 @@ export async function jobsPage(main, { params, navigate }) {
               return h(
                 "tr",
                 { dataset: { job: job.id, state: job.state }, class: job.state === "failed" ? "job-failed" : "" },
-                h("td", { class: "nowrap", title: job.created_at }, String(job.created_at || "").slice(0, 19).replace("T", " ")),
+                h(
+                  "td",
+                  { class: "nowrap", title: job.created_at },
+                  String(job.created_at || "")
+                    .slice(0, 19)
+                    .replace("T", " "),
+                ),
                 h("td", { class: "nowrap" }, what(job)),
                 h("td", { class: "clip uid", title: target(job) }, target(job)),
-                h("td", { class: `nowrap state ${job.state === "failed" ? "error" : job.state === "succeeded" ? "ok" : ""}`, "data-testid": "job-state" }, job.state),
+                h(
+                  "td",
+                  { class: `nowrap state ${job.state === "failed" ? "error" : job.state === "succeeded" ? "ok" : ""}`, "data-testid": "job-state" },
+                  job.state,
+                ),
                 h("td", { class: "nowrap number" }, progress(job)),
                 h("td", { class: "nowrap", title: "host:process of the server running it" }, job.server || "—"),
                 h("td", { class: "clip", title: reason, "data-testid": "job-reason" }, reason),

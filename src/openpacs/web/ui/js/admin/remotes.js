@@ -5,7 +5,14 @@ import { clear, confirmDialog, h, message } from "../dom.js";
 import { listOf } from "./users.js";
 
 function remoteForm(remote, onSave, onCancel) {
-  const aet = h("input", { required: true, maxlength: 16, value: remote?.aet || "", "aria-label": "AE title", placeholder: "AE title", readonly: Boolean(remote) });
+  const aet = h("input", {
+    required: true,
+    maxlength: 16,
+    value: remote?.aet || "",
+    "aria-label": "AE title",
+    placeholder: "AE title",
+    readonly: Boolean(remote),
+  });
   const host = h("input", { required: true, value: remote?.host || "", "aria-label": "Host", placeholder: "host" });
   const port = h("input", { required: true, type: "number", min: 1, max: 65535, value: remote?.port || 104, "aria-label": "Port" });
   const tls = h("input", { type: "checkbox", checked: Boolean(remote?.tls), "aria-label": "TLS" });
@@ -76,7 +83,9 @@ export async function remotesPage(main) {
                   const answer = await api(`/api/remotes/${encodeURIComponent(remote.aet)}/echo`, { method: "POST" });
                   const ok = answer?.ok ?? answer?.success ?? (answer?.status === undefined || answer?.status === 0);
                   const ms = answer?.elapsed_ms ?? answer?.milliseconds ?? (answer?.seconds !== undefined ? answer.seconds * 1000 : undefined);
-                  echoResult.textContent = ok ? `✓ answered${ms !== undefined ? ` in ${Math.round(ms)} ms` : ""}` : `✗ ${answer?.error || answer?.detail || `status ${answer?.status}`}`;
+                  echoResult.textContent = ok
+                    ? `✓ answered${ms !== undefined ? ` in ${Math.round(ms)} ms` : ""}`
+                    : `✗ ${answer?.error || answer?.detail || `status ${answer?.status}`}`;
                   echoResult.className = ok ? "ok" : "error";
                 } catch (error) {
                   echoResult.textContent = `✗ ${error.message}`;
@@ -91,45 +100,65 @@ export async function remotesPage(main) {
         remote.source === "config"
           ? h("td", { class: "muted", title: "Set in the configuration file" }, "from the configuration")
           : h(
-          "td",
-          { class: "row-actions" },
-          h(
-            "button",
-            {
-              class: "secondary",
-              onclick: () => {
-                const editor = h("tr", {}, h("td", { colspan: 6 }, remoteForm(remote, async (changed) => {
-                  try {
-                    await api(`/api/remotes/${encodeURIComponent(remote.aet)}`, { method: "PUT", json: changed });
-                    say(`${remote.aet} saved.`);
-                    await refresh();
-                  } catch (error) {
-                    say(`Could not save ${remote.aet}: ${error.message}`, "error");
-                  }
-                }, () => editor.remove())));
-                row.after(editor);
-              },
-            },
-            "Edit",
-          ),
-          h(
-            "button",
-            {
-              class: "danger",
-              onclick: async () => {
-                if (!(await confirmDialog({ title: `Remove ${remote.aet}?`, body: "openpacs will no longer send to or accept moves for this AE.", confirm: "Remove", danger: true }))) return;
-                try {
-                  await api(`/api/remotes/${encodeURIComponent(remote.aet)}`, { method: "DELETE" });
-                  say(`${remote.aet} removed.`);
-                  await refresh();
-                } catch (error) {
-                  say(`Could not remove ${remote.aet}: ${error.message}`, "error");
-                }
-              },
-            },
-            "Remove",
-          ),
-        ),
+              "td",
+              { class: "row-actions" },
+              h(
+                "button",
+                {
+                  class: "secondary",
+                  onclick: () => {
+                    const editor = h(
+                      "tr",
+                      {},
+                      h(
+                        "td",
+                        { colspan: 6 },
+                        remoteForm(
+                          remote,
+                          async (changed) => {
+                            try {
+                              await api(`/api/remotes/${encodeURIComponent(remote.aet)}`, { method: "PUT", json: changed });
+                              say(`${remote.aet} saved.`);
+                              await refresh();
+                            } catch (error) {
+                              say(`Could not save ${remote.aet}: ${error.message}`, "error");
+                            }
+                          },
+                          () => editor.remove(),
+                        ),
+                      ),
+                    );
+                    row.after(editor);
+                  },
+                },
+                "Edit",
+              ),
+              h(
+                "button",
+                {
+                  class: "danger",
+                  onclick: async () => {
+                    if (
+                      !(await confirmDialog({
+                        title: `Remove ${remote.aet}?`,
+                        body: "openpacs will no longer send to or accept moves for this AE.",
+                        confirm: "Remove",
+                        danger: true,
+                      }))
+                    )
+                      return;
+                    try {
+                      await api(`/api/remotes/${encodeURIComponent(remote.aet)}`, { method: "DELETE" });
+                      say(`${remote.aet} removed.`);
+                      await refresh();
+                    } catch (error) {
+                      say(`Could not remove ${remote.aet}: ${error.message}`, "error");
+                    }
+                  },
+                },
+                "Remove",
+              ),
+            ),
       );
       body.append(row);
     }
@@ -143,7 +172,24 @@ export async function remotesPage(main) {
       h("h1", {}, "Remote AEs"),
       add,
       status,
-      h("div", { class: "table-wrap" }, h("table", { class: "grid", "data-testid": "remotes-table" }, h("thead", {}, h("tr", {}, ["AE title", "Host", "Port", "TLS", "Test", ""].map((label) => h("th", { scope: "col" }, label)))), body)),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "grid", "data-testid": "remotes-table" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["AE title", "Host", "Port", "TLS", "Test", ""].map((label) => h("th", { scope: "col" }, label)),
+            ),
+          ),
+          body,
+        ),
+      ),
     ),
   );
   await refresh();

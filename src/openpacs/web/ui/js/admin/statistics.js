@@ -4,7 +4,10 @@ import { api } from "../api.js";
 import { formatBytes, h, message } from "../dom.js";
 
 function label(key) {
-  return key.replaceAll("_", " ").replace(/([a-z])([A-Z])/g, "$1 $2").replace(/^./, (c) => c.toUpperCase());
+  return key
+    .replaceAll("_", " ")
+    .replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/^./, (c) => c.toUpperCase());
 }
 
 function figure(key, value) {
@@ -29,7 +32,9 @@ export async function statisticsPage(main) {
       h(
         "dl",
         { class: "stats", "data-testid": "statistics" },
-        entries(stats).map(([key, value]) => h("div", { class: "stat" }, h("dt", {}, label(key)), h("dd", {}, Array.isArray(value) ? value.join(", ") : figure(key, value)))),
+        entries(stats).map(([key, value]) =>
+          h("div", { class: "stat" }, h("dt", {}, label(key)), h("dd", {}, Array.isArray(value) ? value.join(", ") : figure(key, value))),
+        ),
       ),
     );
   } catch (error) {

@@ -18,7 +18,11 @@ export async function usersPage(main) {
 
   const username = h("input", { id: "new-username", required: true, autocomplete: "off", pattern: "[A-Za-z0-9._@-]+" });
   const password = h("input", { id: "new-password", type: "password", required: true, autocomplete: "new-password" });
-  const role = h("select", { id: "new-role" }, ROLES.map((r) => h("option", { value: r, selected: r === "user" }, r)));
+  const role = h(
+    "select",
+    { id: "new-role" },
+    ROLES.map((r) => h("option", { value: r, selected: r === "user" }, r)),
+  );
   const addForm = h(
     "form",
     {
@@ -52,7 +56,11 @@ export async function usersPage(main) {
     clear(body);
     for (const entry of users) {
       const name = entry.username || entry.name;
-      const roleSelect = h("select", { "aria-label": `Role of ${name}` }, ROLES.map((r) => h("option", { value: r, selected: r === entry.role }, r)));
+      const roleSelect = h(
+        "select",
+        { "aria-label": `Role of ${name}` },
+        ROLES.map((r) => h("option", { value: r, selected: r === entry.role }, r)),
+      );
       roleSelect.addEventListener("change", async () => {
         try {
           await api(`/api/users/${encodeURIComponent(name)}`, { method: "PUT", json: { role: roleSelect.value } });
@@ -87,7 +95,15 @@ export async function usersPage(main) {
           disabled: name === user()?.username,
           title: name === user()?.username ? "You cannot remove yourself" : "",
           onclick: async () => {
-            if (!(await confirmDialog({ title: `Remove ${name}?`, body: "The user can no longer log in; their sessions and tokens end.", confirm: "Remove", danger: true }))) return;
+            if (
+              !(await confirmDialog({
+                title: `Remove ${name}?`,
+                body: "The user can no longer log in; their sessions and tokens end.",
+                confirm: "Remove",
+                danger: true,
+              }))
+            )
+              return;
             try {
               await api(`/api/users/${encodeURIComponent(name)}`, { method: "DELETE" });
               say(`User ${name} removed.`);
@@ -100,7 +116,17 @@ export async function usersPage(main) {
         "Remove",
       );
       const created = entry.created_at ? String(entry.created_at).slice(0, 16).replace("T", " ") : "";
-      body.append(h("tr", { dataset: { user: name } }, h("td", {}, name), h("td", {}, roleSelect), h("td", { class: "row-actions" }, newPassword, reset), h("td", { class: "muted nowrap" }, created), h("td", {}, remove)));
+      body.append(
+        h(
+          "tr",
+          { dataset: { user: name } },
+          h("td", {}, name),
+          h("td", {}, roleSelect),
+          h("td", { class: "row-actions" }, newPassword, reset),
+          h("td", { class: "muted nowrap" }, created),
+          h("td", {}, remove),
+        ),
+      );
     }
   }
 
@@ -111,7 +137,24 @@ export async function usersPage(main) {
       h("h1", {}, "Users"),
       addForm,
       status,
-      h("div", { class: "table-wrap" }, h("table", { class: "grid", "data-testid": "users-table" }, h("thead", {}, h("tr", {}, ["User", "Role", "Password", "Created", ""].map((label) => h("th", { scope: "col" }, label)))), body)),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "grid", "data-testid": "users-table" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["User", "Role", "Password", "Created", ""].map((label) => h("th", { scope: "col" }, label)),
+            ),
+          ),
+          body,
+        ),
+      ),
     ),
   );
   await refresh();

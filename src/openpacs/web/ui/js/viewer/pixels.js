@@ -22,7 +22,9 @@ function functional(meta, frame, group, keyword) {
 
 /** What is needed to decode and display one frame of an instance. */
 export function imageInfo(meta, frame = 1) {
-  const photometric = String(value(meta, "PhotometricInterpretation", "MONOCHROME2")).trim().toUpperCase();
+  const photometric = String(value(meta, "PhotometricInterpretation", "MONOCHROME2"))
+    .trim()
+    .toUpperCase();
   const samples = number(meta, "SamplesPerPixel", 1);
   const slope = number(meta, "RescaleSlope") ?? functional(meta, frame, "PixelValueTransformationSequence", "RescaleSlope") ?? 1;
   const intercept = number(meta, "RescaleIntercept") ?? functional(meta, frame, "PixelValueTransformationSequence", "RescaleIntercept") ?? 0;
@@ -76,7 +78,7 @@ export function decodeFrame(info, bytes) {
     data = data.slice(); // own copy: the masked values must not alias the response
     const shift = 32 - info.bitsStored;
     const mask = (1 << info.bitsStored) - 1;
-    for (let i = 0; i < data.length; i += 1) data[i] = info.signed ? ((data[i] << shift) >> shift) : data[i] & mask;
+    for (let i = 0; i < data.length; i += 1) data[i] = info.signed ? (data[i] << shift) >> shift : data[i] & mask;
   }
   let min = Infinity;
   let max = -Infinity;
@@ -153,7 +155,11 @@ export function renderInto(imageData, info, frame, view) {
   const flip = (info.photometric === "MONOCHROME1") !== Boolean(view.invert);
   const min = frame.min;
   for (let p = 0; p < pixels; p += 1) {
-    const grey = table ? table[data[p] - min] : (flip ? 255 - voi(data[p] * info.slope + info.intercept, view.center, view.width) : voi(data[p] * info.slope + info.intercept, view.center, view.width));
+    const grey = table
+      ? table[data[p] - min]
+      : flip
+        ? 255 - voi(data[p] * info.slope + info.intercept, view.center, view.width)
+        : voi(data[p] * info.slope + info.intercept, view.center, view.width);
     out[p] = 0xff000000 | (grey << 16) | (grey << 8) | grey;
   }
 }

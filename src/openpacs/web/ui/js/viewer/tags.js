@@ -69,7 +69,9 @@ export class TagPanel {
       shown += 1;
       const name = h("td", { class: row.item ? "tag-item" : "tag-name" }, row.name);
       name.style.paddingLeft = `${0.4 + row.depth * 0.9}rem`;
-      fragment.append(h("tr", {}, h("td", { class: "tag-code" }, row.tag), name, h("td", { class: "tag-vr" }, row.vr), h("td", { class: "tag-value" }, row.text)));
+      fragment.append(
+        h("tr", {}, h("td", { class: "tag-code" }, row.tag), name, h("td", { class: "tag-vr" }, row.vr), h("td", { class: "tag-value" }, row.text)),
+      );
     }
     this.body.append(fragment);
     this.count.textContent = needle ? `${shown} of ${this.rows.length}` : `${this.rows.length}`;

@@ -160,8 +160,19 @@ export class Viewport {
     canvas.addEventListener("contextmenu", (event) => event.preventDefault());
     canvas.addEventListener("pointerdown", (event) => {
       canvas.setPointerCapture(event.pointerId);
-      const tool = event.button === 1 || (event.button === 0 && event.shiftKey) ? "pan" : event.button === 2 || (event.button === 0 && event.ctrlKey) ? "zoom" : this.tool;
-      drag = { tool, x: event.clientX, y: event.clientY, center: this.view.center, width: this.view.width, panX: this.panX, panY: this.panY, zoom: this.zoom, step: this.windowStep() };
+      const tool =
+        event.button === 1 || (event.button === 0 && event.shiftKey) ? "pan" : event.button === 2 || (event.button === 0 && event.ctrlKey) ? "zoom" : this.tool;
+      drag = {
+        tool,
+        x: event.clientX,
+        y: event.clientY,
+        center: this.view.center,
+        width: this.view.width,
+        panX: this.panX,
+        panY: this.panY,
+        zoom: this.zoom,
+        step: this.windowStep(),
+      };
       event.preventDefault();
     });
     canvas.addEventListener("pointermove", (event) => {
