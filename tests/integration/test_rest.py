@@ -124,6 +124,24 @@ def test_study_and_series_zip_hold_exactly_their_instances(loaded: Loaded) -> No
             assert name.startswith(f"{uid}/{parsed.SeriesInstanceUID}/")
 
 
+def test_cursor_paging_walks_forward_and_back(loaded: Loaded) -> None:
+    everything = _get(loaded, "/api/studies", sort="-StudyDate")
+    order = [i["StudyDate"] for i in everything["items"]]
+    assert everything["next"] is None
+    assert everything["previous"] is None
+    pages = [_get(loaded, "/api/studies", sort="-StudyDate", limit=3)]
+    while pages[-1]["next"]:
+        pages.append(
+            _get(loaded, "/api/studies", sort="-StudyDate", limit=3, cursor=pages[-1]["next"])
+        )
+    assert [[i["StudyDate"] for i in p["items"]] for p in pages] == [order[:3], order[3:]]
+    assert [p["offset"] for p in pages] == [0, 3]
+    assert all(p["total"] == 4 for p in pages)
+    back = _get(loaded, "/api/studies", sort="-StudyDate", limit=3, cursor=pages[1]["previous"])
+    assert back["items"] == pages[0]["items"]
+    assert back["previous"] is None
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -141,6 +159,10 @@ def test_study_and_series_zip_hold_exactly_their_instances(loaded: Loaded) -> No
         "/api/studies?SOPInstanceUID=1.2",
         "/api/studies?NotAKeyword=1",
         "/api/instances/1.2.3/file",
+        "/api/studies?cursor=not+a+cursor",
+        "/api/studies?cursor=e30",
+        "/api/studies?cursor=eyJzIjpudWxsLCJkIjpmYWxzZSwiYiI6ZmFsc2UsInYiOm51bGwsImsiOjF9&offset=1",
+        "/api/studies?sort=StudyDate&cursor=eyJzIjpudWxsLCJkIjpmYWxzZSwiYiI6ZmFsc2UsInYiOm51bGwsImsiOjF9",
     ],
 )
 def test_bad_input_gets_a_4xx_with_a_reason(loaded: Loaded, path: str) -> None:

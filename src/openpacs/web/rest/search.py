@@ -1,5 +1,5 @@
 """REST search parameters: DICOM keywords of indexed attributes as query parameters, with the
-C-FIND value syntax (wildcards, ranges, UID lists), plus `limit`, `offset` and `sort`."""
+C-FIND value syntax (wildcards, ranges, UID lists), plus `limit`, `offset`, `cursor` and `sort`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from openpacs.dicom.levels import INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition, Equals, condition_for, tag_of
 from openpacs.errors import InvalidQuery
 
-CONTROL = frozenset({"limit", "offset", "sort"})
+CONTROL = frozenset({"limit", "offset", "sort", "cursor"})
 MAX_LIMIT = 1000
 _STUDY_ONLY = frozenset({"ModalitiesInStudy"})
 _MAX_VALUE = 1024
