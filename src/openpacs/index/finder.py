@@ -3,9 +3,9 @@
 A find runs one query over the level's table joined to its ancestors, with every condition on
 an indexed key rendered to SQL and the computed counts as correlated subqueries. Computed lists
 and headers are then fetched in a few batched queries for the matched rows only, never one
-query per row. Conditions on attributes that are
-not columns are evaluated on the stored header of a representative instance (the first stored
-of the entity), with the same semantics as SQL matching.
+query per row. Conditions on attributes that are not columns are evaluated on the stored
+header of a representative instance (the first stored of the entity), with the same semantics
+as SQL matching, over candidates read in bounded batches until the page is full.
 """
 
 from __future__ import annotations
@@ -75,17 +75,16 @@ class Finder:
             elif clause is not True:
                 statement = statement.where(clause)
         statement = statement.order_by(table.c.pk)
-        if not post:
-            statement = statement.offset(query.offset or None).limit(query.limit)
-        rows = [row._asdict() for row in conn.execute(statement)]
         needs_header = bool(post) or any(
             w not in INDEXED_KEYS and w not in COMPUTED_KEYS for w in wanted
         )
-        headers = self._headers(conn, level, [r["_pk"] for r in rows]) if needs_header else {}
         if post:
-            rows = [r for r in rows if header_matches(headers.get(r["_pk"], {}), post)]
-            end = None if query.limit is None else query.offset + query.limit
-            rows = rows[query.offset : end]
+            rows, headers = self._post_filtered(conn, level, statement, post, query)
+        else:
+            statement = statement.offset(query.offset or None).limit(query.limit)
+            rows = [row._asdict() for row in conn.execute(statement)]
+            pks = [r["_pk"] for r in rows]
+            headers = self._headers(conn, level, pks) if needs_header else {}
         listed = self._listed(conn, level, [r["_pk"] for r in rows], wanted)
         return [
             Match(
@@ -95,6 +94,45 @@ class Finder:
             )
             for row in rows
         ]
+
+    def _post_filtered(
+        self,
+        conn: Connection,
+        level: Level,
+        statement: Select[Any],
+        post: Sequence[Condition],
+        query: Query,
+    ) -> tuple[list[dict[str, Any]], dict[int, Any]]:
+        """The page of rows whose headers also meet `post`: candidates are read in batches
+        of `_BATCH` in key order (each a LIMIT query seeking past the last key), their headers
+        loaded and checked batch by batch, and reading stops once the page is full, so a
+        page costs the candidates in front of it, never every candidate."""
+        table = _TABLE[level]
+        end = None if query.limit is None else query.offset + query.limit
+        rows: list[dict[str, Any]] = []
+        headers: dict[int, Any] = {}
+        matched = 0
+        last: int | None = None
+        while end is None or matched < end:
+            batch_query = statement if last is None else statement.where(table.c.pk > last)
+            batch = [row._asdict() for row in conn.execute(batch_query.limit(_BATCH))]
+            if not batch:
+                break
+            last = batch[-1]["_pk"]
+            batch_headers = self._headers(conn, level, [r["_pk"] for r in batch])
+            for row in batch:
+                header = batch_headers.get(row["_pk"], {})
+                if not header_matches(header, post):
+                    continue
+                matched += 1
+                if matched > query.offset:
+                    rows.append(row)
+                    headers[row["_pk"]] = header
+                if end is not None and matched >= end:
+                    break
+            if len(batch) < _BATCH:
+                break
+        return rows, headers
 
     def _clause(self, level: Level, condition: Condition) -> Any:
         """SQL for a condition; None to evaluate it on headers; True to ignore it."""
