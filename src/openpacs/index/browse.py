@@ -47,7 +47,12 @@ class SqlBrowser:
         for condition in conditions:
             clause = self._finder._clause(level, condition)
             if clause is None:
-                raise InvalidQuery(f"{condition.keyword} is not a search key at this level")
+                clause = self._finder.header_condition(level, condition)
+            if clause is None:
+                raise InvalidQuery(
+                    f"{condition.keyword} is not an indexed key, nor a text or UID attribute "
+                    "that can be searched in stored headers"
+                )
             if clause is not True:
                 clauses.append(clause)
         sort_column = self._sort_column(level, sort)

@@ -32,6 +32,7 @@ from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.matching import header_matches
 from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.index import schema
+from openpacs.index.header_sql import header_clause
 from openpacs.index.matching_sql import condition_clause
 from openpacs.index.records import Match, StoredInstance
 
@@ -72,7 +73,10 @@ class Finder:
             clause = self._clause(level, condition)
             if clause is None:
                 post.append(condition)
-            elif clause is not True:
+                # The header matcher decides on the representative instance; SQL first
+                # narrows the candidates to entities with an instance that matches.
+                clause = self.header_condition(level, condition)
+            if clause is not None and clause is not True:
                 statement = statement.where(clause)
         statement = statement.order_by(table.c.pk)
         needs_header = bool(post) or any(
@@ -133,6 +137,23 @@ class Finder:
             if len(batch) < _BATCH:
                 break
         return rows, headers
+
+    def header_condition(self, level: Level, condition: Condition) -> Any:
+        """SQL for a condition on a stored header attribute: the entity has an instance whose
+        header meets it (`openpacs.index.header_sql`); None when SQL cannot render it."""
+        i, se, st = schema.instances, schema.series, schema.studies
+        clause = header_clause(i.c.header, condition, self._dialect)
+        if clause is None or level is Level.IMAGE:
+            return clause
+        source: Any = i
+        owner = i.c.series_pk
+        if level is not Level.SERIES:
+            source = i.join(se, i.c.series_pk == se.c.pk)
+            owner = se.c.study_pk
+        if level is Level.PATIENT:
+            source = source.join(st, se.c.study_pk == st.c.pk)
+            owner = st.c.patient_pk
+        return exists(select(1).select_from(source).where(owner == _OWNER[level], clause))
 
     def _clause(self, level: Level, condition: Condition) -> Any:
         """SQL for a condition; None to evaluate it on headers; True to ignore it."""
