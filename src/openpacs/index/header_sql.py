@@ -13,6 +13,7 @@ stay with the header matcher alone.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import ColumnElement, cast, exists, func, literal, or_, select
@@ -52,7 +53,8 @@ def header_clause(header: Any, condition: Condition, dialect: str) -> ColumnElem
         # Containment, which a GIN index on the header serves: values are stored without
         # their space padding (pydicom strips it), so this is the trimmed comparison.
         alternatives += [
-            document.op("@>")(cast(literal({key: {"Value": [v]}}, JSONB), JSONB)) for v in equals
+            document.op("@>")(cast(literal(json.dumps({key: {"Value": [v]}})), JSONB))
+            for v in equals
         ]
     elif equals:
         alternatives.append(exists(select(1).select_from(values).where(trimmed.in_(equals))))
