@@ -94,8 +94,8 @@ def _uids(page: Page) -> list[str]:
 
 
 def _in_order(dates: list[str | None], descending: bool) -> bool:
-    """NULLs first ascending, last descending."""
-    keys = [(d is not None, d or "") for d in dates]
+    """NULLs last ascending, first descending."""
+    keys = [(d is None, d or "") for d in dates]
     return keys == sorted(keys, reverse=descending)
 
 

@@ -1,11 +1,11 @@
 """Read queries over the catalog: matching, computed keys and stored headers.
 
 A find runs one query over the level's table joined to its ancestors, with every condition on
-an indexed key rendered to SQL and the computed counts as correlated subqueries. Computed lists
-and headers are then fetched in a few batched queries for the matched rows only, never one
-query per row. Conditions on attributes that are not columns are evaluated on the stored
-header of a representative instance (the first stored of the entity), with the same semantics
-as SQL matching, over candidates read in bounded batches until the page is full.
+an indexed key rendered to SQL. Computed counts and lists and headers are then fetched in a
+few batched queries for the matched rows only, never one query per row. Conditions on
+attributes that are not columns are evaluated on the stored header of a representative
+instance (the first stored of the entity), with the same semantics as SQL matching, over
+candidates read in bounded batches until the page is full.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Label,
-    ScalarSelect,
     Select,
     bindparam,
     distinct,
@@ -66,8 +65,7 @@ class Finder:
         table = _TABLE[level]
         columns = _columns(level)
         wanted = set(query.return_keywords)
-        counts = _counts(level, wanted)
-        statement = select(table.c.pk.label("_pk"), *columns, *counts).select_from(_joined(level))
+        statement = select(table.c.pk.label("_pk"), *columns).select_from(_joined(level))
         post: list[Condition] = []
         for condition in query.conditions:
             clause = self._clause(level, condition)
@@ -89,7 +87,7 @@ class Finder:
             rows = [row._asdict() for row in conn.execute(statement)]
             pks = [r["_pk"] for r in rows]
             headers = self._headers(conn, level, pks) if needs_header else {}
-        listed = self._listed(conn, level, [r["_pk"] for r in rows], wanted)
+        listed = self.computed(conn, level, [r["_pk"] for r in rows], wanted)
         return [
             Match(
                 level=level,
@@ -202,18 +200,22 @@ class Finder:
     def computed(
         self, conn: Connection, level: Level, pks: Sequence[int], wanted: set[str]
     ) -> dict[int, dict[str, Any]]:
-        """The computed keys in `wanted` of the level's rows `pks` (for listings that select
-        their own rows)."""
+        """The computed keys in `wanted` of the level's rows `pks`: one grouped query per batch
+        for the counts, one per list key. (Counts as subqueries correlated with each row let
+        PostgreSQL misjudge them as a scan of every instance per row.)"""
         result = self._listed(conn, level, pks, wanted)
-        counts = _counts(level, wanted)
-        if not counts:
+        counted = tuple(
+            sorted(k for k in wanted if COMPUTED_KEYS.get(k) is level and k in _COUNTED)
+        )
+        if not counted or not pks:
             return result
-        table = _TABLE[level]
+        statement = _count_statement(level, counted)
         for chunk in _chunks(pks):
-            statement = select(table.c.pk.label("_pk"), *counts).where(table.c.pk.in_(chunk))
-            for row in conn.execute(statement):
+            for pk in chunk:
+                result[pk].update(dict.fromkeys(counted, 0))
+            for row in conn.execute(statement, {"owners": chunk}):
                 values = row._asdict()
-                result[int(values.pop("_pk"))].update(values)
+                result[int(values.pop("_owner"))].update(values)
         return result
 
     def _listed(
@@ -314,20 +316,10 @@ def _columns(level: Level) -> tuple[Label[Any], ...]:
     return tuple(_TABLE[k.level].c[k.column].label(k.keyword) for k in keys)
 
 
-def _counts(level: Level, wanted: set[str]) -> list[Label[Any]]:
-    """The count keys of `level` among `wanted`, as labelled correlated subqueries."""
-    return [
-        _count_below(level, keyword).label(keyword)
-        for keyword in sorted(wanted)
-        if COMPUTED_KEYS.get(keyword) is level and keyword in _COUNTED
-    ]
-
-
 @functools.cache
-def _count_below(level: Level, keyword: str) -> ScalarSelect[Any]:
-    """A count key as a subquery correlated with the level's row, so the main query answers
-    it: the entities below that hold at least one instance (the hierarchy joined down to
-    its instances), without a second query per key."""
+def _count_statement(level: Level, keywords: tuple[str, ...]) -> Select[Any]:
+    """The count keys of the entities bound as `owners`, grouped: the entities below that
+    hold at least one instance (the hierarchy joined down to its instances)."""
     st, se, i = schema.studies, schema.series, schema.instances
     source: Any = i
     owner = i.c.series_pk
@@ -337,10 +329,16 @@ def _count_below(level: Level, keyword: str) -> ScalarSelect[Any]:
     if level is Level.PATIENT:
         source = source.join(st, se.c.study_pk == st.c.pk)
         owner = st.c.patient_pk
-    counted = _COUNTED[keyword]
-    count = func.count() if counted is i.c.pk else func.count(distinct(counted))
-    subquery = select(count).select_from(source)
-    return subquery.where(owner == _OWNER[level]).correlate(_TABLE[level]).scalar_subquery()
+    counts = [
+        (func.count() if _COUNTED[k] is i.c.pk else func.count(distinct(_COUNTED[k]))).label(k)
+        for k in keywords
+    ]
+    return (
+        select(owner.label("_owner"), *counts)
+        .select_from(source)
+        .where(owner.in_(bindparam("owners", expanding=True)))
+        .group_by(owner)
+    )
 
 
 def _without_pk(row: dict[str, Any]) -> dict[str, Any]:

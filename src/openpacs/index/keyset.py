@@ -5,7 +5,7 @@ vanish from the pages still to come.
 
 A cursor is opaque to clients: URL-safe base64 of a small JSON object naming the sort it was
 made for, the direction, and the boundary row's sort value and primary key. Sort values may be
-NULL: ascending order puts NULLs first, descending puts them last, on every dialect.
+NULL: ascending order puts NULLs last, descending puts them first, on every dialect.
 """
 
 from __future__ import annotations
@@ -69,27 +69,29 @@ class Cursor:
 
 
 def ordering(column: Any, pk: Any, descending: bool) -> list[Any]:
-    """ORDER BY for a sort column (None: primary key only) then the primary key."""
+    """ORDER BY for a sort column (None: primary key only) then the primary key; NULLs last
+    ascending and first descending, the order of a plain PostgreSQL index read either way."""
     if column is None:
         return [pk.desc() if descending else pk.asc()]
     if descending:
-        return [column.desc().nulls_last(), pk.desc()]
-    return [column.asc().nulls_first(), pk.asc()]
+        return [column.desc().nulls_first(), pk.desc()]
+    return [column.asc().nulls_last(), pk.asc()]
 
 
 def beyond(
     column: Any, pk: Any, value: str | int | None, boundary: int, descending: bool
 ) -> ColumnElement[bool]:
-    """Rows that come after (`value`, `boundary`) in `ordering(column, pk, descending)`."""
+    """Rows that come after (`value`, `boundary`) in `ordering(column, pk, descending)`.
+
+    The bound on the column comes first and alone (`col <= v` descending), so the column's
+    index starts the scan at the boundary instead of filtering every row in front of it."""
     pk_after = pk < boundary if descending else pk > boundary
     if column is None:
         return pk_after
     if value is None:
-        if descending:  # NULLs last: only NULL rows with a later key follow
-            return and_(column.is_(None), pk_after)
-        return or_(column.is_not(None), and_(column.is_(None), pk_after))
-    value_after = column < value if descending else column > value
-    same = and_(column == value, pk_after)
+        if descending:  # NULLs first: the NULL rows with a later key, then every value
+            return or_(and_(column.is_(None), pk_after), column.is_not(None))
+        return and_(column.is_(None), pk_after)  # NULLs last: only NULL rows follow
     if descending:
-        return or_(value_after, same, column.is_(None))
-    return or_(value_after, same)
+        return and_(column <= value, or_(column < value, pk_after))
+    return or_(and_(column >= value, or_(column > value, pk_after)), column.is_(None))
