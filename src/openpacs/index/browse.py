@@ -64,7 +64,10 @@ class SqlBrowser:
         if boundary is not None and boundary.pk is not None:
             where.append(beyond(sort_column, table.c.pk, boundary.value, boundary.pk, reading))
         source = _joined(level)
-        count = select(func.count()).select_from(source).where(*clauses)
+        # Without conditions the level's own table counts the same rows (every row has its
+        # parents) without the join.
+        counted_from = source if clauses else table
+        count = select(func.count()).select_from(counted_from).where(*clauses)
         sort_value = [] if sort_column is None else [sort_column.label("_sort")]
         rows_query = (
             select(table.c.pk.label("_pk"), *sort_value, *columns)
