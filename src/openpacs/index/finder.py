@@ -181,7 +181,11 @@ class Finder:
             Level.STUDY: se.c.study_pk,
             Level.PATIENT: st.c.patient_pk,
         }[level]
-        source = _joined(Level.IMAGE)
+        source: Any = i  # joined only as far up as the owner's column
+        if level in (Level.STUDY, Level.PATIENT):
+            source = i.join(se, i.c.series_pk == se.c.pk)
+        if level is Level.PATIENT:
+            source = source.join(st, se.c.study_pk == st.c.pk)
         first: dict[int, int] = {}
         for chunk in _chunks(pks):
             statement = (
