@@ -176,6 +176,35 @@ def test_find_open_and_read_a_ct(admin_page: Page, loaded: Loaded) -> None:
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def test_study_list_pages_by_cursor(admin_page: Page, loaded: Loaded) -> None:
+    page = admin_page
+    page.goto(page.url.split("#")[0] + "#/studies?sort=PatientName&limit=1")
+    names = page.locator("[data-testid=study-table] tbody td.name")
+    count = page.get_by_test_id("result-count")
+    expect(count).to_contain_text("1\u20131 of")
+    total = int(re.search(r"of ([\d,]+)", count.inner_text()).group(1).replace(",", ""))
+    assert total >= 2
+    walked = [names.inner_text()]
+    for position in range(2, total + 1):
+        page.get_by_test_id("next-page").click()
+        expect(count).to_contain_text(f"{position}\u2013{position} of")
+        assert "cursor=" in page.url
+        walked.append(names.inner_text())
+    expect(page.get_by_test_id("next-page")).to_be_disabled()
+    assert walked == sorted(walked, key=str.upper)
+    page.get_by_test_id("previous-page").click()
+    expect(count).to_contain_text(f"{total - 1}\u2013{total - 1} of")
+    expect(names).to_have_text([walked[-2]])
+    page.get_by_role("button", name="Last page").click()
+    expect(names).to_have_text([walked[-1]])
+    expect(count).to_contain_text(f"{total}\u2013{total} of")
+    expect(page.get_by_test_id("next-page")).to_be_disabled()
+    page.get_by_role("button", name="First page").click()
+    expect(names).to_have_text([walked[0]])
+    expect(page.get_by_test_id("previous-page")).to_be_disabled()
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
 def test_colour_image_and_multiframe_cine(admin_page: Page, loaded: Loaded) -> None:
     page = admin_page
     open_viewer(page, loaded.colour_study, loaded.colour_series)

@@ -23,8 +23,10 @@ from openpacs.dicom.matching import header_matches
 from openpacs.dicom.query import Query, condition_for, tag_of
 from openpacs.errors import InvalidQuery
 from openpacs.index import migrate
+from openpacs.index.browse import SqlBrowser
 from openpacs.index.catalog import Catalog
 from openpacs.index.engine import create_index_engine
+from tests.support import postgres
 
 NAMES = [
     "Doe^John",
@@ -40,6 +42,8 @@ NAMES = [
 ]
 DESCRIPTIONS = ["Chest CT", "chest ct", "Head", "CT 100% dose", "A_B", "x*y", "[a]", ""]
 MODALITIES = ["CT", "MR", "US", "CR"]
+# Not an index column: matched in SQL on the stored headers (JSON functions, jsonb).
+INSTITUTIONS = ["General", "general", "A_B%", "x*y", "[a]", "Ünï", "", "Gen", "O'Hare"]
 TIMES = ["101530", "1015", "10", "101530.5", "235959.999999", "000000", ""]
 DATES = ["20240115", "20231231", "20240201", "19991231", "20240115", ""]
 
@@ -86,6 +90,7 @@ def _headers(count: int) -> Iterator[dict[str, Any]]:
             "00080030": _element("TM", time),
             "00080060": _element("CS", modality),
             "00081030": _element("LO", description),
+            "00080080": _element("LO", INSTITUTIONS[number % len(INSTITUTIONS)]),
             "00100010": _element("PN", name),
             "00100020": _element("LO", patient_id),
             "00100030": _element("DA", birth),
@@ -101,10 +106,17 @@ class Stored(list[Header]):
         return f"<{len(self)} stored headers>"
 
 
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Catalog, Stored]]:
-    path: Path = tmp_path_factory.mktemp("matching") / "index.db"
-    engine = create_index_engine(f"sqlite:///{path}")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def catalog(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Catalog, Stored]]:
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("matching") / "index.db"
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        postgres.truncate(url)
+    engine = create_index_engine(url)
     migrate.upgrade(engine)
     catalog = Catalog(engine)
     stored = Stored()
@@ -135,6 +147,9 @@ def _agree(catalog: Catalog, stored: list[Header], keyword: str, value: str) -> 
     found = {m.values["SOPInstanceUID"] for m in catalog.find(Query(Level.IMAGE, conditions))}
     expected = {h.sop_uid for h in stored if header_matches(h.json, list(conditions))}
     assert found == expected, (keyword, value)
+    if keyword == "InstitutionName" and conditions:  # SQL alone (the REST search) agrees too
+        page = SqlBrowser(catalog._engine).page(Level.IMAGE, conditions, limit=1000)
+        assert {i["SOPInstanceUID"] for i in page.items} == expected, (keyword, value)
 
 
 wildcard_text = st.text(alphabet="DOEJHNMÜLRSIdoejhn^*?%_[]='ア", max_size=9)
@@ -153,6 +168,10 @@ QUERY_VALUES = st.one_of(
     st.tuples(st.just("PatientBirthDate"), date_text),
     st.tuples(st.just("StudyTime"), time_text),
     st.tuples(st.just("Modality"), st.sampled_from(["CT", "MR\\US", "C?", "*R", "ct"])),
+    st.tuples(
+        st.just("InstitutionName"),
+        st.one_of(st.sampled_from(INSTITUTIONS), wildcard_text, st.just("General\\Gen*")),
+    ),
     st.tuples(st.just("SeriesNumber"), st.sampled_from(["0", "3", "6", "3\\4"])),
 )
 

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, select, text
 
+from openpacs.dicom.levels import Level
+from openpacs.dicom.query import condition_for, tag_of
 from openpacs.errors import ConfigError
-from openpacs.index import migrate
+from openpacs.index import migrate, schema
 from openpacs.index.engine import create_index_engine
-from openpacs.index.schema import metadata
+from openpacs.index.finder import Finder
+from openpacs.index.schema import POSTGRESQL_ONLY_INDEXES, compared, metadata
 from tests.support.postgres import temporary_database
 
 
@@ -34,8 +37,32 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def test_migrations_build_exactly_the_models_schema(engine: Engine) -> None:
     migrate.upgrade(engine)
     with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+        include = {
+            "include_object": lambda _, name, kind, reflected, __: compared(name, kind, reflected)
+        }
+        context = MigrationContext.configure(connection, opts=include)
+        differences = compare_metadata(context, metadata)
     assert differences == []
+
+
+def test_postgresql_has_the_header_index(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        names = {i["name"] for i in inspect(connection).get_indexes("instances")}
+    if engine.dialect.name != "postgresql":
+        assert not POSTGRESQL_ONLY_INDEXES & names
+        return
+    assert names >= POSTGRESQL_ONLY_INDEXES
+    # An equality on a header attribute is served by it (the planner told not to scan).
+    condition = condition_for(tag_of("InstitutionName"), "General Hospital")
+    assert condition is not None
+    clause = Finder("postgresql").header_condition(Level.IMAGE, condition)
+    statement = select(schema.instances.c.pk).where(clause)
+    compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        connection.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {compiled}")))
+    assert "ix_instances_header_jsonb" in plan, plan
 
 
 def test_upgrade_twice_is_harmless(engine: Engine) -> None:

@@ -65,6 +65,23 @@ def test_search_filters_with_c_find_syntax(loaded: Loaded) -> None:
     assert series["items"][0]["NumberOfSeriesRelatedInstances"] == 3
 
 
+def test_search_on_attributes_of_the_stored_header(loaded: Loaded) -> None:
+    # No index column holds these: they are matched in the stored headers, in SQL.
+    assert _get(loaded, "/api/series", ImageType="AXIAL")["total"] == 4
+    assert _get(loaded, "/api/series", ImageType="SECONDARY")["total"] == 0
+    one = _get(loaded, "/api/studies", ConvolutionKernel="STAND*", PatientID="P2")
+    assert [i["PatientID"] for i in one["items"]] == ["P2"]
+    by_tag = _get(loaded, "/api/instances", **{"00185100": "HFS"}, limit=3)  # PatientPosition
+    assert by_tag["total"] == 7
+    assert len(by_tag["items"]) == 3
+    assert _get(loaded, "/api/studies", PatientPosition="FFS\\HFS")["total"] == 4
+    with loaded.web.client() as client:
+        for params in ({"OperatorsName": "X"}, {"ContentDate": "20200105"}):
+            response = client.get("/api/studies", params=params)
+            assert response.status_code == 400
+            assert "stored headers" in response.json()["detail"]
+
+
 def test_paging_and_sort(loaded: Loaded) -> None:
     dates = [i["StudyDate"] for i in _get(loaded, "/api/studies", sort="StudyDate")["items"]]
     assert dates == sorted(dates)
@@ -124,6 +141,24 @@ def test_study_and_series_zip_hold_exactly_their_instances(loaded: Loaded) -> No
             assert name.startswith(f"{uid}/{parsed.SeriesInstanceUID}/")
 
 
+def test_cursor_paging_walks_forward_and_back(loaded: Loaded) -> None:
+    everything = _get(loaded, "/api/studies", sort="-StudyDate")
+    order = [i["StudyDate"] for i in everything["items"]]
+    assert everything["next"] is None
+    assert everything["previous"] is None
+    pages = [_get(loaded, "/api/studies", sort="-StudyDate", limit=3)]
+    while pages[-1]["next"]:
+        pages.append(
+            _get(loaded, "/api/studies", sort="-StudyDate", limit=3, cursor=pages[-1]["next"])
+        )
+    assert [[i["StudyDate"] for i in p["items"]] for p in pages] == [order[:3], order[3:]]
+    assert [p["offset"] for p in pages] == [0, 3]
+    assert all(p["total"] == 4 for p in pages)
+    back = _get(loaded, "/api/studies", sort="-StudyDate", limit=3, cursor=pages[1]["previous"])
+    assert back["items"] == pages[0]["items"]
+    assert back["previous"] is None
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -140,7 +175,13 @@ def test_study_and_series_zip_hold_exactly_their_instances(loaded: Loaded) -> No
         "/api/studies?sort=SeriesNumber",
         "/api/studies?SOPInstanceUID=1.2",
         "/api/studies?NotAKeyword=1",
+        "/api/studies?NumberOfStudyRelatedSeries=1",
+        "/api/studies?InstitutionName=" + "x" * 2000,
         "/api/instances/1.2.3/file",
+        "/api/studies?cursor=not+a+cursor",
+        "/api/studies?cursor=e30",
+        "/api/studies?cursor=eyJzIjpudWxsLCJkIjpmYWxzZSwiYiI6ZmFsc2UsInYiOm51bGwsImsiOjF9&offset=1",
+        "/api/studies?sort=StudyDate&cursor=eyJzIjpudWxsLCJkIjpmYWxzZSwiYiI6ZmFsc2UsInYiOm51bGwsImsiOjF9",
     ],
 )
 def test_bad_input_gets_a_4xx_with_a_reason(loaded: Loaded, path: str) -> None:

@@ -6,7 +6,8 @@
     Müller^Jürgen (QP-C)   C1  20221231 100000  US x1 (US01), ISO_IR 100     OpenPACS Test Hospital
 
 Study A1 also carries a Referenced Study Sequence and a private element (0009,1001)
-"secret-value" under the private creator "OPENPACS TEST".
+"secret-value" under the private creator "OPENPACS TEST". Series A1-CT has a Request
+Attributes Sequence of two items (RP-1/SPS-1, RP-2/SPS-2), series B1-CT one (RP-1/SPS-9).
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ def _study(datasets: list[Dataset], **attributes: object) -> list[Dataset]:
         for keyword, value in attributes.items():
             setattr(ds, keyword, value)
     return datasets
+
+
+def _requests(*pairs: tuple[str, str]) -> Sequence:
+    items = []
+    for procedure, step in pairs:
+        item = Dataset()
+        item.RequestedProcedureID = procedure
+        item.ScheduledProcedureStepID = step
+        items.append(item)
+    return Sequence(items)
 
 
 def archive_datasets() -> tuple[KnownArchive, list[Dataset]]:
@@ -98,7 +109,11 @@ def archive_datasets() -> tuple[KnownArchive, list[Dataset]]:
     for ds in a1:
         block = ds.private_block(0x0009, "OPENPACS TEST", create=True)
         block.add_new(0x01, "LO", "secret-value")
-    _study(a1_ct, StationName="CT01")
+    _study(
+        a1_ct,
+        StationName="CT01",
+        RequestAttributesSequence=_requests(("RP-1", "SPS-1"), ("RP-2", "SPS-2")),
+    )
     _study(a1_ot, StationName="WS01")
     a2 = _study(
         a2_mr,
@@ -120,6 +135,7 @@ def archive_datasets() -> tuple[KnownArchive, list[Dataset]]:
         StudyDescription="CT ABDOMEN",
         InstitutionName="Other Clinic",
         StationName="CT02",
+        RequestAttributesSequence=_requests(("RP-1", "SPS-9")),
     )
     c1 = _study(
         c1_us,

@@ -212,3 +212,51 @@ def _match(tag: int, value: str) -> bool:
 )
 def test_matching_on_stored_headers(tag: int, value: str, expected: bool) -> None:
     assert _match(tag, value) is expected
+
+
+def _request_item(procedure: str, step: str | None = None) -> dict:
+    item = {"00401001": {"vr": "SH", "Value": [procedure]}}
+    if step is not None:
+        item["00400009"] = {"vr": "SH", "Value": [step]}
+    return item
+
+
+def test_a_query_sequence_item_matches_within_one_stored_item() -> None:
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "SERIES"
+    query_item = Dataset()
+    query_item.RequestedProcedureID = "RP-1"
+    query_item.ScheduledProcedureStepID = "SPS-*"
+    query_item.RequestedProcedureDescription = ""  # a return key inside the item
+    identifier.RequestAttributesSequence = [query_item]
+    query = query_from_identifier(identifier)
+    (condition,) = query.conditions
+    assert condition.kind == "sequence"
+    assert [c.keyword for c in condition.items] == [
+        "ScheduledProcedureStepID",
+        "RequestedProcedureID",
+    ]
+    assert "RequestAttributesSequence" in query.return_keywords
+    stored = [
+        _request_item("RP-1", "X"),
+        _request_item("RP-2", "SPS-2"),
+        _request_item("RP-1", "SPS-1"),
+    ]
+    assert matches(condition, stored)
+    assert not matches(condition, stored[:2])  # RP-1 and SPS-* only in different items
+    assert not matches(condition, [])
+    assert not matches(condition, ["not an item"])
+
+
+def test_query_sequences_without_keys_or_with_two_items() -> None:
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    empty_item = Dataset()
+    empty_item.ReferencedSOPInstanceUID = ""
+    identifier.ReferencedStudySequence = [empty_item]
+    assert query_from_identifier(identifier).conditions == ()
+    identifier.ReferencedStudySequence = []
+    assert query_from_identifier(identifier).conditions == ()
+    identifier.ReferencedStudySequence = [Dataset(), Dataset()]
+    with pytest.raises(InvalidQuery, match="one item"):
+        query_from_identifier(identifier)

@@ -130,7 +130,10 @@ class Browser(Protocol):
         descending: bool = False,
         limit: int = 100,
         offset: int = 0,
-    ) -> Page: ...
+        cursor: str | None = None,
+    ) -> Page:
+        """`cursor`: a `Page.next` or `Page.previous` of the same search and sort."""
+        ...
 
 
 class RemoteStore(Protocol):

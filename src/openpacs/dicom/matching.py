@@ -47,6 +47,10 @@ def header_matches(header: JsonHeader, conditions: Sequence[Condition]) -> bool:
 
 def matches(condition: Condition, values: Sequence[Any]) -> bool:
     """PS3.4 C.2.2.2: a multi-valued attribute matches when any of its values matches."""
+    if condition.kind == "sequence":  # C.2.2.2.6: some item matches all the item's keys
+        return any(
+            isinstance(item, Mapping) and header_matches(item, condition.items) for item in values
+        )
     normalized = [n for n in (normalize_stored(condition.kind, v) for v in values) if n is not None]
     alternatives = condition.alternatives
     if condition.kind == "name":

@@ -1,10 +1,11 @@
 """QIDO-RS query parameters to the query model C-FIND uses, and results as DICOM JSON.
 
 PS3.18 10.6: `{attribute}={value}` matches by keyword or tag with the rules of PS3.4 C.2.2.2
-(`openpacs.dicom.query`); `includefield` adds return attributes (keywords, tags or `all`);
-`limit` and `offset` page; `fuzzymatching=true` matches person names on any part of the name
-(case-insensitive substring, an implementation-defined fuzzy match as PS3.18 allows). The
-response content is `openpacs.dicom.results`, the same as a C-FIND response's.
+(`openpacs.dicom.query`), attributes in sequences by their path (`Sequence.Attribute`);
+`includefield` adds return attributes (keywords, tags or `all`); `limit` and `offset` page;
+`fuzzymatching=true` matches person names on any part of the name (case-insensitive
+substring, an implementation-defined fuzzy match as PS3.18 allows). The response content is
+`openpacs.dicom.results`, the same as a C-FIND response's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from typing import Any
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
 from openpacs.dicom.levels import ARCHIVE_KEYS, COMPUTED_KEYS, INDEXED_KEYS, Level
-from openpacs.dicom.query import Condition, Equals, Pattern, Query, condition_for, tag_of
+from openpacs.dicom.query import (
+    Condition,
+    Equals,
+    Pattern,
+    Query,
+    condition_for,
+    sequence_condition,
+    tag_of,
+)
 from openpacs.dicom.results import MatchedEntity, result_json
 from openpacs.errors import InvalidQuery
 
@@ -128,7 +137,7 @@ def qido_query(
     if len(params) > _MAX_PARAMETERS:
         raise InvalidQuery(f"too many query parameters (at most {_MAX_PARAMETERS})")
     level = resource.level
-    values: dict[int, list[str]] = {}
+    values: dict[tuple[int, ...], list[str]] = {}
     included: list[int] = []
     include_all = False
     fuzzy = False
@@ -148,22 +157,17 @@ def qido_query(
                 if field == "all":
                     include_all = True
                 elif field:
-                    included.append(int(_attribute(field)))
+                    included.append(_path(field)[0])
         else:
-            values.setdefault(int(_attribute(name)), []).append(value)
+            values.setdefault(_path(name), []).append(value)
     for keyword, uid in (("StudyInstanceUID", study_uid), ("SeriesInstanceUID", series_uid)):
         if uid is not None:
             tag = int(tag_of(keyword))
-            if tag in values:
+            if (tag,) in values:
                 raise InvalidQuery(f"{keyword} is given by the path; it is not a query parameter")
-            values[tag] = [uid]
-    conditions: list[Condition] = []
-    for tag, raw in values.items():
-        condition = condition_for(tag, _split_values(tag, raw))
-        if condition is not None:
-            _check_matchable(tag)
-            conditions.append(_fuzzy(condition) if fuzzy else condition)
-    return_tags = [*_defaults(resource), *included, *values]
+            values[(tag,)] = [uid]
+    conditions = _conditions(values, fuzzy=fuzzy)
+    return_tags = [*_defaults(resource), *included, *(path[0] for path in values)]
     if include_all:
         return_tags += _all_keys(level)
     archive_tags = set(_tags(*ARCHIVE_KEYS))
@@ -225,9 +229,53 @@ def _applies_at(level: Level, tag: int) -> bool:
     return owner is None or owner.depth <= level.depth
 
 
+def _conditions(values: dict[tuple[int, ...], list[str]], *, fuzzy: bool) -> list[Condition]:
+    """Conditions for attribute paths: attributes in sequences (`Sequence.Attribute`,
+    PS3.18 8.3.4.1) are grouped by their sequence into the one item it is matched with
+    (PS3.4 C.2.2.2.6), at every depth."""
+    conditions: list[Condition] = []
+    nested: dict[int, dict[tuple[int, ...], list[str]]] = {}
+    for path, raw in values.items():
+        if len(path) > 1:
+            nested.setdefault(path[0], {})[path[1:]] = raw
+            continue
+        (tag,) = path
+        condition = condition_for(tag, _split_values(tag, raw))
+        if condition is not None:
+            _check_matchable(tag)
+            conditions.append(_fuzzy(condition) if fuzzy else condition)
+    for tag, inner in nested.items():
+        if (tag,) in values:
+            raise InvalidQuery(
+                f"{_name(tag)}: a sequence is matched by the attributes of its item "
+                "(Sequence.Attribute=value)"
+            )
+        sequence = sequence_condition(tag, _conditions(inner, fuzzy=fuzzy))
+        if sequence is not None:
+            conditions.append(sequence)
+    return conditions
+
+
+_MAX_DEPTH = 4
+
+
+def _path(name: str) -> tuple[int, ...]:
+    """An attribute or a path through sequences (`ReferencedStudySequence.ReferencedSOPInstanceUID`,
+    tags or keywords): every step but the last a sequence."""
+    steps = tuple(_attribute(part) for part in name.split("."))
+    if len(steps) > _MAX_DEPTH:
+        raise InvalidQuery(f"{name[:64]!r}: sequences nest at most {_MAX_DEPTH - 1} deep here")
+    for tag in steps[:-1]:
+        if _vr(tag) != "SQ":
+            raise InvalidQuery(f"{name[:64]!r}: {_name(tag)} is not a sequence")
+    return steps
+
+
+def _name(tag: int) -> str:
+    return keyword_for_tag(tag) or f"{tag:08X}"
+
+
 def _attribute(name: str) -> int:
-    if "." in name:
-        raise InvalidQuery(f"{name[:64]!r}: matching on sequence attributes is not supported")
     tag = tag_of(name)
     if tag.group in (0x0000, 0x0002) or tag.element == 0:
         raise InvalidQuery(f"{name!r} is not an attribute that can be queried")
@@ -239,7 +287,10 @@ def _check_matchable(tag: int) -> None:
     if keyword in COMPUTED_KEYS and keyword != "ModalitiesInStudy":
         raise InvalidQuery(f"{keyword} is computed by the archive; it cannot be matched")
     if _vr(tag) == "SQ":
-        raise InvalidQuery(f"{keyword or f'{tag:08X}'}: matching on sequences is not supported")
+        raise InvalidQuery(
+            f"{_name(tag)}: a sequence is matched by the attributes of its item "
+            "(Sequence.Attribute=value)"
+        )
 
 
 def _vr(tag: int) -> str:

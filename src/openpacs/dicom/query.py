@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
@@ -34,7 +35,7 @@ from openpacs.dicom.values import (
 )
 from openpacs.errors import InvalidQuery
 
-MatchKind = Literal["text", "name", "date", "time", "datetime", "uid", "int", "number"]
+MatchKind = Literal["text", "name", "date", "time", "datetime", "uid", "int", "number", "sequence"]
 
 # PS3.4 C.2.2.2.4: wildcard matching applies to these VRs only.
 _WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
@@ -74,12 +75,17 @@ Alternative = Equals | Pattern | Range
 
 @dataclass(frozen=True)
 class Condition:
-    """A value matches when it matches any alternative."""
+    """A value matches when it matches any alternative.
+
+    A sequence condition (kind "sequence", PS3.4 C.2.2.2.6) has no alternatives but the
+    conditions of its one query item: it matches when some item of the stored sequence
+    matches all of them."""
 
     keyword: str
     tag: int
     kind: MatchKind
     alternatives: tuple[Alternative, ...]
+    items: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,16 @@ def condition_for(tag: int, raw: str | Iterable[str], *, fuzzy: bool = False) ->
     kind = match_kind(keyword, vr)
     alternatives = tuple(_alternative(keyword, vr, kind, value) for value in values)
     return Condition(keyword, int(tag), kind, alternatives)
+
+
+def sequence_condition(tag: int, item: Iterable[Condition]) -> Condition | None:
+    """The condition on a sequence whose query item holds `item`; None (universal matching,
+    the sequence only a return key) when the item has no matching key."""
+    conditions = tuple(item)
+    if not conditions:
+        return None
+    keyword = keyword_for_tag(tag) or f"{tag:08X}"
+    return Condition(keyword, int(tag), "sequence", (), items=conditions)
 
 
 def _alternative(keyword: str, vr: str, kind: MatchKind, value: str) -> Alternative:
@@ -223,10 +239,9 @@ def query_from_identifier(identifier: Dataset) -> Query:
         if keyword in QUERY_CONTROL_KEYS or element.tag.group in (0x0000, 0x0002):
             continue
         return_tags.append(int(element.tag))
-        if element.VR == "SQ" or (keyword in COMPUTED_KEYS and keyword != "ModalitiesInStudy"):
-            continue  # sequence matching is not supported: the sequence is a return key
-        value = _element_text(element.value)
-        condition = condition_for(element.tag, value)
+        if keyword in COMPUTED_KEYS and keyword != "ModalitiesInStudy":
+            continue
+        condition = _identifier_condition(element)
         if condition is not None:
             conditions.append(condition)
     return Query(
@@ -235,6 +250,23 @@ def query_from_identifier(identifier: Dataset) -> Query:
         return_tags=tuple(return_tags),
         charset_requested="SpecificCharacterSet" in identifier,
     )
+
+
+def _identifier_condition(element: DataElement) -> Condition | None:
+    """The condition of one identifier element; a sequence's from its single item."""
+    if element.VR != "SQ":
+        return condition_for(element.tag, _element_text(element.value))
+    items = list(element.value or [])
+    if len(items) > 1:
+        raise InvalidQuery(f"{element.keyword or element.tag}: a query sequence holds one item")
+    if not items:
+        return None  # a return key: every item is returned
+    item_conditions = (
+        _identifier_condition(inner)
+        for inner in items[0]
+        if inner.tag.group not in (0x0000, 0x0002) and inner.keyword != "SpecificCharacterSet"
+    )
+    return sequence_condition(element.tag, (c for c in item_conditions if c is not None))
 
 
 def _element_text(value: object) -> list[str]:
@@ -247,7 +279,8 @@ def _element_text(value: object) -> list[str]:
 
 def tag_of(keyword_or_tag: str) -> BaseTag:
     """A tag from a keyword (`PatientName`) or hex (`00100010`); InvalidQuery otherwise."""
-    tag = tag_for_keyword(keyword_or_tag)
+    # pydicom's dictionary holds entries with an empty keyword: "" must not name one.
+    tag = tag_for_keyword(keyword_or_tag) if keyword_or_tag else None
     if tag is not None:
         return Tag(tag)
     if re.fullmatch(r"[0-9A-Fa-f]{8}", keyword_or_tag):

@@ -2,7 +2,10 @@
 
 A listing is a count and one page, both filtered in SQL on the level's indexed columns (and
 ModalitiesInStudy through its series): never a scan of stored headers, so a page of 100,000
-studies costs what its indexes cost. Computed keys come for the page's rows only.
+studies costs what its indexes cost. Computed keys come for the page's rows only. Pages
+are addressed by offset or, to page deep, by the cursors each page carries
+(`openpacs.index.keyset`): a cursor seeks to its row, where an offset counts past every row in
+front of it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition
 from openpacs.errors import InvalidQuery
 from openpacs.index.finder import _TABLE, Finder, _joined
+from openpacs.index.keyset import Cursor, beyond, ordering
 from openpacs.index.records import Page
 from openpacs.index.transaction import Transactions
 
@@ -34,6 +38,7 @@ class SqlBrowser:
         descending: bool = False,
         limit: int = 100,
         offset: int = 0,
+        cursor: str | None = None,
     ) -> Page:
         table = _TABLE[level]
         keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
@@ -42,41 +47,104 @@ class SqlBrowser:
         for condition in conditions:
             clause = self._finder._clause(level, condition)
             if clause is None:
-                raise InvalidQuery(f"{condition.keyword} is not a search key at this level")
+                clause = self._finder.header_condition(level, condition)
+            if clause is None:
+                raise InvalidQuery(
+                    f"{condition.keyword} is not an indexed key, nor a text or UID attribute "
+                    "that can be searched in stored headers"
+                )
             if clause is not True:
                 clauses.append(clause)
-        order: list[Any] = []
-        if sort is not None:
-            key = INDEXED_KEYS.get(sort)
-            if key is None or key.level.depth > level.depth:
-                raise InvalidQuery(f"cannot sort {level.value.lower()} results by {sort}")
-            column = _TABLE[key.level].c[f"{key.column}_norm" if key.kind == "name" else key.column]
-            order.append(column.desc() if descending else column.asc())
-        order.append(table.c.pk.desc() if descending else table.c.pk.asc())
+        sort_column = self._sort_column(level, sort)
+        boundary = self._boundary(cursor, sort, descending, offset)
+        backward = boundary is not None and boundary.backward
+        # A backward page is read in reverse order from its boundary, then turned round.
+        reading = descending != backward
+        where = list(clauses)
+        if boundary is not None and boundary.pk is not None:
+            where.append(beyond(sort_column, table.c.pk, boundary.value, boundary.pk, reading))
         source = _joined(level)
-        count = select(func.count()).select_from(source).where(*clauses)
+        # Without conditions the level's own table counts the same rows (every row has its
+        # parents) without the join.
+        counted_from = source if clauses else table
+        count = select(func.count()).select_from(counted_from).where(*clauses)
+        sort_value = [] if sort_column is None else [sort_column.label("_sort")]
         rows_query = (
-            select(table.c.pk.label("_pk"), *columns)
+            select(table.c.pk.label("_pk"), *sort_value, *columns)
             .select_from(source)
-            .where(*clauses)
-            .order_by(*order)
-            .limit(limit)
-            .offset(offset)
+            .where(*where)
+            .order_by(*ordering(sort_column, table.c.pk, reading))
+            .limit(limit + 1)
+            .offset(offset or None)
         )
         wanted = {k for k, owner in COMPUTED_KEYS.items() if owner is level}
         wanted.discard("SOPClassesInStudy")
 
+        def at(row: dict[str, Any], back: bool) -> str:
+            return Cursor(sort, descending, back, row.get("_sort"), row["_pk"]).encode()
+
+        def position(conn: Connection, first: dict[str, Any]) -> int:
+            before = beyond(
+                sort_column, table.c.pk, first.get("_sort"), first["_pk"], not descending
+            )
+            counted = select(func.count()).select_from(source).where(*clauses, before)
+            return int(conn.execute(counted).scalar_one())
+
         def work(conn: Connection) -> Page:
             total = int(conn.execute(count).scalar_one())
             rows = [row._asdict() for row in conn.execute(rows_query)]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            if backward:
+                rows.reverse()
             computed = self._finder.computed(conn, level, [r["_pk"] for r in rows], wanted)
             items = [
                 {
-                    **{k: v for k, v in row.items() if k != "_pk" and v is not None},
+                    **{k: v for k, v in row.items() if k not in _PRIVATE and v is not None},
                     **computed.get(row["_pk"], {}),
                 }
                 for row in rows
             ]
-            return Page(total, items)
+            if not rows:
+                return Page(total, items, offset=0 if backward else total)
+            if boundary is None:
+                start, earlier, later = offset, offset > 0, more
+            else:
+                start = position(conn, rows[0])
+                earlier = more if backward else start > 0
+                later = (boundary.pk is not None) if backward else more
+            return Page(
+                total,
+                items,
+                offset=start,
+                next=at(rows[-1], False) if later else None,
+                previous=at(rows[0], True) if earlier else None,
+                last=Cursor(sort, descending, True).encode() if later else None,
+            )
 
         return self._tx.read(work)
+
+    @staticmethod
+    def _sort_column(level: Level, sort: str | None) -> Any:
+        if sort is None:
+            return None
+        key = INDEXED_KEYS.get(sort)
+        if key is None or key.level.depth > level.depth:
+            raise InvalidQuery(f"cannot sort {level.value.lower()} results by {sort}")
+        return _TABLE[key.level].c[f"{key.column}_norm" if key.kind == "name" else key.column]
+
+    @staticmethod
+    def _boundary(
+        cursor: str | None, sort: str | None, descending: bool, offset: int
+    ) -> Cursor | None:
+        if cursor is None:
+            return None
+        if offset:
+            raise InvalidQuery("cursor and offset cannot be combined")
+        boundary = Cursor.decode(cursor)
+        if boundary.sort != sort or boundary.descending != descending:
+            raise InvalidQuery("cursor: made for another sort order")
+        return boundary
+
+
+_PRIVATE = frozenset({"_pk", "_sort"})

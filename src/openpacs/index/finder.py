@@ -1,11 +1,11 @@
 """Read queries over the catalog: matching, computed keys and stored headers.
 
 A find runs one query over the level's table joined to its ancestors, with every condition on
-an indexed key rendered to SQL and the computed counts as correlated subqueries. Computed lists
-and headers are then fetched in a few batched queries for the matched rows only, never one
-query per row. Conditions on attributes that are
-not columns are evaluated on the stored header of a representative instance (the first stored
-of the entity), with the same semantics as SQL matching.
+an indexed key rendered to SQL. Computed counts and lists and headers are then fetched in a
+few batched queries for the matched rows only, never one query per row. Conditions on
+attributes that are not columns are evaluated on the stored header of a representative
+instance (the first stored of the entity), with the same semantics as SQL matching, over
+candidates read in bounded batches until the page is full.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Label,
-    ScalarSelect,
     Select,
     bindparam,
     distinct,
@@ -32,6 +31,7 @@ from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.matching import header_matches
 from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.index import schema
+from openpacs.index.header_sql import header_clause
 from openpacs.index.matching_sql import condition_clause
 from openpacs.index.records import Match, StoredInstance
 
@@ -65,28 +65,29 @@ class Finder:
         table = _TABLE[level]
         columns = _columns(level)
         wanted = set(query.return_keywords)
-        counts = _counts(level, wanted)
-        statement = select(table.c.pk.label("_pk"), *columns, *counts).select_from(_joined(level))
+        statement = select(table.c.pk.label("_pk"), *columns).select_from(_joined(level))
         post: list[Condition] = []
         for condition in query.conditions:
             clause = self._clause(level, condition)
             if clause is None:
                 post.append(condition)
-            elif clause is not True:
+                # The header matcher decides on the representative instance; SQL first
+                # narrows the candidates to entities with an instance that matches.
+                clause = self.header_condition(level, condition)
+            if clause is not None and clause is not True:
                 statement = statement.where(clause)
         statement = statement.order_by(table.c.pk)
-        if not post:
-            statement = statement.offset(query.offset or None).limit(query.limit)
-        rows = [row._asdict() for row in conn.execute(statement)]
         needs_header = bool(post) or any(
             w not in INDEXED_KEYS and w not in COMPUTED_KEYS for w in wanted
         )
-        headers = self._headers(conn, level, [r["_pk"] for r in rows]) if needs_header else {}
         if post:
-            rows = [r for r in rows if header_matches(headers.get(r["_pk"], {}), post)]
-            end = None if query.limit is None else query.offset + query.limit
-            rows = rows[query.offset : end]
-        listed = self._listed(conn, level, [r["_pk"] for r in rows], wanted)
+            rows, headers = self._post_filtered(conn, level, statement, post, query)
+        else:
+            statement = statement.offset(query.offset or None).limit(query.limit)
+            rows = [row._asdict() for row in conn.execute(statement)]
+            pks = [r["_pk"] for r in rows]
+            headers = self._headers(conn, level, pks) if needs_header else {}
+        listed = self.computed(conn, level, [r["_pk"] for r in rows], wanted)
         return [
             Match(
                 level=level,
@@ -95,6 +96,62 @@ class Finder:
             )
             for row in rows
         ]
+
+    def _post_filtered(
+        self,
+        conn: Connection,
+        level: Level,
+        statement: Select[Any],
+        post: Sequence[Condition],
+        query: Query,
+    ) -> tuple[list[dict[str, Any]], dict[int, Any]]:
+        """The page of rows whose headers also meet `post`: candidates are read in batches
+        of `_BATCH` in key order (each a LIMIT query seeking past the last key), their headers
+        loaded and checked batch by batch, and reading stops once the page is full, so a
+        page costs the candidates in front of it, never every candidate."""
+        table = _TABLE[level]
+        end = None if query.limit is None else query.offset + query.limit
+        rows: list[dict[str, Any]] = []
+        headers: dict[int, Any] = {}
+        matched = 0
+        last: int | None = None
+        while end is None or matched < end:
+            batch_query = statement if last is None else statement.where(table.c.pk > last)
+            batch = [row._asdict() for row in conn.execute(batch_query.limit(_BATCH))]
+            if not batch:
+                break
+            last = batch[-1]["_pk"]
+            batch_headers = self._headers(conn, level, [r["_pk"] for r in batch])
+            for row in batch:
+                header = batch_headers.get(row["_pk"], {})
+                if not header_matches(header, post):
+                    continue
+                matched += 1
+                if matched > query.offset:
+                    rows.append(row)
+                    headers[row["_pk"]] = header
+                if end is not None and matched >= end:
+                    break
+            if len(batch) < _BATCH:
+                break
+        return rows, headers
+
+    def header_condition(self, level: Level, condition: Condition) -> Any:
+        """SQL for a condition on a stored header attribute: the entity has an instance whose
+        header meets it (`openpacs.index.header_sql`); None when SQL cannot render it."""
+        i, se, st = schema.instances, schema.series, schema.studies
+        clause = header_clause(i.c.header, condition, self._dialect)
+        if clause is None or level is Level.IMAGE:
+            return clause
+        source: Any = i
+        owner = i.c.series_pk
+        if level is not Level.SERIES:
+            source = i.join(se, i.c.series_pk == se.c.pk)
+            owner = se.c.study_pk
+        if level is Level.PATIENT:
+            source = source.join(st, se.c.study_pk == st.c.pk)
+            owner = st.c.patient_pk
+        return exists(select(1).select_from(source).where(owner == _OWNER[level], clause))
 
     def _clause(self, level: Level, condition: Condition) -> Any:
         """SQL for a condition; None to evaluate it on headers; True to ignore it."""
@@ -124,7 +181,11 @@ class Finder:
             Level.STUDY: se.c.study_pk,
             Level.PATIENT: st.c.patient_pk,
         }[level]
-        source = _joined(Level.IMAGE)
+        source: Any = i  # joined only as far up as the owner's column
+        if level in (Level.STUDY, Level.PATIENT):
+            source = i.join(se, i.c.series_pk == se.c.pk)
+        if level is Level.PATIENT:
+            source = source.join(st, se.c.study_pk == st.c.pk)
         first: dict[int, int] = {}
         for chunk in _chunks(pks):
             statement = (
@@ -143,18 +204,22 @@ class Finder:
     def computed(
         self, conn: Connection, level: Level, pks: Sequence[int], wanted: set[str]
     ) -> dict[int, dict[str, Any]]:
-        """The computed keys in `wanted` of the level's rows `pks` (for listings that select
-        their own rows)."""
+        """The computed keys in `wanted` of the level's rows `pks`: one grouped query per batch
+        for the counts, one per list key. (Counts as subqueries correlated with each row let
+        PostgreSQL misjudge them as a scan of every instance per row.)"""
         result = self._listed(conn, level, pks, wanted)
-        counts = _counts(level, wanted)
-        if not counts:
+        counted = tuple(
+            sorted(k for k in wanted if COMPUTED_KEYS.get(k) is level and k in _COUNTED)
+        )
+        if not counted or not pks:
             return result
-        table = _TABLE[level]
+        statement = _count_statement(level, counted)
         for chunk in _chunks(pks):
-            statement = select(table.c.pk.label("_pk"), *counts).where(table.c.pk.in_(chunk))
-            for row in conn.execute(statement):
+            for pk in chunk:
+                result[pk].update(dict.fromkeys(counted, 0))
+            for row in conn.execute(statement, {"owners": chunk}):
                 values = row._asdict()
-                result[int(values.pop("_pk"))].update(values)
+                result[int(values.pop("_owner"))].update(values)
         return result
 
     def _listed(
@@ -255,20 +320,10 @@ def _columns(level: Level) -> tuple[Label[Any], ...]:
     return tuple(_TABLE[k.level].c[k.column].label(k.keyword) for k in keys)
 
 
-def _counts(level: Level, wanted: set[str]) -> list[Label[Any]]:
-    """The count keys of `level` among `wanted`, as labelled correlated subqueries."""
-    return [
-        _count_below(level, keyword).label(keyword)
-        for keyword in sorted(wanted)
-        if COMPUTED_KEYS.get(keyword) is level and keyword in _COUNTED
-    ]
-
-
 @functools.cache
-def _count_below(level: Level, keyword: str) -> ScalarSelect[Any]:
-    """A count key as a subquery correlated with the level's row, so the main query answers
-    it: the entities below that hold at least one instance (the hierarchy joined down to
-    its instances), without a second query per key."""
+def _count_statement(level: Level, keywords: tuple[str, ...]) -> Select[Any]:
+    """The count keys of the entities bound as `owners`, grouped: the entities below that
+    hold at least one instance (the hierarchy joined down to its instances)."""
     st, se, i = schema.studies, schema.series, schema.instances
     source: Any = i
     owner = i.c.series_pk
@@ -278,10 +333,16 @@ def _count_below(level: Level, keyword: str) -> ScalarSelect[Any]:
     if level is Level.PATIENT:
         source = source.join(st, se.c.study_pk == st.c.pk)
         owner = st.c.patient_pk
-    counted = _COUNTED[keyword]
-    count = func.count() if counted is i.c.pk else func.count(distinct(counted))
-    subquery = select(count).select_from(source)
-    return subquery.where(owner == _OWNER[level]).correlate(_TABLE[level]).scalar_subquery()
+    counts = [
+        (func.count() if _COUNTED[k] is i.c.pk else func.count(distinct(_COUNTED[k]))).label(k)
+        for k in keywords
+    ]
+    return (
+        select(owner.label("_owner"), *counts)
+        .select_from(source)
+        .where(owner.in_(bindparam("owners", expanding=True)))
+        .group_by(owner)
+    )
 
 
 def _without_pk(row: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def condition_clause(table: Table, condition: Condition, dialect: str) -> Column
         clauses.append(column.in_(equals))
     for alternative in alternatives:
         if isinstance(alternative, Pattern):
-            clauses.append(_pattern_clause(column, alternative.pattern, dialect))
+            clauses.append(pattern_clause(column, alternative.pattern, dialect))
         elif isinstance(alternative, Range):
             bounds = []
             if alternative.low is not None:
@@ -42,7 +42,7 @@ def condition_clause(table: Table, condition: Condition, dialect: str) -> Column
     return clauses[0] if len(clauses) == 1 else or_(*clauses)
 
 
-def _pattern_clause(column: ColumnElement[str], pattern: str, dialect: str) -> ColumnElement[bool]:
+def pattern_clause(column: ColumnElement[str], pattern: str, dialect: str) -> ColumnElement[bool]:
     prefix = _literal_prefix(pattern)
     if dialect == "sqlite":
         glob = "".join("[[]" if ch == "[" else "[]]" if ch == "]" else ch for ch in pattern)

@@ -170,9 +170,18 @@ class Server:
         return f"{self.host}:{self.pid}"
 
 
+MAX_CURSOR_LENGTH = 512
+"""The longest page cursor a listing accepts."""
+
+
 @dataclass(frozen=True)
 class Page:
-    """One page of a listing and how many entries match in all."""
+    """One page of a listing, how many entries match in all, where the page starts among
+    them, and the cursors of the pages around it (None at either end)."""
 
     total: int
     items: list[dict[str, Any]]
+    offset: int = 0
+    next: str | None = None
+    previous: str | None = None
+    last: str | None = None

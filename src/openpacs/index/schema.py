@@ -99,6 +99,17 @@ instances = Table(
     Index("ix_instances_sop_class", "sop_class_uid"),
 )
 
+# Indexes the migrations create on PostgreSQL only, outside these models: expression indexes
+# SQLite cannot have and Alembic cannot compare (the GIN index over each header as jsonb that
+# `header_sql` uses). Schema comparisons leave them out.
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_instances_header_jsonb"})
+
+
+def compared(name: str | None, type_: str, reflected: bool) -> bool:
+    """Alembic's `include_object`: whether a schema item takes part in a comparison."""
+    return not (type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES)
+
+
 LEVEL_TABLES = (patients, studies, series, instances)
 
 # --- site state shared by every server: accounts, audit trail, known AEs, jobs ---------------

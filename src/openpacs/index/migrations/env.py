@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from openpacs.index.schema import metadata
+from openpacs.index.schema import compared, metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
@@ -13,6 +13,7 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
     transactional_ddl=True,  # SQLite and PostgreSQL both roll DDL back on failure
     compare_type=True,
+    include_object=lambda item, name, type_, reflected, _: compared(name, type_, reflected),
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -13,7 +13,11 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.errors import NotFound
+<<<<<<< HEAD
 from openpacs.web.audit import audited
+=======
+from openpacs.index.records import MAX_CURSOR_LENGTH
+>>>>>>> search
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.rest.search import MAX_LIMIT, conditions, sort_key, unique
 from openpacs.web.rest.zipstream import zip_stream
@@ -36,6 +40,14 @@ Sort = Annotated[
         description="An indexed keyword, e.g. StudyDate; a leading - sorts descending.",
     ),
 ]
+PageCursor = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The `next` or `previous` of a page of the same search and sort.",
+    ),
+]
 _CHUNK = 1024 * 1024
 _CHILDREN = 100_000
 _LEVELS = {
@@ -52,7 +64,13 @@ _CHILD_SORT = {
 
 
 def _search(
-    archive: Archive, level: Level, request: Request, limit: int, offset: int, sort: str | None
+    archive: Archive,
+    level: Level,
+    request: Request,
+    limit: int,
+    offset: int,
+    sort: str | None,
+    cursor: str | None,
 ) -> dict[str, Any]:
     key, descending = sort_key(sort)
     page = archive.browser.page(
@@ -62,8 +80,16 @@ def _search(
         descending=descending,
         limit=limit,
         offset=offset,
+        cursor=cursor,
     )
-    return {"total": page.total, "items": page.items}
+    return {
+        "total": page.total,
+        "offset": page.offset,
+        "next": page.next,
+        "previous": page.previous,
+        "last": page.last,
+        "items": page.items,
+    }
 
 
 def _one(archive: Archive, level: Level, uid: str) -> dict[str, Any]:
@@ -88,13 +114,16 @@ def _search_route(path: str, level: Level) -> None:
         limit: Limit = 100,
         offset: Offset = 0,
         sort: Sort = None,
+        cursor: PageCursor = None,
     ) -> dict[str, Any]:
-        return _search(archive, level, request, limit, offset, sort)
+        return _search(archive, level, request, limit, offset, sort, cursor)
 
     search.__doc__ = (
         f"Search {path}: indexed DICOM keywords as parameters (e.g. PatientName=DOE*, "
         "StudyDate=20200101-20201231, ModalitiesInStudy=CT), C-FIND value syntax; "
-        '`{"total": N, "items": [...]}`.'
+        '`{"total": N, "offset": first item\'s position, "next", "previous", "last": cursors, '
+        '"items": [...]}`. Page on with `cursor=` a cursor of the last answer '
+        "(same search and sort): a cursor seeks, where a deep offset counts every row before it."
     )
     router.add_api_route(
         f"/{path}", audited("query")(search), methods=["GET"], dependencies=READ, name=path

@@ -1,15 +1,16 @@
-"""REST search parameters: DICOM keywords of indexed attributes as query parameters, with the
-C-FIND value syntax (wildcards, ranges, UID lists), plus `limit`, `offset` and `sort`."""
+"""REST search parameters: DICOM keywords (or tags) as query parameters, with the C-FIND value
+syntax (wildcards, ranges, UID lists), plus `limit`, `offset`, `cursor` and `sort`. Indexed
+keys match their columns; any other text or UID attribute matches in the stored headers."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from openpacs.dicom.levels import INDEXED_KEYS, Level
+from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition, Equals, condition_for, tag_of
 from openpacs.errors import InvalidQuery
 
-CONTROL = frozenset({"limit", "offset", "sort"})
+CONTROL = frozenset({"limit", "offset", "sort", "cursor"})
 MAX_LIMIT = 1000
 _STUDY_ONLY = frozenset({"ModalitiesInStudy"})
 _MAX_VALUE = 1024
@@ -22,16 +23,20 @@ def conditions(level: Level, params: Mapping[str, str]) -> list[Condition]:
         if keyword in CONTROL:
             continue
         key = INDEXED_KEYS.get(keyword)
-        allowed = (key is not None and key.level.depth <= level.depth) or (
-            keyword in _STUDY_ONLY and level is Level.STUDY
+        refused = (key is not None and key.level.depth > level.depth) or (
+            keyword in COMPUTED_KEYS and not (keyword in _STUDY_ONLY and level is Level.STUDY)
         )
-        if not allowed:
+        try:
+            tag = tag_of(keyword)
+        except InvalidQuery:
+            refused = True
+        if refused:
             raise InvalidQuery(
                 f"unknown search parameter {keyword[:64]!r} for {level.value.lower()} searches"
             )
         if len(value) > _MAX_VALUE:
             raise InvalidQuery(f"{keyword}: value too long")
-        condition = condition_for(tag_of(keyword), value)
+        condition = condition_for(tag, value)
         if condition is not None:
             found.append(condition)
     return found

@@ -19,14 +19,15 @@ function sortKey(item, key) {
   return key === "PatientName" ? personName(value(item, "PatientName")).toUpperCase() : String(value(item, key, ""));
 }
 
-/** {total, items, more}: one page of studies. `more` is set when only QIDO-RS answered. */
+/** {total, offset, items, next, previous, last, more}: one page of studies. The REST API
+ * pages by cursor (`next`...); `more` is set when only QIDO-RS answered, which pages by offset. */
 export async function searchStudies(params) {
   try {
     return await api(`/api/studies${query(params)}`);
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 404) throw error;
   }
-  const { sort, limit, offset, ...keys } = params;
+  const { sort, limit, offset, cursor, ...keys } = params;
   const items = await api(`/dicom-web/studies${qidoParams({ ...keys, limit: Number(limit) + 1, offset }, STUDY_FIELDS)}`, { headers: DICOM_JSON });
   const more = items.length > limit;
   const page = items.slice(0, limit);

@@ -1,5 +1,6 @@
 // The study list: search form, server-side sort and paging through /api/studies (limit,
-// offset, sort), so a page costs the same with a hundred studies or a hundred thousand.
+// sort, and the cursors each page carries), so a page costs the same with a hundred studies
+// or a hundred thousand, however deep. Offsets remain for the QIDO-RS fallback.
 
 import { searchStudies } from "./catalog.js";
 import { clear, h, message } from "./dom.js";
@@ -41,7 +42,7 @@ export function studyQuery(state) {
     StudyDescription: contains(state.description || ""),
     sort: state.sort || "-StudyDate",
     limit: state.limit || 50,
-    offset: state.offset || 0,
+    ...(state.cursor ? { cursor: state.cursor } : { offset: state.offset || 0 }),
   };
 }
 
@@ -79,7 +80,7 @@ export async function studiesPage(main, { params, navigate }) {
       role: "search",
       onsubmit: (event) => {
         event.preventDefault();
-        const changes = { offset: 0 };
+        const changes = { offset: 0, cursor: "" };
         for (const key of FIELDS) changes[key] = inputs[key].value.trim();
         go(changes);
       },
@@ -100,7 +101,7 @@ export async function studiesPage(main, { params, navigate }) {
         {
           class: "secondary",
           type: "button",
-          onclick: () => go(Object.fromEntries([...FIELDS.map((key) => [key, ""]), ["offset", 0]])),
+          onclick: () => go(Object.fromEntries([...FIELDS.map((key) => [key, ""]), ["offset", 0], ["cursor", ""]])),
         },
         "Clear",
       ),
@@ -131,7 +132,7 @@ export async function studiesPage(main, { params, navigate }) {
       { scope: "col", "aria-sort": ascending ? "ascending" : descending ? "descending" : "none" },
       h(
         "button",
-        { class: "sort", type: "button", "data-testid": `sort-${key}`, onclick: () => go({ sort: next, offset: 0 }) },
+        { class: "sort", type: "button", "data-testid": `sort-${key}`, onclick: () => go({ sort: next, offset: 0, cursor: "" }) },
         label,
         h("span", { class: "sort-mark", "aria-hidden": "true" }, ascending ? " ▲" : descending ? " ▼" : ""),
       ),
@@ -164,29 +165,40 @@ export async function studiesPage(main, { params, navigate }) {
   });
 
   const last = Math.max(0, Math.floor((total - 1) / state.limit) * state.limit);
+  // The REST API answers cursors (null at either end); QIDO-RS answers none, so offsets.
+  const cursors = "next" in answer;
+  const start = cursors ? answer.offset || 0 : state.offset;
+  const atStart = cursors ? !answer.previous : state.offset <= 0;
+  const atEnd = cursors ? !answer.next : state.offset + state.limit >= total;
+  const pageTo = {
+    first: () => go({ offset: 0, cursor: "" }),
+    previous: () => go(cursors ? { cursor: answer.previous, offset: 0 } : { offset: Math.max(0, state.offset - state.limit) }),
+    next: () => go(cursors ? { cursor: answer.next, offset: 0 } : { offset: state.offset + state.limit }),
+    last: () => go(cursors ? { cursor: answer.last, offset: 0 } : { offset: last }),
+  };
   const pager = h(
     "div",
     { class: "pager" },
     h(
       "span",
       { "data-testid": "result-count" },
-      total ? `${state.offset + 1}–${state.offset + items.length} of ${total.toLocaleString()}${answer.more ? "+" : ""}` : "No studies match",
+      total ? `${start + 1}–${start + items.length} of ${total.toLocaleString()}${answer.more ? "+" : ""}` : "No studies match",
       h("span", { class: "muted" }, ` · ${elapsed} ms`),
     ),
     h(
       "div",
       { class: "pager-buttons" },
-      h("button", { class: "secondary", disabled: state.offset <= 0, onclick: () => go({ offset: 0 }), "aria-label": "First page" }, "«"),
-      h("button", { class: "secondary", disabled: state.offset <= 0, onclick: () => go({ offset: Math.max(0, state.offset - state.limit) }) }, "‹ Previous"),
-      h("button", { class: "secondary", disabled: state.offset + state.limit >= total, onclick: () => go({ offset: state.offset + state.limit }) }, "Next ›"),
-      h("button", { class: "secondary", disabled: state.offset + state.limit >= total, onclick: () => go({ offset: last }), "aria-label": "Last page" }, "»"),
+      h("button", { class: "secondary", disabled: atStart, onclick: pageTo.first, "aria-label": "First page" }, "«"),
+      h("button", { class: "secondary", disabled: atStart, onclick: pageTo.previous, "data-testid": "previous-page" }, "‹ Previous"),
+      h("button", { class: "secondary", disabled: atEnd, onclick: pageTo.next, "data-testid": "next-page" }, "Next ›"),
+      h("button", { class: "secondary", disabled: atEnd, onclick: pageTo.last, "aria-label": "Last page" }, "»"),
       h(
         "label",
         {},
         "Per page ",
         h(
           "select",
-          { onchange: (event) => go({ limit: event.target.value, offset: 0 }) },
+          { onchange: (event) => go({ limit: event.target.value, offset: 0, cursor: "" }) },
           PAGE_SIZES.map((size) => h("option", { value: size, selected: size === state.limit }, size)),
         ),
       ),

@@ -1,0 +1,137 @@
+"""`python -m bench.search [--studies N]`: deep paging and any-attribute search on
+PostgreSQL at 100,000 studies (one instance each).
+
+The index is seeded with synthetic rows in bulk (the ingest path is measured elsewhere), then
+each figure is the median of a few runs, in-process against the index classes the servers use:
+a REST study listing (sort -StudyDate, 50 a page) at offset 0, at a deep offset and at the same
+depth by cursor; a study-level C-FIND/QIDO query on a non-indexed attribute (InstitutionName,
+equality through the jsonb GIN index, and a wildcard), and the REST search on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import insert
+
+from bench import services
+
+RUNS = 5
+CHUNK = 5000
+INSTITUTIONS = 100
+
+
+def _rows(studies: int) -> dict[str, list[dict[str, Any]]]:
+    now = "2026-01-01T00:00:00+00:00"
+    tables: dict[str, list[dict[str, Any]]] = {k: [] for k in ("p", "st", "se", "i")}
+    for n in range(1, studies + 1):
+        date = f"{2000 + n % 25:04d}{1 + n % 12:02d}{1 + n % 28:02d}"
+        institution = f"Hospital {n % INSTITUTIONS}"
+        header = {
+            "00080020": {"vr": "DA", "Value": [date]},
+            "00080080": {"vr": "LO", "Value": [institution]},
+            "00081030": {"vr": "LO", "Value": [f"Study {n}"]},
+            "00100010": {"vr": "PN", "Value": [{"Alphabetic": f"PATIENT^{n}"}]},
+            "00100020": {"vr": "LO", "Value": [f"P{n}"]},
+            "0020000D": {"vr": "UI", "Value": [f"1.2.3.{n}"]},
+            "0020000E": {"vr": "UI", "Value": [f"1.2.3.{n}.1"]},
+            "00080018": {"vr": "UI", "Value": [f"1.2.3.{n}.1.1"]},
+        }
+        tables["p"].append(
+            {"pk": n, "patient_id": f"P{n}", "patient_name": f"PATIENT^{n}",
+             "patient_name_norm": f"PATIENT^{n}", "created_at": now}
+        )  # fmt: skip
+        tables["st"].append(
+            {"pk": n, "patient_pk": n, "study_uid": f"1.2.3.{n}", "study_date": date,
+             "referring_physician_name": "", "referring_physician_name_norm": "",
+             "study_description": f"Study {n}", "created_at": now}
+        )  # fmt: skip
+        tables["se"].append(
+            {"pk": n, "study_pk": n, "series_uid": f"1.2.3.{n}.1", "modality": "CT",
+             "series_number": 1, "created_at": now}
+        )  # fmt: skip
+        tables["i"].append(
+            {"pk": n, "series_pk": n, "sop_uid": f"1.2.3.{n}.1.1",
+             "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2", "instance_number": 1,
+             "transfer_syntax": "1.2.840.10008.1.2.1", "blob_key": f"k/{n}", "blob_size": 1,
+             "blob_sha256": "0" * 64, "created_at": now, "header": json.dumps(header)}
+        )  # fmt: skip
+    return tables
+
+
+def _median_ms(work: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.search")
+    parser.add_argument("--studies", type=int, default=100_000)
+    args = parser.parse_args()
+    from sqlalchemy import text
+
+    from openpacs.dicom.levels import Level
+    from openpacs.dicom.query import Query, condition_for, tag_of
+    from openpacs.index import migrate, schema
+    from openpacs.index.browse import SqlBrowser
+    from openpacs.index.catalog import Catalog
+    from openpacs.index.engine import create_index_engine
+
+    name = services.create_database("bench_search")
+    try:
+        engine = create_index_engine(services.database_url(name))
+        migrate.upgrade(engine)
+        started = time.perf_counter()
+        rows = _rows(args.studies)
+        with engine.begin() as conn:
+            for table, key in ((schema.patients, "p"), (schema.studies, "st"),
+                               (schema.series, "se"), (schema.instances, "i")):  # fmt: skip
+                for start in range(0, len(rows[key]), CHUNK):
+                    conn.execute(insert(table), rows[key][start : start + CHUNK])
+        with engine.connect() as conn:
+            conn.execute(text("COMMIT"))
+            conn.execute(text("ANALYZE"))
+        print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
+        browser, catalog = SqlBrowser(engine), Catalog(engine)
+        deep = max(0, args.studies - 10_000)
+
+        def page(**kw: Any) -> Any:
+            return browser.page(Level.STUDY, [], sort="StudyDate", descending=True, limit=50, **kw)
+
+        cursor = page(offset=deep - 50).next
+        equal = condition_for(tag_of("InstitutionName"), "Hospital 7")
+        pattern = condition_for(tag_of("InstitutionName"), "Hospital 7*")
+        returned = (int(tag_of("InstitutionName")), int(tag_of("StudyDescription")))
+        figures = {
+            "REST studies page, offset 0 (ms)": lambda: page(),
+            f"REST studies page, offset {deep:,} (ms)": lambda: page(offset=deep),
+            f"REST studies page, cursor at {deep:,} (ms)": lambda: page(cursor=cursor),
+            "C-FIND/QIDO study InstitutionName=Hospital 7, limit 100 (ms)": lambda: catalog.find(
+                Query(Level.STUDY, (equal,), return_tags=returned, limit=100)
+            ),
+            "C-FIND/QIDO study InstitutionName=Hospital 7*, limit 100 (ms)": lambda: catalog.find(
+                Query(Level.STUDY, (pattern,), return_tags=returned, limit=100)
+            ),
+            "REST studies InstitutionName=Hospital 7, total + page (ms)": lambda: browser.page(
+                Level.STUDY, [equal], limit=50
+            ),
+        }
+        assert page(offset=deep).items == page(cursor=cursor).items
+        for label, work in figures.items():
+            print(f"{label:<70} {_median_ms(work):8.1f}")
+        catalog.close()
+    finally:
+        services.drop_database(name)
+
+
+if __name__ == "__main__":
+    main()
