@@ -522,6 +522,12 @@ class AuthSettings(_Section):
     )
 
 
+_IN_INDEX_DATABASE = (
+    '"postgresql" keeps blobs in the index database: set a postgresql:// database.url, '
+    "or give the blobs a postgresql:// URL"
+)
+
+
 class Settings(_Section):
     """The whole configuration, one immutable tree."""
 
@@ -534,6 +540,17 @@ class Settings(_Section):
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings, description="Archive policy.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
 
+    def with_storage_url(self, url: str) -> Settings:
+        """These settings with another `[storage] url`, checked as the file's would be."""
+        try:
+            storage = StorageSettings.model_validate({**self.storage.model_dump(), "url": url})
+        except ValidationError as exc:
+            errors = [{**error, "loc": ("storage", *error["loc"])} for error in exc.errors()]
+            raise ConfigError("\n".join(describe_errors(errors, {}))) from None  # type: ignore[arg-type]
+        if storage.url == "postgresql" and not self.database.url.startswith("postgres"):
+            raise ConfigError(f"storage.url: {_IN_INDEX_DATABASE}")
+        return self.model_copy(update={"storage": storage})
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.storage.url == "postgresql" and not self.database.url.startswith("postgres"):
@@ -541,8 +558,7 @@ class Settings(_Section):
                 [
                     (
                         "storage.url",
-                        '"postgresql" keeps blobs in the index database: set a '
-                        "postgresql:// database.url, or give the blobs a postgresql:// URL",
+                        _IN_INDEX_DATABASE,
                     )
                 ]
             )

@@ -43,7 +43,11 @@ class _LazyGroup(click.Group):
 
 @click.group(
     cls=_LazyGroup,
-    lazy={"users": "openpacs.cli.users:users", "certs": "openpacs.cli.certs:certs"},
+    lazy={
+        "users": "openpacs.cli.users:users",
+        "certs": "openpacs.cli.certs:certs",
+        "store": "openpacs.cli.store:store",
+    },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="openpacs")
