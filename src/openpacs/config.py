@@ -472,6 +472,13 @@ class StorageSettings(_Section):
         return "folder"
 
     @property
+    def shown_url(self) -> str:
+        """The URL as it may be printed: a postgresql:// URL's password masked."""
+        if self.kind == "postgresql" and self.url != "postgresql":
+            return make_url(self.url).render_as_string(hide_password=True)
+        return self.url
+
+    @property
     def folder_path(self) -> Path:
         """The folder of a path or file:// URL; a relative path stays relative to the cwd."""
         if self.kind != "folder":

@@ -125,7 +125,8 @@ def migrate(
         _switch(config_file, target_settings.storage.url)
         if load_settings(config_file).storage.url != target_settings.storage.url:
             raise click.ClickException(f"{config_file}: [storage] url did not change")
-        click.echo(f"{config_file}: [storage] url = {target_url!r}; restart the servers, then")
+        shown = target_settings.storage.shown_url
+        click.echo(f"{config_file}: [storage] url = {shown!r}; restart the servers, then")
     else:
         click.echo("set [storage] url to the new store and restart the servers, then")
     click.echo(
