@@ -21,18 +21,23 @@ SHORT = {
     "openpacs-pg-s3": "op-pg-s3*",
     "orthanc-sqlite": "orth-sqlite",
     "orthanc-postgresql": "orth-pg",
+    "openpacs-pg-pgblobs": "op-pg-pgb",
+    "orthanc-pg-pgblobs": "orth-pg-pgb",
     "storescp": "storescp",
     "pynetdicom": "pynetdicom",
 }
 RATIOS = (
     ("op/orth sqlite", "openpacs-sqlite", "orthanc-sqlite"),
     ("op/orth pg", "openpacs-postgresql", "orthanc-postgresql"),
+    ("op/orth pg-pgb", "openpacs-pg-pgblobs", "orthanc-pg-pgblobs"),
 )
 LEGEND = (
     "op = openpacs, orth = Orthanc (Debian), storescp = DCMTK storescp --fork +B (the floor), "
     "pynetdicom = a bare pynetdicom storage SCP in one process (1 MB PDUs, chunked receive, no "
     "index, no fsync: the ceiling of openpacs's DICOM library). "
     "* op-pg-s3: PostgreSQL index + S3 emulated by moto (moto's speed is not S3's). "
+    '-pgb: images in PostgreSQL (openpacs [storage] url = "postgresql"; Orthanc\'s '
+    "PostgreSQL plugin with EnableStorage: true). "
     "Ratios are openpacs/Orthanc on the same index backend: for inst/s and MB/s higher is "
     "better, for ms, s, MB and CPU lower is better. MB = 10^6 bytes. Memory is VmRSS summed "
     "over the server's process tree (the PostgreSQL server and moto are not counted). "

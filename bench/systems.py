@@ -38,12 +38,18 @@ SYSTEMS = (
     "openpacs-sqlite",
     "openpacs-postgresql",
     "openpacs-pg-s3",
+    "openpacs-pg-pgblobs",
     "orthanc-sqlite",
     "orthanc-postgresql",
+    "orthanc-pg-pgblobs",
     "storescp",
     "pynetdicom",
 )
-LABELS = {"openpacs-pg-s3": "openpacs-pg-s3 (S3 emulated by moto)"}
+LABELS = {
+    "openpacs-pg-s3": "openpacs-pg-s3 (S3 emulated by moto)",
+    "openpacs-pg-pgblobs": "openpacs-pg-pgblobs (images in the PostgreSQL index database)",
+    "orthanc-pg-pgblobs": "orthanc-pg-pgblobs (PostgreSQL plugin, EnableStorage: true)",
+}
 INGEST_ONLY = {"storescp", "pynetdicom"}
 _MOTO_LOCK = threading.Lock()
 
@@ -124,6 +130,10 @@ _NEEDS: dict[str, list[tuple[Path, str]]] = {
 _NEEDS["orthanc-postgresql"] = [
     *_NEEDS["orthanc-sqlite"],
     (ORTHANC_PLUGINS / "libOrthancPostgreSQLIndex.so", "orthanc-postgresql"),
+]
+_NEEDS["orthanc-pg-pgblobs"] = [
+    *_NEEDS["orthanc-postgresql"],
+    (ORTHANC_PLUGINS / "libOrthancPostgreSQLStorage.so", "orthanc-postgresql"),
 ]
 _CLIENTS = [(Path("/usr/bin") / tool, "dcmtk") for tool in ("storescu", "findscu", "movescu")]
 
@@ -240,7 +250,7 @@ def _openpacs(name: str, ctx: Context, folder: Path, cleanups: list[Callable[[],
     db_url = f"sqlite:///{folder / 'index.db'}"
     storage: dict[str, Any] = {"url": str(folder / "blobs")}
     env = child_environ()
-    if name in ("openpacs-postgresql", "openpacs-pg-s3"):
+    if name in ("openpacs-postgresql", "openpacs-pg-s3", "openpacs-pg-pgblobs"):
         database = services.create_database("bench_openpacs")
         cleanups.append(lambda: services.drop_database(database))
         db_url = services.database_url(database)
@@ -250,6 +260,8 @@ def _openpacs(name: str, ctx: Context, folder: Path, cleanups: list[Callable[[],
         storage["s3_region"] = moto.region
         cleanups.append(moto.reset)
         env.update(moto.environment)
+    if name == "openpacs-pg-pgblobs":
+        storage = {"url": "postgresql"}
     config = write_openpacs_config(
         folder, ctx, port=free_port(), http_port=free_port(), db_url=db_url, storage=storage
     )
@@ -289,14 +301,16 @@ def _orthanc(name: str, ctx: Context, folder: Path, cleanups: list[Callable[[], 
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         "Plugins": plugins,
     }
-    if name == "orthanc-postgresql":
+    if name in ("orthanc-postgresql", "orthanc-pg-pgblobs"):
         database = services.create_database("bench_orthanc")
         cleanups.append(lambda: services.drop_database(database))
         params = services.database_params()
         plugins.append(str(ORTHANC_PLUGINS / "libOrthancPostgreSQLIndex.so"))
+        if name == "orthanc-pg-pgblobs":
+            plugins.append(str(ORTHANC_PLUGINS / "libOrthancPostgreSQLStorage.so"))
         config["PostgreSQL"] = {
             "EnableIndex": True,
-            "EnableStorage": False,
+            "EnableStorage": name == "orthanc-pg-pgblobs",
             "Host": params["host"],
             "Port": params["port"],
             "Database": database,

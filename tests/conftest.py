@@ -62,6 +62,8 @@ def _backend(request: pytest.FixtureRequest) -> Backend:
     url = request.getfixturevalue("postgres_url")
     if name == "postgresql-folder":
         return Backend(name, postgres_url=url)
+    if name == "postgresql-postgresql":
+        return Backend(name, postgres_url=url, blobs_in_database=True)
     return Backend(
         name, postgres_url=url, s3_endpoint=request.getfixturevalue("s3_endpoint_session")
     )

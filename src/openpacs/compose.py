@@ -59,6 +59,8 @@ def build_store(settings: Settings) -> BlobStore:
         from openpacs.storage.folder import FolderStore
 
         return FolderStore(storage.folder_path)
+    if storage.kind == "postgresql":
+        return build_postgres_store(settings)
     try:
         from openpacs.storage.s3 import S3Store  # boto3 costs ~20 MB: only when used
 
@@ -72,6 +74,22 @@ def build_store(settings: Settings) -> BlobStore:
         )
     except ValueError as exc:
         raise ConfigError(f"storage.url: {exc}") from None
+
+
+def build_postgres_store(settings: Settings) -> BlobStore:
+    """Blobs in the index database (`"postgresql"`, with the index's credentials) or in
+    a database of their own (a postgresql:// URL)."""
+    from openpacs.index.engine import create_index_engine
+    from openpacs.storage.postgres import PostgresStore
+
+    storage, database = settings.storage, settings.database
+    if storage.url == "postgresql":
+        engine = build_index_engine(settings)
+    else:
+        engine = create_index_engine(
+            storage.url, pool_size=database.pool_size, max_overflow=database.max_overflow
+        )
+    return PostgresStore(engine, chunk_size=storage.postgres_chunk_kib * 1024)
 
 
 def build_index_engine(settings: Settings) -> Engine:

@@ -164,6 +164,8 @@ _IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
 
 def _storage_url(value: str) -> str:
     value = _not_empty(value)
+    if value == "postgresql":
+        return value  # blobs in the index database
     scheme = SCHEME.match(value)
     if scheme is None:
         return value  # a folder path
@@ -179,10 +181,17 @@ def _storage_url(value: str) -> str:
             raise problem(f"invalid S3 bucket name {show_value(bucket)}")
         if parts.query or parts.fragment:
             raise problem("must be s3://bucket/prefix, without a query or fragment")
+    elif scheme[1].lower() in ("postgresql", "postgres"):
+        try:  # never echo the value: it may hold a password
+            parsed = make_url(value)
+        except (ArgumentError, ValueError):
+            raise problem("not a valid postgresql://user@host/db URL") from None
+        if parsed.drivername not in ("postgresql", "postgresql+psycopg") or not parsed.database:
+            raise problem("must be postgresql://user@host/db, naming the database")
     else:
         raise problem(
-            f"unsupported scheme {scheme[1]!r}: use a folder path, file:///absolute/path "
-            "or s3://bucket/prefix"
+            f"unsupported scheme {scheme[1]!r}: use a folder path, file:///absolute/path, "
+            's3://bucket/prefix, "postgresql" or postgresql://user@host/db'
         )
     return value
 
@@ -427,8 +436,15 @@ class StorageSettings(_Section):
 
     url: Annotated[str, AfterValidator(_storage_url)] = Field(
         default="data/blobs",
-        description="A folder (relative to the working directory), file:///absolute/path "
-        "or s3://bucket/prefix.",
+        description="A folder (relative to the working directory), file:///absolute/path, "
+        's3://bucket/prefix, "postgresql" (blobs in the index database, which must be '
+        "PostgreSQL) or postgresql://user@host/db (a database for blobs; a secret when it "
+        "holds a password: prefer OPENPACS_STORAGE__URL_FILE).",
+    )
+    postgres_chunk_kib: Annotated[int, BeforeValidator(_int_between(4, 65536))] = Field(
+        default=1024,
+        description="Extension: size of the chunks a PostgreSQL blob store keeps a blob in, "
+        "in KiB (each write and read moves one chunk per statement).",
     )
     s3_endpoint: Annotated[str, AfterValidator(_http_url)] = Field(
         default="", description="S3 endpoint URL; empty: AWS, otherwise MinIO, Ceph, ..."
@@ -446,9 +462,21 @@ class StorageSettings(_Section):
         return self
 
     @property
-    def kind(self) -> Literal["folder", "s3"]:
+    def kind(self) -> Literal["folder", "s3", "postgresql"]:
         """Which blob store the URL asks for."""
-        return "s3" if self.url.lower().startswith("s3://") else "folder"
+        lowered = self.url.lower()
+        if lowered.startswith("s3://"):
+            return "s3"
+        if lowered == "postgresql" or lowered.startswith(("postgresql", "postgres://")):
+            return "postgresql"
+        return "folder"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as it may be printed: a postgresql:// URL's password masked."""
+        if self.kind == "postgresql" and self.url != "postgresql":
+            return make_url(self.url).render_as_string(hide_password=True)
+        return self.url
 
     @property
     def folder_path(self) -> Path:
@@ -501,6 +529,12 @@ class AuthSettings(_Section):
     )
 
 
+_IN_INDEX_DATABASE = (
+    '"postgresql" keeps blobs in the index database: set a postgresql:// database.url, '
+    "or give the blobs a postgresql:// URL"
+)
+
+
 class Settings(_Section):
     """The whole configuration, one immutable tree."""
 
@@ -512,6 +546,30 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Blob store.")
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings, description="Archive policy.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
+
+    def with_storage_url(self, url: str) -> Settings:
+        """These settings with another `[storage] url`, checked as the file's would be."""
+        try:
+            storage = StorageSettings.model_validate({**self.storage.model_dump(), "url": url})
+        except ValidationError as exc:
+            errors = [{**error, "loc": ("storage", *error["loc"])} for error in exc.errors()]
+            raise ConfigError("\n".join(describe_errors(errors, {}))) from None  # type: ignore[arg-type]
+        if storage.url == "postgresql" and not self.database.url.startswith("postgres"):
+            raise ConfigError(f"storage.url: {_IN_INDEX_DATABASE}")
+        return self.model_copy(update={"storage": storage})
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.storage.url == "postgresql" and not self.database.url.startswith("postgres"):
+            key_problems(
+                [
+                    (
+                        "storage.url",
+                        _IN_INDEX_DATABASE,
+                    )
+                ]
+            )
+        return self
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -38,8 +38,7 @@ SAMPLE = {
     "db_secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-1234-AbCdEf",
     "admin_secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:admin-AbCdEf",
     "admin_user": "admin",
-    "bucket": "openpacs-images-111122223333-eu-west-1",
-    "prefix": "archive",
+    "storage_url": "s3://openpacs-images-111122223333-eu-west-1/archive",
     "kms_key_arn": "arn:aws:kms:eu-west-1:111122223333:key/0000aaaa-bbbb-cccc-dddd-eeeeffff0000",
     "ae_title": "OPENPACS",
     "log_group": "/openpacs/openpacs/server",
@@ -88,6 +87,16 @@ def test_the_template_and_the_module_agree_on_its_variables() -> None:
         'templatefile("${path.module}/user-data.sh.tftpl", local.user_data_vars)'
         in (template["user_data"])
     )
+
+
+def test_blobs_in_rds_are_the_index_database() -> None:
+    """blob_store = "rds": the module passes "postgresql", the blobs' URL for the index's
+    own database, and the script writes it as [storage] url."""
+    expression = locals_of(MODULES / "compute")["user_data_vars"]["storage_url"]
+    assert '"rds"' in expression
+    assert '"postgresql"' in expression
+    rendered = render(TEMPLATE.read_text(encoding="utf-8"), SAMPLE | {"storage_url": "postgresql"})
+    assert re.search(r'\[storage\]\nurl = "postgresql"\n', rendered)
 
 
 def test_the_rendered_script_is_valid_bash_within_the_user_data_limit(script: str) -> None:
@@ -281,7 +290,7 @@ def test_openpacs_loads_the_configuration_the_boot_script_writes(
     assert (url.username, url.password) == ("openpacs_server", None)
     assert url.query["sslmode"] == "verify-full"
     assert str(url.query["sslrootcert"]).endswith("/rds-ca.pem")
-    assert settings.storage.s3_bucket == SAMPLE["bucket"]
+    assert settings.storage.s3_bucket == "openpacs-images-111122223333-eu-west-1"
     assert settings.storage.s3_prefix == "archive"
     assert (settings.storage.s3_sse, settings.storage.s3_kms_key_id) == (
         "aws:kms",

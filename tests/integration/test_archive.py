@@ -215,6 +215,16 @@ def test_a_failed_blob_write_indexes_nothing(
     archive: Archive, tmp_path: Path, backend: Backend
 ) -> None:
     dataset = _series(1)[0]
+    if backend.blobs_in_database:
+        _rename_table(tmp_path, "blob_chunks", "blob_chunks_gone")
+        try:
+            with pytest.raises(StoreUnavailable):
+                archive.store_file(_file(tmp_path, dataset))
+        finally:
+            _rename_table(tmp_path, "blob_chunks_gone", "blob_chunks")
+        assert archive.totals().instances == 0
+        assert list(archive.store.iterate()) == []
+        return
     if backend.uses_folder:
         # Make the folder the key would go to impossible to create: every two-hex-digit
         # prefix is taken by a regular file.

@@ -17,6 +17,7 @@ from openpacs.errors import NotFound, StoreUnavailable
 from openpacs.storage.base import BlobStore
 from openpacs.storage.folder import FolderStore
 from openpacs.storage.s3 import S3Store
+from tests.support import postgres as pg_support
 from tests.support import s3 as s3_support
 from tests.support.s3 import aws_session
 
@@ -41,9 +42,17 @@ def _s3(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     )
 
 
+def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """The session's PostgreSQL database, emptied; 64 KiB chunks so that blobs span many."""
+    store = pg_support.blob_store(request.getfixturevalue("postgres_url"), chunk_size=64 * 1024)
+    request.addfinalizer(store.close)
+    return store
+
+
 _BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], BlobStore]] = {
     "folder": _folder,
     "s3": _s3,
+    "postgresql": _postgresql,
 }
 
 

@@ -157,3 +157,40 @@ def test_rds_iam_needs_a_user_and_no_password(tmp_path: Path) -> None:
     good = write_config(tmp_path, {"database": {"url": "postgresql://u@db.example/pacs",
                                                 "rds_iam": True}})  # fmt: skip
     assert load_settings(good, environ={}).database.rds_iam is True
+
+
+def test_the_servers_role_stores_blobs_in_the_tables_db_upgrade_made(tmp_path: Path) -> None:
+    """With `[storage] url = "postgresql"`, `db upgrade` (the owner) makes the blob tables
+    and `db grant` covers them: the servers' role, which may not create tables, stores and
+    reads blobs there."""
+    from click.testing import CliRunner
+
+    from openpacs.cli.main import cli
+    from tests.support.node import write_config
+
+    series = corpus.synthetic_ct_series(2, rows=16, columns=16)
+    with password_cluster() as cluster:
+        cluster.execute(
+            "CREATE ROLE owner LOGIN CREATEROLE PASSWORD 'owner-password'",
+            "CREATE DATABASE pacs OWNER owner",
+        )
+        url = f"postgresql://owner:owner-password@127.0.0.1:{cluster.port}/pacs"
+        (tmp_path / "owner").mkdir()
+        sections = {"database": {"url": url}, "storage": {"url": "postgresql"}}
+        owner = write_config(tmp_path / "owner", sections)
+        runner = CliRunner()
+        for command in (["db", "upgrade"], ["db", "grant", "pacs_server"]):
+            result = runner.invoke(cli, [*command, "--config", str(owner)])
+            assert result.exit_code == 0, result.output
+        cluster.execute("ALTER ROLE pacs_server PASSWORD 'server-password'")
+        database = {
+            "url": f"postgresql://pacs_server:server-password@127.0.0.1:{cluster.port}/pacs"
+        }
+        storage = {"url": "postgresql"}
+        with running_node(tmp_path / "node", database=database, storage=storage) as node:
+            assert {s.Status for s in scu.store(node.port, series)} == {0x0000}
+            assert len(list(node.archive.store.iterate())) == 2
+            instance = node.archive.instance(str(series[0].SOPInstanceUID))
+            assert instance is not None
+            with node.archive.store.open(instance.blob_key) as blob:
+                assert blob.read(132)[128:] == b"DICM"

@@ -1,5 +1,6 @@
-"""Backend combinations the archive and DIMSE suites run against: one test body, three
-deployments (SQLite + folder, PostgreSQL + folder, PostgreSQL + S3 over HTTP)."""
+"""Backend combinations the archive and DIMSE suites run against: one test body, four
+deployments (SQLite + folder, PostgreSQL + folder, PostgreSQL + S3 over HTTP, PostgreSQL
+with the blobs in the index database)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from tests.support import postgres
 from tests.support.s3 import REGION, make_bucket
 
-NAMES = ("sqlite-folder", "postgresql-folder", "postgresql-s3")
+NAMES = ("sqlite-folder", "postgresql-folder", "postgresql-s3", "postgresql-postgresql")
 AWS_ENVIRONMENT = {
     # openpacs reads credentials through the standard AWS chain: give it moto's dummy keys
     # and keep the machine's own AWS files out of the way.
@@ -27,6 +28,7 @@ class Backend:
     name: str
     postgres_url: str | None = None
     s3_endpoint: str | None = None
+    blobs_in_database: bool = False
 
     def __str__(self) -> str:
         return self.name
@@ -46,8 +48,10 @@ class Backend:
                 "s3_region": REGION,
                 "s3_sse": "AES256",
             }
+        if self.blobs_in_database:
+            sections["storage"] = {"url": "postgresql"}
         return sections
 
     @property
     def uses_folder(self) -> bool:
-        return self.s3_endpoint is None
+        return self.s3_endpoint is None and not self.blobs_in_database

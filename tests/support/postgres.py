@@ -11,11 +11,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
+
+if TYPE_CHECKING:
+    from openpacs.storage.postgres import PostgresStore
 
 ADMIN_URL = os.environ.get("OPENPACS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = (
@@ -30,6 +34,8 @@ TABLES = (
     "audit_events",
     "remote_aes",
     "jobs",
+    "blob_chunks",
+    "blob_objects",
 )
 
 
@@ -72,3 +78,14 @@ def truncate(url: str) -> None:
                 connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     finally:
         engine.dispose()
+
+
+def blob_store(url: str, *, chunk_size: int = 1024 * 1024) -> PostgresStore:
+    """A PostgreSQL blob store on ``url`` with its tables emptied; the caller closes it."""
+    from openpacs.index.engine import create_index_engine
+    from openpacs.storage.postgres import PostgresStore
+
+    store = PostgresStore(create_index_engine(url, pool_size=2), chunk_size=chunk_size)
+    store.check()  # makes the tables when missing
+    truncate(url)
+    return store

@@ -23,6 +23,8 @@ ALLOWED: dict[str, set[str]] = {
         "botocore",
         "s3transfer",
         "urllib3",
+        "psycopg",
+        "sqlalchemy",  # the engine's pool only, for the PostgreSQL store
     },
     "index": {
         "sqlalchemy",

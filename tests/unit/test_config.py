@@ -82,6 +82,7 @@ EXTENSIONS = {
     "http": {"stow_max_mb": 4096, "trusted_proxies": []},
     "auth": {"session_hours": 12.0},
     "archive": {"server_lease_seconds": 30.0},
+    "storage": {"postgres_chunk_kib": 1024},
 }
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -212,6 +213,30 @@ admin_password_file = "{pem["password"]}"
     assert (storage.s3_sse, storage.s3_kms_key_id) == ("aws:kms", "alias/pacs")
     assert settings.archive.duplicates == "reject"
     assert settings.auth.admin_user == "root"
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        (
+            {
+                "OPENPACS_DATABASE__URL": "postgresql://pacs@db/pacs",
+                "OPENPACS_STORAGE__URL": "postgresql",
+            },
+            "postgresql",
+        ),
+        ({"OPENPACS_STORAGE__URL": "postgresql://blobs@db/blobs"}, "postgresql://blobs@db/blobs"),
+    ],
+)
+def test_postgresql_blob_store(environ: dict[str, str], url: str) -> None:
+    storage = load_settings(environ=environ).storage
+    assert (storage.kind, storage.url) == ("postgresql", url)
+
+
+def test_postgresql_blob_url_password_is_never_shown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OPENPACS_STORAGE__URL": "postgresql://u:s3cret@host"})
+    assert "s3cret" not in str(caught.value)
 
 
 def test_settings_are_frozen() -> None:
@@ -379,6 +404,10 @@ INVALID = [
         '[storage]\ns3_sse = "AES256"\ns3_kms_key_id = "alias/k"',
         "storage.s3_kms_key_id: only allowed when",
     ),
+    ('[storage]\nurl = "postgresql"', 'storage.url: "postgresql" keeps blobs in the index'),
+    ('[storage]\nurl = "postgresql://u:pw@host"', "storage.url: must be postgresql://user@host/db"),
+    ('[storage]\nurl = "mysql://h/db"', "storage.url: unsupported scheme 'mysql'"),
+    ("[storage]\npostgres_chunk_kib = 1", "storage.postgres_chunk_kib: must be"),
     ('[archive]\nduplicates = "ignore"', "archive.duplicates: must be one of"),
     ('[auth]\nadmin_user = " "', "auth.admin_user: must not be empty"),
     ('[auth]\nadmin_password_file = "{missing}"', "auth.admin_password_file: file not found"),

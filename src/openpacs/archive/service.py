@@ -219,6 +219,7 @@ class Archive:
                 own.rmdir()
         self.audit.close()
         self.index.close()
+        self.store.close()
 
     def _delete_blob(self, key: str) -> None:
         try:

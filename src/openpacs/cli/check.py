@@ -52,8 +52,12 @@ def backend_findings(settings: Settings) -> list[Finding]:
     except Exception as exc:  # a driver's own error: report it, the check goes on
         findings.append(Finding("index", False, f"{type(exc).__name__}: {exc}"))
     try:
-        build_store(settings).check()
-        findings.append(Finding("store", True, settings.storage.url))
+        store = build_store(settings)
+        try:
+            store.check()
+        finally:
+            store.close()
+        findings.append(Finding("store", True, settings.storage.shown_url))
     except OpenPacsError as exc:
         findings.append(Finding("store", False, exc.reason))
     return findings

@@ -43,7 +43,11 @@ class _LazyGroup(click.Group):
 
 @click.group(
     cls=_LazyGroup,
-    lazy={"users": "openpacs.cli.users:users", "certs": "openpacs.cli.certs:certs"},
+    lazy={
+        "users": "openpacs.cli.users:users",
+        "certs": "openpacs.cli.certs:certs",
+        "store": "openpacs.cli.store:store",
+    },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="openpacs")
@@ -115,8 +119,11 @@ _CONFIG_OPTION = click.option(
 @db.command()
 @_CONFIG_OPTION
 def upgrade(config_file: Path | None) -> None:
-    """Upgrade the schema to this version's revision (safe to run again)."""
-    from openpacs.compose import build_index_engine
+    """Upgrade the schema to this version's revision (safe to run again); with
+    `[storage] url = "postgresql"` also make the blob tables, so that a role made by `db
+    grant` (which may not create tables) can use them."""
+    from openpacs.compose import build_index_engine, build_store
+    from openpacs.config import load_settings
     from openpacs.index import migrate
 
     _configure_logging("INFO")
@@ -126,6 +133,17 @@ def upgrade(config_file: Path | None) -> None:
         click.echo(f"schema at revision {migrate.current(engine)}")
     finally:
         engine.dispose()
+    settings = load_settings(config_file)
+    if settings.storage.url == "postgresql":
+        store = build_store(settings)
+        try:
+            store.check()  # makes the tables when missing
+        except OpenPacsError as exc:
+            click.echo(f"error: {exc.reason}", err=True)
+            raise SystemExit(2) from None
+        finally:
+            store.close()
+        click.echo("blob tables ready")
 
 
 @db.command()

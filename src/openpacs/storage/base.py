@@ -142,3 +142,7 @@ class BlobStore(Protocol):
     def check(self) -> None:
         """Raise StoreUnavailable with a clear reason if the store is unusable (start-up)."""
         ...
+
+    def close(self) -> None:
+        """Release what the store holds open (connections); it is not used afterwards."""
+        ...

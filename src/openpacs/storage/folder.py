@@ -255,6 +255,9 @@ class FolderStore:
                 f"blob store folder {self._root} is not writable: {_why(exc)}"
             ) from exc
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def _path(self, key: str) -> Path:
         """Map a key to its file, refusing anything that could leave the root."""
         validate_key(key)

@@ -403,6 +403,9 @@ class S3Store:
             raise self._failure(exc, f"look up a missing object under {where}") from exc
         raise StoreUnavailable(f"a deleted probe object under {where} is still there")
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def _probe(self, step: str, call: Callable[[], Any]) -> Any:
         try:
             return call()

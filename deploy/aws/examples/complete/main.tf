@@ -141,6 +141,8 @@ module "database" {
   multi_az                  = var.database_multi_az
   deletion_protection       = var.deletion_protection
   max_connections           = var.database_max_connections
+  allocated_storage_gb      = var.database_allocated_storage_gb
+  max_allocated_storage_gb  = max(var.database_max_allocated_storage_gb, var.database_allocated_storage_gb)
 }
 
 module "ingress" {
@@ -175,6 +177,7 @@ module "compute" {
   kms_key_arn                      = aws_kms_key.openpacs.arn
   bucket                           = module.storage.bucket
   bucket_prefix                    = module.storage.prefix
+  blob_store                       = var.blob_store
   database_address                 = module.database.address
   database_port                    = module.database.port
   database_name                    = module.database.database_name

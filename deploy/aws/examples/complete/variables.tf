@@ -231,6 +231,36 @@ variable "database_instance_class" {
   }
 }
 
+variable "blob_store" {
+  description = "Where the images go: \"s3\" (the bucket, the default) or \"rds\" (PostgreSQL, beside the index: one service to back up, encrypt and replicate; see the sizing note in deploy/README.md)."
+  type        = string
+  default     = "s3"
+  validation {
+    condition     = contains(["s3", "rds"], var.blob_store)
+    error_message = "blob_store: \"s3\" or \"rds\"."
+  }
+}
+
+variable "database_allocated_storage_gb" {
+  description = "Initial RDS storage (GB). The index alone needs about 10 KB per instance; with blob_store = \"rds\" add the images themselves (plus about 10 %)."
+  type        = number
+  default     = 50
+  validation {
+    condition     = var.database_allocated_storage_gb >= 20 && var.database_allocated_storage_gb <= 65536
+    error_message = "database_allocated_storage_gb: 20 to 65536 (the gp3 limits)."
+  }
+}
+
+variable "database_max_allocated_storage_gb" {
+  description = "Ceiling of RDS storage autoscaling (GB); with blob_store = \"rds\" the archive's size for the years ahead."
+  type        = number
+  default     = 500
+  validation {
+    condition     = var.database_max_allocated_storage_gb >= 20 && var.database_max_allocated_storage_gb <= 65536
+    error_message = "database_max_allocated_storage_gb: 20 to 65536 (the gp3 limits)."
+  }
+}
+
 variable "database_multi_az" {
   description = "Keep a standby database in the second zone."
   type        = bool

@@ -34,18 +34,18 @@ locals {
 
   # Everything the boot script is rendered with (tests render it with the same names).
   user_data_vars = {
-    region               = local.region
-    image                = var.container_image
-    ecr_login            = var.ecr_repository_arn != "" ? "true" : "false"
-    db_host              = var.database_address
-    db_port              = var.database_port
-    db_name              = var.database_name
-    db_user              = var.database_user
-    db_secret_arn        = var.database_secret_arn
-    admin_secret_arn     = aws_secretsmanager_secret.admin.arn
-    admin_user           = var.admin_user
-    bucket               = var.bucket
-    prefix               = var.bucket_prefix
+    region           = local.region
+    image            = var.container_image
+    ecr_login        = var.ecr_repository_arn != "" ? "true" : "false"
+    db_host          = var.database_address
+    db_port          = var.database_port
+    db_name          = var.database_name
+    db_user          = var.database_user
+    db_secret_arn    = var.database_secret_arn
+    admin_secret_arn = aws_secretsmanager_secret.admin.arn
+    admin_user       = var.admin_user
+    # images in the bucket, or with blob_store = "rds" in the index database
+    storage_url          = var.blob_store == "rds" ? "postgresql" : "s3://${var.bucket}/${var.bucket_prefix}"
     kms_key_arn          = var.kms_key_arn
     ae_title             = var.ae_title
     log_group            = aws_cloudwatch_log_group.openpacs.name

@@ -237,6 +237,16 @@ variable "bucket" {
   type        = string
 }
 
+variable "blob_store" {
+  description = "Where the servers keep images: \"s3\" (the bucket) or \"rds\" (the index database, [storage] url = \"postgresql\")."
+  type        = string
+  default     = "s3"
+  validation {
+    condition     = contains(["s3", "rds"], var.blob_store)
+    error_message = "blob_store: \"s3\" or \"rds\"."
+  }
+}
+
 variable "bucket_prefix" {
   description = "Key prefix in the bucket; the servers may use nothing else."
   type        = string
