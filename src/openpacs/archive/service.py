@@ -45,6 +45,9 @@ class StoreOutcome:
     study_uid: str
     stored: bool
     """False when the policy kept an already stored copy and discarded this one."""
+    already_stored: bool = False
+    """True when `skip_stored` found this instance stored with the same size, and nothing
+    was written."""
 
 
 class Archive:
@@ -127,17 +130,28 @@ class Archive:
         sop_class_uid: str | None = None,
         sop_uid: str | None = None,
         consume: bool = False,
+        skip_stored: bool = False,
     ) -> StoreOutcome:
         """Store the Part 10 file at `path`, byte for byte.
 
         `sop_class_uid`/`sop_uid` are what the sender announced; the dataset must agree. With
-        `consume` the file is handed over (moved into the store when possible). Raises an
-        OpenPacsError subclass, after which nothing of this instance is stored.
+        `consume` the file is handed over (moved into the store when possible). With
+        `skip_stored` (imports run again) an instance already indexed with a blob of the same
+        size is left as it is, whatever the duplicates policy. Raises an OpenPacsError
+        subclass, after which nothing of this instance is stored.
         """
         try:
             parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
             with path.open("rb") as source:
                 size, checksum = _size_and_digest(source)
+            if skip_stored:
+                existing = self.index.instance(parsed.sop_uid)
+                if existing is not None and existing.blob_size == size:
+                    if consume:
+                        _remove(path)
+                    return StoreOutcome(
+                        parsed.sop_uid, parsed.study_uid, stored=False, already_stored=True
+                    )
         except BaseException:
             if consume:
                 _remove(path)

@@ -229,6 +229,78 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
         raise SystemExit(1)
 
 
+_S3_ENDPOINT_OPTION = click.option(
+    "--s3-endpoint",
+    help="Endpoint of an S3-compatible service for s3:// sources (default: the store's"
+    " s3_endpoint, else AWS).",
+)
+
+
+@cli.command("import")
+@_CONFIG_OPTION
+@click.argument("sources", nargs=-1)
+@click.option(
+    "--files-from",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file listing paths to import, one a line.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes storing at once (default: one per core).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="import-report.jsonl",
+    show_default=True,
+    help="JSON lines: every refused, failed or skipped file with its reason.",
+)
+@_S3_ENDPOINT_OPTION
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def import_command(
+    config_file: Path | None,
+    sources: tuple[str, ...],
+    files_from: Path | None,
+    workers: int | None,
+    report_path: Path,
+    s3_endpoint: str | None,
+    progress: bool,
+) -> None:
+    """Import the DICOM files of SOURCES (folders, files, ZIP archives, DICOMDIRs,
+    s3://bucket/prefix) the way C-STORE stores them; exit 1 if any was refused."""
+    import os
+
+    from openpacs.cli.importer import S3Access, run_import
+
+    if not sources and files_from is None:
+        raise click.UsageError("name at least one SOURCE or --files-from")
+    settings = _settings_or_exit(config_file)
+    _configure_logging("WARNING")
+    s3 = S3Access(
+        s3_endpoint or settings.storage.s3_endpoint or None, settings.storage.s3_region or None
+    )
+    try:
+        tally = run_import(
+            config_file,
+            list(sources),
+            files_from=files_from,
+            workers=workers or os.cpu_count() or 1,
+            report_path=report_path,
+            s3=s3,
+            show_progress=progress,
+        )
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    click.echo(tally.summary())
+    if tally.counts["refused"] or tally.counts["failed"] or tally.counts["skipped"]:
+        click.echo(f"report: {report_path}")
+    if tally.problems:
+        raise SystemExit(1)
+
+
 @cli.command()
 @_CONFIG_OPTION
 @click.option(
@@ -286,6 +358,16 @@ def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine
 
     try:
         return build(load_settings(config_file))
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+
+
+def _settings_or_exit(config_file: Path | None) -> Settings:
+    from openpacs.config import load_settings
+
+    try:
+        return load_settings(config_file)
     except OpenPacsError as exc:
         click.echo(f"error: {exc.reason}", err=True)
         raise SystemExit(2) from None

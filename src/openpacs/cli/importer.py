@@ -1,0 +1,190 @@
+"""`openpacs import`: folders, lists of files, ZIP archives and S3 prefixes into the archive.
+
+Sources are listed first (so the progress bar knows the total), then imported in batches by a
+pool of processes (`cli.parallel`), each storing through `archive.importing`. Every refused or
+skipped file goes to a JSON-lines report with its reason; the summary counts each outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from openpacs.archive.importing import ImportResult, import_file
+from openpacs.cli import parallel
+from openpacs.storage.sources import (
+    Fetcher,
+    SourceItem,
+    is_s3,
+    listed_paths,
+    local_items,
+    s3_items,
+)
+
+_BATCH_FILES = 16
+
+
+@dataclass(frozen=True)
+class S3Access:
+    endpoint: str | None
+    region: str | None
+
+    def client(self) -> Any:
+        from openpacs.storage.s3 import make_client
+
+        return make_client(endpoint_url=self.endpoint, region=self.region)
+
+
+@dataclass
+class Tally:
+    """What an import did, by outcome, and the bytes it went through."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    files: int = 0
+    bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, result: ImportResult) -> None:
+        self.counts[result.outcome] += 1
+        self.files += 1
+        self.bytes += result.size
+
+    @property
+    def problems(self) -> int:
+        return self.counts["refused"] + self.counts["failed"]
+
+    def summary(self) -> str:
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        outcomes = ", ".join(
+            f"{name} {self.counts[name]}"
+            for name in ("stored", "already stored", "duplicate", "refused", "failed", "skipped")
+        )
+        return (
+            f"{self.files} files, {self.bytes / 1e6:.1f} MB in {seconds:.1f} s"
+            f" ({self.files / seconds:.1f} files/s, {self.bytes / 1e6 / seconds:.1f} MB/s):"
+            f" {outcomes}"
+        )
+
+
+def source_items(sources: list[str], files_from: Path | None, s3: S3Access) -> Iterator[SourceItem]:
+    """Every item of every source, in order; a DICOMDIR named as a source stands for the
+    files of its media set."""
+    from openpacs.dicom.media import referenced_files
+
+    named = list(sources)
+    if files_from is not None:
+        named.extend(str(path) for path in listed_paths(files_from))
+    client = None
+    for source in named:
+        if is_s3(source):
+            client = client or s3.client()
+            yield from s3_items(client, source)
+            continue
+        path = Path(source)
+        if path.is_file() and path.name.upper() == "DICOMDIR":
+            for referenced in referenced_files(path):
+                yield from local_items(referenced)
+            continue
+        yield from local_items(path)
+
+
+class _WorkerContext:
+    def __init__(self, fetcher: Fetcher) -> None:
+        self.fetcher = fetcher
+
+    def close(self) -> None:
+        self.fetcher.close()
+
+
+@dataclass(frozen=True)
+class _FetcherSetup:
+    s3: S3Access
+    needs_s3: bool
+
+    def __call__(self, archive: Any) -> _WorkerContext:
+        client = self.s3.client() if self.needs_s3 else None
+        return _WorkerContext(Fetcher(archive.staging_dir(), client))
+
+
+def import_batch(
+    archive: Any, context: _WorkerContext, batch: list[SourceItem]
+) -> list[ImportResult]:
+    results = []
+    for item in batch:
+        try:
+            fetched = context.fetcher.fetch(item)
+        except Exception as exc:  # OSError, a bad ZIP member, botocore's errors
+            results.append(ImportResult(item.label, "refused", item.size, f"unreadable: {exc}"))
+            continue
+        results.append(import_file(archive, fetched.path, label=item.label, consume=fetched.owned))
+    return results
+
+
+def write_report_line(report: IO[str], result: ImportResult) -> None:
+    line = {"file": result.label, "outcome": result.outcome, "reason": result.reason}
+    report.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def run_import(
+    config_file: Path | None,
+    sources: list[str],
+    *,
+    files_from: Path | None,
+    workers: int,
+    report_path: Path,
+    s3: S3Access,
+    show_progress: bool,
+) -> Tally:
+    items = list(source_items(sources, files_from, s3))
+    total_bytes = sum(item.size for item in items)
+    tally = Tally()
+    setup = parallel.WorkerSetup(
+        config_file, _FetcherSetup(s3, any(item.origin == "s3" for item in items))
+    )
+    progress = parallel.progress_bar("import")
+    task = progress.add_task("import", total=total_bytes, files=0, total_files=len(items), rate=0.0)
+    with report_path.open("w", encoding="utf-8") as report, _shown(progress, show_progress):
+
+        def record(results: list[ImportResult]) -> None:
+            for result in results:
+                tally.add(result)
+                if result.outcome in ("refused", "failed", "skipped"):
+                    write_report_line(report, result)
+            report.flush()
+            elapsed = max(time.monotonic() - tally.started, 1e-9)
+            progress.update(
+                task,
+                completed=tally.bytes,
+                files=tally.files,
+                rate=tally.files / elapsed,
+            )
+
+        parallel.run(
+            setup,
+            import_batch,
+            parallel.batches(items, _BATCH_FILES),
+            workers=workers,
+            on_results=record,
+        )
+    return tally
+
+
+class _shown:
+    """The progress bar live while the with block runs, when wanted."""
+
+    def __init__(self, progress: Any, show: bool) -> None:
+        self._progress = progress
+        self._show = show
+
+    def __enter__(self) -> None:
+        if self._show:
+            self._progress.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._show:
+            self._progress.stop()

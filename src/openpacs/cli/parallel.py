@@ -1,0 +1,146 @@
+"""Bulk work over many processes, each with an archive of its own, behind one progress bar.
+
+Imports and reindexing parse DICOM headers, which is CPU work: one Python process uses one
+core, so the work is cut into small batches run by a pool of processes (started fresh, so no
+database connection or S3 client crosses a fork). Each process builds its archive from the
+same configuration at start and closes it at exit. With one worker everything runs in this
+process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.util
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_state: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    config_file: Path | None
+    setup: Callable[[Any], Any] | None = None
+    """Called with the archive once per process; its result is passed to every batch."""
+
+
+def _start(setup: WorkerSetup) -> None:
+    from openpacs.compose import build_archive, configure_libraries
+    from openpacs.config import load_settings
+
+    archive = build_archive(load_settings(setup.config_file))
+    _state["tempdir"] = tempfile.tempdir
+    configure_libraries(archive.staging_dir())
+    _state["archive"] = archive
+    _state["context"] = setup.setup(archive) if setup.setup else None
+
+
+def _start_worker(setup: WorkerSetup) -> None:
+    _start(setup)
+    # Run as the worker process ends (multiprocessing's own exit hook, not atexit).
+    multiprocessing.util.Finalize(None, _stop, exitpriority=10)
+
+
+def _prepare_index(config_file: Path | None) -> None:
+    """Make the schema current once, here, before workers that would race to migrate."""
+    from openpacs.compose import build_index_engine
+    from openpacs.config import load_settings
+    from openpacs.index import migrate
+
+    settings = load_settings(config_file)
+    engine = build_index_engine(settings)
+    try:
+        migrate.prepare(engine, auto_migrate=settings.database.auto_migrate)
+    finally:
+        engine.dispose()
+
+
+def _stop() -> None:
+    archive = _state.pop("archive", None)
+    context = _state.pop("context", None)
+    if context is not None and hasattr(context, "close"):
+        context.close()
+    if archive is not None:
+        archive.close()
+    tempfile.tempdir = _state.pop("tempdir", tempfile.tempdir)  # it pointed into staging
+
+
+def _run(work: Callable[[Any, Any, list[T]], list[R]], batch: list[T]) -> list[R]:
+    return work(_state["archive"], _state["context"], batch)
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run(
+    setup: WorkerSetup,
+    work: Callable[[Any, Any, list[T]], list[R]],
+    work_batches: Iterable[list[T]],
+    *,
+    workers: int,
+    on_results: Callable[[list[R]], None],
+) -> None:
+    """Run `work(archive, context, batch)` on every batch, `workers` processes at once, and
+    give each batch's results to `on_results` in this process as they come."""
+    _prepare_index(setup.config_file)
+    if workers <= 1:
+        _start(setup)
+        try:
+            for batch in work_batches:
+                on_results(_run(work, batch))
+        finally:
+            _stop()
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(setup,)
+    ) as pool:
+        pending: set[Future[list[R]]] = set()
+        for batch in work_batches:
+            pending.add(pool.submit(_run, work, batch))
+            if len(pending) >= workers * 3:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    on_results(future.result())
+        for future in as_completed(pending):
+            on_results(future.result())
+
+
+def progress_bar(what: str) -> Progress:
+    """Files done of all, MB done of all, rate and time left, on standard error."""
+    return Progress(
+        TextColumn(f"[bold]{what}[/]"),
+        BarColumn(),
+        TextColumn("{task.fields[files]}/{task.fields[total_files]} files"),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[rate]:.0f} files/s"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
