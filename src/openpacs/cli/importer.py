@@ -8,7 +8,6 @@ skipped file goes to a JSON-lines report with its reason; the summary counts eac
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,33 +41,21 @@ class S3Access:
 
 @dataclass
 class Tally:
-    """What an import did, by outcome, and the bytes it went through."""
+    """What an import did, by outcome, and how fast."""
 
     counts: Counter[str] = field(default_factory=Counter)
-    files: int = 0
-    bytes: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def add(self, result: ImportResult) -> None:
-        self.counts[result.outcome] += 1
-        self.files += 1
-        self.bytes += result.size
+    rates: str = ""
 
     @property
     def problems(self) -> int:
         return self.counts["refused"] + self.counts["failed"]
 
     def summary(self) -> str:
-        seconds = max(time.monotonic() - self.started, 1e-9)
         outcomes = ", ".join(
             f"{name} {self.counts[name]}"
             for name in ("stored", "already stored", "duplicate", "refused", "failed", "skipped")
         )
-        return (
-            f"{self.files} files, {self.bytes / 1e6:.1f} MB in {seconds:.1f} s"
-            f" ({self.files / seconds:.1f} files/s, {self.bytes / 1e6 / seconds:.1f} MB/s):"
-            f" {outcomes}"
-        )
+        return f"{self.rates}: {outcomes}"
 
 
 def source_items(sources: list[str], files_from: Path | None, s3: S3Access) -> Iterator[SourceItem]:
@@ -141,28 +128,20 @@ def run_import(
     show_progress: bool,
 ) -> Tally:
     items = list(source_items(sources, files_from, s3))
-    total_bytes = sum(item.size for item in items)
     tally = Tally()
     setup = parallel.WorkerSetup(
         config_file, _FetcherSetup(s3, any(item.origin == "s3" for item in items))
     )
-    progress = parallel.progress_bar("import")
-    task = progress.add_task("import", total=total_bytes, files=0, total_files=len(items), rate=0.0)
-    with report_path.open("w", encoding="utf-8") as report, _shown(progress, show_progress):
+    meter = parallel.Meter("import", len(items), show=show_progress)
+    with report_path.open("w", encoding="utf-8") as report, meter:
 
         def record(results: list[ImportResult]) -> None:
             for result in results:
-                tally.add(result)
+                tally.counts[result.outcome] += 1
                 if result.outcome in ("refused", "failed", "skipped"):
                     write_report_line(report, result)
             report.flush()
-            elapsed = max(time.monotonic() - tally.started, 1e-9)
-            progress.update(
-                task,
-                completed=tally.bytes,
-                files=tally.files,
-                rate=tally.files / elapsed,
-            )
+            meter.advance(len(results), sum(result.size for result in results))
 
         parallel.run(
             setup,
@@ -171,20 +150,5 @@ def run_import(
             workers=workers,
             on_results=record,
         )
+    tally.rates = meter.rates()
     return tally
-
-
-class _shown:
-    """The progress bar live while the with block runs, when wanted."""
-
-    def __init__(self, progress: Any, show: bool) -> None:
-        self._progress = progress
-        self._show = show
-
-    def __enter__(self) -> None:
-        if self._show:
-            self._progress.start()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._show:
-            self._progress.stop()

@@ -304,6 +304,53 @@ def import_command(
 @cli.command()
 @_CONFIG_OPTION
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes indexing at once (default: one per core).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="reindex-report.jsonl",
+    show_default=True,
+    help="JSON lines: every blob not indexed, with the reason.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def reindex(
+    config_file: Path | None, workers: int | None, report_path: Path, progress: bool
+) -> None:
+    """Rebuild the index from the blob store (after losing the database); run again, it
+    indexes only the blobs still missing. Exit 1 if a blob could not be indexed."""
+    import os
+
+    from openpacs.cli.reindexing import run_reindex
+
+    _settings_or_exit(config_file)
+    _configure_logging("WARNING")
+    try:
+        counts, known, rates = run_reindex(
+            config_file,
+            workers=workers or os.cpu_count() or 1,
+            report_path=report_path,
+            show_progress=progress,
+        )
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    outcomes = ", ".join(
+        f"{name} {counts[name]}" for name in ("indexed", "duplicate", "unreadable", "failed")
+    )
+    click.echo(f"{rates}: {outcomes}; already indexed {known}")
+    if counts["duplicate"] or counts["unreadable"] or counts["failed"]:
+        click.echo(f"report: {report_path}")
+    if counts["unreadable"] or counts["failed"]:
+        raise SystemExit(1)
+
+
+@cli.command()
+@_CONFIG_OPTION
+@click.option(
     "--list",
     "listing",
     type=click.Choice(["sop-classes", "transfer-syntaxes"]),

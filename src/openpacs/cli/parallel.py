@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.util
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass
@@ -21,11 +22,10 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 
 T = TypeVar("T")
@@ -58,7 +58,7 @@ def _start_worker(setup: WorkerSetup) -> None:
     multiprocessing.util.Finalize(None, _stop, exitpriority=10)
 
 
-def _prepare_index(config_file: Path | None) -> None:
+def prepare_index(config_file: Path | None) -> None:
     """Make the schema current once, here, before workers that would race to migrate."""
     from openpacs.compose import build_index_engine
     from openpacs.config import load_settings
@@ -107,7 +107,7 @@ def run(
 ) -> None:
     """Run `work(archive, context, batch)` on every batch, `workers` processes at once, and
     give each batch's results to `on_results` in this process as they come."""
-    _prepare_index(setup.config_file)
+    prepare_index(setup.config_file)
     if workers <= 1:
         _start(setup)
         try:
@@ -131,16 +131,55 @@ def run(
             on_results(future.result())
 
 
-def progress_bar(what: str) -> Progress:
-    """Files done of all, MB done of all, rate and time left, on standard error."""
-    return Progress(
-        TextColumn(f"[bold]{what}[/]"),
-        BarColumn(),
-        TextColumn("{task.fields[files]}/{task.fields[total_files]} files"),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("{task.fields[rate]:.0f} files/s"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    )
+class Meter:
+    """A progress bar on standard error (files done of all, MB, MB/s, files/s, time left)
+    while a with block runs, when shown; counts kept either way."""
+
+    def __init__(self, what: str, total_files: int, *, show: bool) -> None:
+        self.files = 0
+        self.bytes = 0
+        self.started = time.monotonic()
+        self._show = show
+        self._progress = Progress(
+            TextColumn(f"[bold]{what}[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files {task.fields[megabytes]:.1f} MB"),
+            TextColumn("{task.fields[mb_rate]:.1f} MB/s {task.fields[rate]:.0f} files/s"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task(
+            what, total=total_files, megabytes=0.0, mb_rate=0.0, rate=0.0
+        )
+
+    @property
+    def seconds(self) -> float:
+        return max(time.monotonic() - self.started, 1e-9)
+
+    def advance(self, files: int, size: int) -> None:
+        self.files += files
+        self.bytes += size
+        self._progress.update(
+            self._task,
+            completed=self.files,
+            megabytes=self.bytes / 1e6,
+            mb_rate=self.bytes / 1e6 / self.seconds,
+            rate=self.files / self.seconds,
+        )
+
+    def rates(self) -> str:
+        return (
+            f"{self.files} files, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s"
+            f" ({self.files / self.seconds:.1f} files/s, {self.bytes / 1e6 / self.seconds:.1f}"
+            " MB/s)"
+        )
+
+    def __enter__(self) -> Meter:
+        if self._show:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._show:
+            self._progress.stop()
