@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -132,7 +133,8 @@ def test_a_zip_and_a_dicomdir_media_set(tmp_path: Path, backend: Backend) -> Non
     media = tmp_path / "media"
     files = []
     for number, dataset in enumerate(corpus.synthetic_ct_series(3, rows=16, columns=16)):
-        files.append((str(number), corpus.write_part10(dataset, tmp_path / f"m{number}.dcm")))
+        path = corpus.write_part10(dataset, tmp_path / f"m{number}.dcm")
+        files.append((str(number), nullcontext(path)))
     assert write_media_set(files, media).written == 3
     referenced = 3
 

@@ -351,6 +351,68 @@ def reindex(
 @cli.command()
 @_CONFIG_OPTION
 @click.option(
+    "-k",
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEYWORD=VALUE",
+    help="Match an indexed key with the C-FIND rules (PatientID=P1, StudyDate=20240101-20241231,"
+    " PatientName=DOE*, Modality=CT); repeat for several. None: everything.",
+)
+@click.option(
+    "--to",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a media set (DICOMDIR and files) to this new or empty folder.",
+)
+@click.option(
+    "--zip",
+    "zip_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the media set to this ZIP archive.",
+)
+def export(
+    config_file: Path | None, keys: tuple[str, ...], folder: Path | None, zip_path: Path | None
+) -> None:
+    """Export the instances a query selects as a DICOMDIR media set, in a folder or a ZIP."""
+    from openpacs.archive.export import export_media_set, export_zip
+    from openpacs.compose import build_archive
+    from openpacs.dicom.query import export_conditions
+
+    if (folder is None) == (zip_path is None):
+        raise click.UsageError("give exactly one of --to FOLDER and --zip FILE")
+    try:
+        conditions = export_conditions(keys)
+    except OpenPacsError as exc:
+        raise click.UsageError(exc.reason) from None
+    settings = _settings_or_exit(config_file)
+    _configure_logging("WARNING")
+    try:
+        archive = build_archive(settings)
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    try:
+        if folder is not None:
+            result = export_media_set(archive, conditions, folder)
+        else:
+            assert zip_path is not None
+            result = export_zip(archive, conditions, zip_path)
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    finally:
+        archive.close()
+    click.echo(f"exported {result.written} instances to {folder or zip_path}")
+    for sop_uid, reason in result.left_out:
+        click.echo(f"left out {sop_uid}: {reason}", err=True)
+    if result.left_out:
+        raise SystemExit(1)
+
+
+@cli.command()
+@_CONFIG_OPTION
+@click.option(
     "--list",
     "listing",
     type=click.Choice(["sop-classes", "transfer-syntaxes"]),

@@ -4,7 +4,7 @@ written with pydicom's FileSet."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,16 +43,20 @@ class MediaSetResult:
     attributes it lacks, or its SOP class has no record type)."""
 
 
-def write_media_set(files: Iterable[tuple[str, Path]], folder: Path) -> MediaSetResult:
-    """Write a media set to the empty or new `folder`: each (name, file), a DICOMDIR over
-    them; pydicom names the files (PS3.10 8.5 file IDs) and builds the records."""
+def write_media_set(
+    files: Iterable[tuple[str, AbstractContextManager[Path]]], folder: Path
+) -> MediaSetResult:
+    """Write a media set to the empty or new `folder`: each (name, file opened by its context
+    manager), a DICOMDIR over them; pydicom names the files (PS3.10 8.5 file IDs) and builds
+    the records."""
     media = FileSet()
     media.ID = "OPENPACS"
     result = MediaSetResult()
     try:
-        for name, path in files:
+        for name, opened in files:
             try:
-                media.add(dcmread(path))
+                with opened as path:
+                    media.add(dcmread(path))
             except (ValueError, KeyError, AttributeError, InvalidDicomError) as exc:
                 result.left_out.append((name, str(exc)))
                 continue
