@@ -259,6 +259,26 @@ _S3_ENDPOINT_OPTION = click.option(
 )
 @_S3_ENDPOINT_OPTION
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option(
+    "--watch",
+    "queue",
+    metavar="sqs://QUEUE",
+    help="Import the objects an intake bucket's S3 notifications on this SQS queue name.",
+)
+@click.option(
+    "--after",
+    type=click.Choice(["delete", "tag"]),
+    default="delete",
+    show_default=True,
+    help="With --watch: delete each stored object from the intake bucket, or tag it"
+    " openpacs-import=stored.",
+)
+@click.option("--sqs-endpoint", help="Endpoint of an SQS-compatible service for --watch.")
+@click.option(
+    "--idle-exit",
+    type=click.FloatRange(min=0),
+    help="With --watch: stop after this many seconds without a notification.",
+)
 def import_command(
     config_file: Path | None,
     sources: tuple[str, ...],
@@ -267,30 +287,50 @@ def import_command(
     report_path: Path,
     s3_endpoint: str | None,
     progress: bool,
+    queue: str | None,
+    after: str,
+    sqs_endpoint: str | None,
+    idle_exit: float | None,
 ) -> None:
     """Import the DICOM files of SOURCES (folders, files, ZIP archives, DICOMDIRs,
-    s3://bucket/prefix) the way C-STORE stores them; exit 1 if any was refused."""
+    s3://bucket/prefix) the way C-STORE stores them, or with --watch the objects landing in
+    an intake bucket; exit 1 if any was refused."""
     import os
 
     from openpacs.cli.importer import S3Access, run_import
 
-    if not sources and files_from is None:
-        raise click.UsageError("name at least one SOURCE or --files-from")
+    if not sources and files_from is None and queue is None:
+        raise click.UsageError("name at least one SOURCE, --files-from or --watch")
+    if queue is not None and (sources or files_from is not None):
+        raise click.UsageError("--watch imports from its queue only: no SOURCE with it")
     settings = _settings_or_exit(config_file)
-    _configure_logging("WARNING")
+    _configure_logging("INFO" if queue else "WARNING")
     s3 = S3Access(
         s3_endpoint or settings.storage.s3_endpoint or None, settings.storage.s3_region or None
     )
     try:
-        tally = run_import(
-            config_file,
-            list(sources),
-            files_from=files_from,
-            workers=workers or os.cpu_count() or 1,
-            report_path=report_path,
-            s3=s3,
-            show_progress=progress,
-        )
+        if queue is not None:
+            from openpacs.cli.watch import watch
+
+            tally = watch(
+                config_file,
+                queue,
+                s3=s3,
+                sqs_endpoint=sqs_endpoint,
+                after="tag" if after == "tag" else "delete",
+                report_path=report_path,
+                idle_exit=idle_exit,
+            )
+        else:
+            tally = run_import(
+                config_file,
+                list(sources),
+                files_from=files_from,
+                workers=workers or os.cpu_count() or 1,
+                report_path=report_path,
+                s3=s3,
+                show_progress=progress,
+            )
     except OpenPacsError as exc:
         click.echo(f"error: {exc.reason}", err=True)
         raise SystemExit(2) from None
