@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from openpacs.archive.service import Archive
 from openpacs.dicom.sniff import HEAD_BYTES, sniff
 from openpacs.errors import OpenPacsError, StoreUnavailable
+
+if TYPE_CHECKING:  # the service imports the job runner, which imports this module
+    from openpacs.archive.service import Archive
 
 log = logging.getLogger(__name__)
 

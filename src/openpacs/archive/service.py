@@ -18,12 +18,19 @@ import uuid
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from openpacs.archive import staging
 from openpacs.archive.audit import AuditTrail
 from openpacs.archive.jobs import JobRunner
-from openpacs.archive.ports import Accounts, Browser, DicomClient, Index, JobStore
+from openpacs.archive.ports import (
+    Accounts,
+    Browser,
+    DicomClient,
+    ImportSources,
+    Index,
+    JobStore,
+)
 from openpacs.archive.presence import Presence
 from openpacs.archive.remotes import Remotes
 from openpacs.archive.staging import StagingReport
@@ -33,6 +40,9 @@ from openpacs.dicom.query import Condition, Equals, MatchKind, Query
 from openpacs.errors import OpenPacsError
 from openpacs.index.records import DuplicatePolicy, Match, StoredInstance, Totals
 from openpacs.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from openpacs.archive.importing import ImportResult
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +90,26 @@ class Archive:
         self._staging_made = False
         self._last_sweep = -math.inf
 
-    def connect(self, client: DicomClient, jobs: JobStore) -> None:
+    def connect(
+        self, client: DicomClient, jobs: JobStore, sources: ImportSources | None = None
+    ) -> None:
         """Give the archive a DICOM client (it needs the archive to read what it sends),
-        which enables C-ECHO of remotes and jobs."""
+        which enables C-ECHO of remotes and jobs, and the sources import jobs read."""
+        from openpacs.archive.importing import import_file
+
+        def importer(path: Path, label: str, consume: bool) -> ImportResult:
+            return import_file(self, path, label=label, consume=consume)
+
         self.dicom = client
-        self.jobs = JobRunner(jobs, self.index, client, self.audit, self.presence, self.remotes)
+        self.jobs = JobRunner(
+            jobs,
+            self.index,
+            client,
+            self.audit,
+            self.presence,
+            self.remotes,
+            imports=None if sources is None else (sources, importer),
+        )
 
     def start(self) -> None:
         """Begin serving: register this server with a lease it keeps renewing, sweep the

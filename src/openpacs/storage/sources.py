@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -167,3 +168,35 @@ class Fetcher:
 
 def total_size(items: Iterable[SourceItem]) -> int:
     return sum(item.size for item in items)
+
+
+class Sources:
+    """Import sources for jobs run by a server: folders and files (the caller checks which
+    it may read), ZIP archives and s3:// prefixes; one fetcher per thread."""
+
+    def __init__(self, staging: Callable[[], Path | None], s3_client: Callable[[], Any]) -> None:
+        self._staging = staging
+        self._s3_client = s3_client
+        self._local = threading.local()
+
+    def found(self, source: str) -> list[SourceItem]:
+        if is_s3(source):
+            return list(s3_items(self._s3_client(), source))
+        return list(local_items(Path(source)))
+
+    def fetch(self, item: SourceItem) -> tuple[Path, bool]:
+        fetcher = getattr(self._local, "fetcher", None)
+        if fetcher is None:
+            client = self._s3_client() if item.origin == "s3" else None
+            fetcher = self._local.fetcher = Fetcher(self._staging(), client)
+        elif item.origin == "s3" and fetcher._s3 is None:
+            fetcher._s3 = self._s3_client()
+        fetched = fetcher.fetch(item)
+        return fetched.path, fetched.owned
+
+    def finish(self) -> None:
+        """Close what this thread's fetches keep open (ZIP archives)."""
+        fetcher = getattr(self._local, "fetcher", None)
+        if fetcher is not None:
+            fetcher.close()
+            self._local.fetcher = None

@@ -27,7 +27,7 @@ from openpacs.web.audit import AuditRequests, login_listener
 from openpacs.web.auth.authenticator import Authenticator, LoginListener
 from openpacs.web.auth.bootstrap import ensure_admin
 from openpacs.web.auth.middleware import Authentication, challenges
-from openpacs.web.rest import audit, remotes, resources, session, users
+from openpacs.web.rest import audit, imports, remotes, resources, session, users
 from openpacs.web.security import SecurityHeaders
 
 log = logging.getLogger("openpacs.web")
@@ -74,6 +74,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(resources.router)
     app.include_router(remotes.router)
+    app.include_router(imports.router)
     app.include_router(users.router)
     for router in _optional_routers():
         app.include_router(router)
