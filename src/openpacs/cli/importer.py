@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -17,8 +18,8 @@ from typing import IO, Any
 from openpacs.archive.importing import ImportResult, import_file
 from openpacs.cli import parallel
 from openpacs.storage.sources import (
-    Fetcher,
     SourceItem,
+    Sources,
     is_s3,
     listed_paths,
     local_items,
@@ -80,36 +81,41 @@ def source_items(sources: list[str], files_from: Path | None, s3: S3Access) -> I
         yield from local_items(path)
 
 
+_THREADS = 4
+"""Files stored at once in each process: storing one waits mostly on fsync and the index
+commit, time other threads use to parse the next files."""
+
+
 class _WorkerContext:
-    def __init__(self, fetcher: Fetcher) -> None:
-        self.fetcher = fetcher
+    def __init__(self, sources: Sources) -> None:
+        self.sources = sources
+        self.threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="import")
 
     def close(self) -> None:
-        self.fetcher.close()
+        for _ in range(_THREADS):
+            self.threads.submit(self.sources.finish)
+        self.threads.shutdown(wait=True)
 
 
 @dataclass(frozen=True)
-class _FetcherSetup:
+class _SourcesSetup:
     s3: S3Access
-    needs_s3: bool
 
     def __call__(self, archive: Any) -> _WorkerContext:
-        client = self.s3.client() if self.needs_s3 else None
-        return _WorkerContext(Fetcher(archive.staging_dir(), client))
+        return _WorkerContext(Sources(archive.staging_dir, self.s3.client))
 
 
 def import_batch(
     archive: Any, context: _WorkerContext, batch: list[SourceItem]
 ) -> list[ImportResult]:
-    results = []
-    for item in batch:
+    def one(item: SourceItem) -> ImportResult:
         try:
-            fetched = context.fetcher.fetch(item)
+            path, owned = context.sources.fetch(item)
         except Exception as exc:  # OSError, a bad ZIP member, botocore's errors
-            results.append(ImportResult(item.label, "refused", item.size, f"unreadable: {exc}"))
-            continue
-        results.append(import_file(archive, fetched.path, label=item.label, consume=fetched.owned))
-    return results
+            return ImportResult(item.label, "refused", item.size, f"unreadable: {exc}")
+        return import_file(archive, path, label=item.label, consume=owned)
+
+    return list(context.threads.map(one, batch))
 
 
 def write_report_line(report: IO[str], result: ImportResult) -> None:
@@ -122,16 +128,14 @@ def run_import(
     sources: list[str],
     *,
     files_from: Path | None,
-    workers: int,
+    workers: int | None,
     report_path: Path,
     s3: S3Access,
     show_progress: bool,
 ) -> Tally:
     items = list(source_items(sources, files_from, s3))
     tally = Tally()
-    setup = parallel.WorkerSetup(
-        config_file, _FetcherSetup(s3, any(item.origin == "s3" for item in items))
-    )
+    setup = parallel.WorkerSetup(config_file, _SourcesSetup(s3))
     meter = parallel.Meter("import", len(items), show=show_progress)
     with report_path.open("w", encoding="utf-8") as report, meter:
 
@@ -147,7 +151,7 @@ def run_import(
             setup,
             import_batch,
             parallel.batches(items, _BATCH_FILES),
-            workers=workers,
+            workers=parallel.processes(workers, len(items)),
             on_results=record,
         )
     tally.rates = meter.rates()

@@ -247,7 +247,7 @@ _S3_ENDPOINT_OPTION = click.option(
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Processes storing at once (default: one per core).",
+    help="Processes storing at once (default: one per core, fewer for few files).",
 )
 @click.option(
     "--report",
@@ -295,7 +295,6 @@ def import_command(
     """Import the DICOM files of SOURCES (folders, files, ZIP archives, DICOMDIRs,
     s3://bucket/prefix) the way C-STORE stores them, or with --watch the objects landing in
     an intake bucket; exit 1 if any was refused."""
-    import os
 
     from openpacs.cli.importer import S3Access, run_import
 
@@ -326,7 +325,7 @@ def import_command(
                 config_file,
                 list(sources),
                 files_from=files_from,
-                workers=workers or os.cpu_count() or 1,
+                workers=workers,
                 report_path=report_path,
                 s3=s3,
                 show_progress=progress,
@@ -346,7 +345,7 @@ def import_command(
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Processes indexing at once (default: one per core).",
+    help="Processes indexing at once (default: one per core, fewer for few blobs).",
 )
 @click.option(
     "--report",
@@ -362,7 +361,6 @@ def reindex(
 ) -> None:
     """Rebuild the index from the blob store (after losing the database); run again, it
     indexes only the blobs still missing. Exit 1 if a blob could not be indexed."""
-    import os
 
     from openpacs.cli.reindexing import run_reindex
 
@@ -371,7 +369,7 @@ def reindex(
     try:
         counts, known, rates = run_reindex(
             config_file,
-            workers=workers or os.cpu_count() or 1,
+            workers=workers,
             report_path=report_path,
             show_progress=progress,
         )

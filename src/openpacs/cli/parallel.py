@@ -1,16 +1,17 @@
 """Bulk work over many processes, each with an archive of its own, behind one progress bar.
 
 Imports and reindexing parse DICOM headers, which is CPU work: one Python process uses one
-core, so the work is cut into small batches run by a pool of processes (started fresh, so no
-database connection or S3 client crosses a fork). Each process builds its archive from the
-same configuration at start and closes it at exit. With one worker everything runs in this
-process.
+core, so the work is cut into small batches run by a pool of processes, forked from a fork
+server that imported the heavy modules once (so no database connection, S3 client or thread
+of this process crosses a fork). Each process builds its archive from the same configuration
+at start and closes it at exit. With one worker everything runs in this process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.util
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _state: dict[str, Any] = {}
+_PRELOAD = (
+    "openpacs.compose",
+    "openpacs.archive.service",
+    "openpacs.archive.importing",
+    "openpacs.archive.reindex",
+    "openpacs.dicom.header",
+    "openpacs.index.catalog",
+    "openpacs.storage.folder",
+    "openpacs.storage.sources",
+    "openpacs.cli.importer",
+    "openpacs.cli.reindexing",
+    "sqlalchemy.dialects.sqlite",
+    "psycopg",
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,17 @@ def _run(work: Callable[[Any, Any, list[T]], list[R]], batch: list[T]) -> list[R
     return work(_state["archive"], _state["context"], batch)
 
 
+FILES_PER_PROCESS = 300
+"""Below this many files per process, starting another costs more than it saves."""
+
+
+def processes(wanted: int | None, files: int) -> int:
+    """`wanted`, or by default one per core but no more than the files make worthwhile."""
+    if wanted is not None:
+        return wanted
+    return max(1, min(os.cpu_count() or 1, files // FILES_PER_PROCESS))
+
+
 def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     batch: list[T] = []
     for item in items:
@@ -116,7 +142,10 @@ def run(
         finally:
             _stop()
         return
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The fork server imports the heavy modules once; each worker is then a cheap fork of it
+    # (and, unlike a fork of this process, holds no thread or connection of ours).
+    context.set_forkserver_preload(list(_PRELOAD))
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(setup,)
     ) as pool:

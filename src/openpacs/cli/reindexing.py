@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,29 @@ from openpacs.cli import parallel
 _BATCH_BLOBS = 32
 
 
-def reindex_batch(archive: Any, context: Any, keys: list[str]) -> list[ReindexResult]:
-    return [index_blob(archive, key) for key in keys]
+_THREADS = 4
+"""Blobs indexed at once in each process: reading one (from S3, say) and committing its row
+wait, time other threads use to parse."""
+
+
+class _Threads:
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="reindex")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def _threads(archive: Any) -> _Threads:
+    return _Threads()
+
+
+def reindex_batch(archive: Any, context: _Threads, keys: list[str]) -> list[ReindexResult]:
+    return list(context.pool.map(lambda key: index_blob(archive, key), keys))
 
 
 def run_reindex(
-    config_file: Path | None, *, workers: int, report_path: Path, show_progress: bool
+    config_file: Path | None, *, workers: int | None, report_path: Path, show_progress: bool
 ) -> tuple[Counter[str], int, str]:
     """(outcome counts, blobs already indexed, rates)."""
     from openpacs.compose import build_archive
@@ -49,10 +67,10 @@ def run_reindex(
             meter.advance(len(results), sum(result.size for result in results))
 
         parallel.run(
-            parallel.WorkerSetup(config_file),
+            parallel.WorkerSetup(config_file, _threads),
             reindex_batch,
             parallel.batches(keys, _BATCH_BLOBS),
-            workers=workers,
+            workers=parallel.processes(workers, len(keys)),
             on_results=record,
         )
     return counts, total - len(keys), meter.rates()
