@@ -118,6 +118,12 @@ def test_an_uploaded_zip_is_imported(tmp_path: Path, backend: Backend) -> None:
         assert job["params"]["name"] == "cd.zip"
         assert job["progress"] == {"done": 4, "total": 4, "failed": 0}
         assert web.dicom.instance_count() == 3
+        deadline = time.monotonic() + 10  # audit rows are written in batches, soon after
+        while not (events := client.get("/api/audit", params={"action": "import"}).json()["items"]):
+            assert time.monotonic() < deadline, "the import was not audited"
+            time.sleep(0.1)
+        assert events[0]["outcome"] == "success"
+        assert events[0]["resource"] == f"job={job['id']} source=cd.zip"
         staging = web.archive.staging_dir()
         if staging is not None:  # the upload is gone once imported
             assert list(staging.glob("*.zip")) == []

@@ -306,7 +306,12 @@ class JobRunner:
                 peer=f"{node.host}:{node.port}" if node is not None else remote,
                 action={"store": "send", "import": "import"}.get(job.kind, "move"),
                 outcome=outcome,
-                resource=f"job={job.job_id} remote={remote}",
+                resource=f"job={job.job_id} "
+                + (
+                    f"source={job.params.get('name')}"
+                    if job.kind == "import"
+                    else f"remote={remote}"
+                ),
                 study_uid=_study_of(job),
                 detail=error,
             )
