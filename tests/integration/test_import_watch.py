@@ -106,3 +106,28 @@ def _import_from_intake(tmp_path: Path, backend: Backend, endpoint: str, after: 
     }
     url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+def test_an_object_that_cannot_be_fetched_keeps_its_message(
+    tmp_path: Path, s3_endpoint_session: str
+) -> None:
+    config = write_config(tmp_path, {})
+    sqs = client(s3_endpoint_session, "sqs")
+    queue = f"intake-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=queue, Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    record = {
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "no-such-bucket"}, "object": {"key": "a/b.dcm", "size": 9}},
+    }
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [record]}))
+    report = tmp_path / "report.jsonl"
+
+    summary = _watch(config, queue, s3_endpoint_session, report)
+    assert "failed 1" in summary
+    line = json.loads(report.read_text(encoding="utf-8"))
+    assert line["file"] == "s3://no-such-bucket/a/b.dcm"
+    assert line["outcome"] == "failed"
+    # Not deleted: SQS delivers it again once its visibility timeout has run out.
+    again = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=10).get("Messages", [])
+    assert len(again) == 1
+    assert _instances(config) == 0
