@@ -1,10 +1,12 @@
 """python -m bench [run] [--size small|full] [--systems a,b] [--out PATH]
 python -m bench pg-scale [--instances N] [--workers N] [--out PATH]
+python -m bench bulk [--size small|full] [--systems a,b] [--workers N] [--out PATH]
 
 `run` (the default) measures openpacs, Orthanc and storescp side by side (issue 6); `pg-scale`
 measures C-FIND on openpacs-postgresql with 100,000+ indexed instances and ingest on
 postgresql+S3 versus sqlite+folder (issue 3). Every child process is killed on the way out,
-also on Ctrl-C or SIGTERM.
+also on Ctrl-C or SIGTERM. `bulk` measures `openpacs import` and `openpacs reindex` against
+C-STORE ingest on the same backend and Orthanc's REST import (issue 14).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[3])
-    parser.add_argument("command", nargs="?", default="run", choices=("run", "pg-scale"))
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "pg-scale", "bulk"))
     parser.add_argument("--size", choices=("small", "full"), default="small")
     parser.add_argument(
         "--systems",
@@ -62,7 +64,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--openpacs-log-level", default="INFO", help="openpacs serve --log-level")
     parser.add_argument("--instances", type=int, default=100_000, help="pg-scale: index size")
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 2, help="pg-scale: seeding processes"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="pg-scale: seeding processes; bulk: import processes and REST client threads",
     )
     args = parser.parse_args(argv)
     names = [n.strip() for n in (args.systems or "").split(",") if n.strip()]
@@ -146,7 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         work, logs, "STORESCP", free_port(), openpacs_log_level=args.openpacs_log_level
     )
     try:
-        if args.command == "pg-scale":
+        if args.command == "bulk":
+            from bench import bulk
+
+            outcome = bulk.run(args, ctx, clock.log)
+            names = outcome.pop("names")
+            kind = "bulk"
+            title = f"openpacs bulk import and reindex, {started:%Y-%m-%d %H:%M} UTC"
+        elif args.command == "pg-scale":
             from bench import pgscale
 
             outcome = pgscale.run(args, ctx, clock.log)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from openpacs.dimse.server import DicomServer
     from openpacs.index.accounts import SqlAccounts
     from openpacs.storage.base import BlobStore
+    from openpacs.storage.sources import Sources
     from openpacs.web.server import HttpServer
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,27 @@ def build_archive(settings: Settings) -> Archive:
         remotes=Remotes(configured, SqlRemotes(engine)),
         presence=Presence(SqlServers(engine), settings.archive.server_lease_seconds),
     )
-    archive.connect(DicomClient(archive, settings.dicom), SqlJobs(engine))
+    archive.connect(
+        DicomClient(archive, settings.dicom), SqlJobs(engine), _import_sources(archive, settings)
+    )
     return archive
+
+
+def _import_sources(archive: Archive, settings: Settings) -> Sources:
+    """What import jobs read: files, ZIP archives, and s3:// prefixes with the AWS chain's
+    credentials (on the store's S3 endpoint, if it names one)."""
+    from openpacs.storage.sources import Sources
+
+    storage = settings.storage
+
+    def s3_client() -> object:
+        from openpacs.storage.s3 import make_client  # boto3: only when an import needs it
+
+        return make_client(
+            endpoint_url=storage.s3_endpoint or None, region=storage.s3_region or None
+        )
+
+    return Sources(archive.staging_dir, s3_client)
 
 
 def build_accounts(settings: Settings) -> SqlAccounts:

@@ -501,6 +501,16 @@ class StorageSettings(_Section):
         return urlsplit(self.url)
 
 
+def _absolute_folders(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Absolute folder paths, normalised (no trailing slash, no `..`)."""
+    folders = []
+    for value in values:
+        if not value.startswith("/"):
+            raise problem(f"{show_value(value)} is not an absolute path")
+        folders.append(os.path.normpath(value))
+    return tuple(folders)
+
+
 class ArchiveSettings(_Section):
     """Archive policy."""
 
@@ -513,6 +523,12 @@ class ArchiveSettings(_Section):
         description="Extension: how long a server's lease in the database lasts (renewed "
         "every third of it); the jobs of a server whose lease ran out are taken over by "
         "another. Servers sharing a database need clocks that agree well within it.",
+    )
+    import_folders: Annotated[tuple[str, ...], AfterValidator(_absolute_folders)] = Field(
+        default=(),
+        description="Extension: server folders (absolute) administrators may import from "
+        "through the web, with everything below them; empty: only s3:// prefixes and ZIP "
+        "uploads.",
     )
 
 

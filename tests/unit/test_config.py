@@ -81,7 +81,7 @@ EXTENSIONS = {
     },
     "http": {"stow_max_mb": 4096, "trusted_proxies": []},
     "auth": {"session_hours": 12.0},
-    "archive": {"server_lease_seconds": 30.0},
+    "archive": {"server_lease_seconds": 30.0, "import_folders": []},
     "storage": {"postgres_chunk_kib": 1024},
 }
 
@@ -607,3 +607,9 @@ def test_settings_reference_mentions_every_key() -> None:
         assert f"| [[dicom.remotes]] | `{key}` |" in reference
     assert "`4242`" in reference
     assert '`"sqlite:///data/index.db"`' in reference
+
+
+def test_import_folders_are_absolute_and_normalised(tmp_path: Path) -> None:
+    settings = load(tmp_path, '[archive]\nimport_folders = ["/srv/intake/", "/mnt/old/../usb"]\n')
+    assert settings.archive.import_folders == ("/srv/intake", "/mnt/usb")
+    assert "not an absolute path" in problems(tmp_path, '[archive]\nimport_folders = ["intake"]\n')

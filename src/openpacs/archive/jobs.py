@@ -18,11 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal
 
 from openpacs.archive.audit import AuditTrail
-from openpacs.archive.ports import DicomClient, Index, JobStore
+from openpacs.archive.importing import ImportResult
+from openpacs.archive.ports import DicomClient, FoundFile, ImportSources, Index, JobStore
 from openpacs.archive.presence import Presence
 from openpacs.archive.remotes import Remotes
 from openpacs.dicom.levels import Level
@@ -38,6 +41,10 @@ from openpacs.index.records import (
 )
 
 log = logging.getLogger("openpacs.jobs")
+
+Importer = Callable[[Path, str, bool], ImportResult]
+"""Imports one local file (path, label, consume): `archive.importing.import_file`."""
+_PROGRESS_SECONDS = 1.0
 
 _WORKERS = 2
 _UNIQUE_TAG = {Level.STUDY: 0x0020000D, Level.SERIES: 0x0020000E}
@@ -59,8 +66,10 @@ class JobRunner:
         audit: AuditTrail,
         presence: Presence,
         remotes: Remotes,
+        imports: tuple[ImportSources, Importer] | None = None,
     ) -> None:
         self._store = store
+        self._imports = imports
         self._index = index
         self._client = client
         self._audit = audit
@@ -107,6 +116,19 @@ class JobRunner:
         self._submit(job, remote)
         return job
 
+    def import_files(self, source: str, user: str, *, upload_name: str | None = None) -> Job:
+        """Queue an import of a folder, file, ZIP archive or s3:// prefix the caller may
+        read (the REST API checks which). With `upload_name` the source is an uploaded file
+        of this server, deleted once imported."""
+        if self._imports is None:
+            raise NotFound("this server cannot run imports")
+        params: dict[str, object] = {"source": source, "name": upload_name or source}
+        if upload_name is not None:
+            params["upload"] = True
+        job = self._store.create("import", params, user, owner=self._owner)
+        self._submit(job, None)
+        return job
+
     def reap(self) -> None:
         """Take over every pending or running job no live server holds: resume it, or fail
         it with the reason it cannot be resumed. Several servers may reap at once; each job
@@ -123,7 +145,7 @@ class JobRunner:
             log.info("job=%s taken over from=%s", job.job_id, job.owner or "-")
             remote = self._remotes.get(str(claimed.params.get("remote", "")))
             reason = _not_resumable(claimed, remote)
-            if reason is not None or remote is None:
+            if reason is not None or (remote is None and claimed.kind != "import"):
                 self._finish(claimed, "failure", reason or "its remote is unknown")
                 continue
             self._submit(claimed, remote)
@@ -148,7 +170,7 @@ class JobRunner:
 
     # -- running a job -----------------------------------------------------------------------
 
-    def _submit(self, job: Job, remote: RemoteNode) -> None:
+    def _submit(self, job: Job, remote: RemoteNode | None) -> None:
         with self._lock:
             if self._stopping.is_set():
                 return  # the job stays with this server until close() hands it back
@@ -156,11 +178,15 @@ class JobRunner:
                 self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="job")
             self._pool.submit(self._execute, job, remote)
 
-    def _execute(self, job: Job, remote: RemoteNode) -> None:
+    def _execute(self, job: Job, remote: RemoteNode | None) -> None:
         if self._stopping.is_set() or not self._update(job, "running"):
             return
         try:
-            if job.kind == "store":
+            if job.kind == "import":
+                self._run_import(job)
+            elif remote is None:
+                raise OpenPacsError("its remote is unknown")
+            elif job.kind == "store":
                 self._run_send(job, remote)
             else:
                 self._run_move(job, remote)
@@ -208,6 +234,52 @@ class JobRunner:
         if failed:
             raise OpenPacsError(f"{failed} instances were not moved")
 
+    def _run_import(self, job: Job) -> None:
+        """Every file of the source through the C-STORE path; done counts stored, already
+        stored, duplicate and skipped files, failed the refused and unstorable ones. Run
+        again after a takeover, it skips what is stored."""
+        if self._imports is None:
+            raise OpenPacsError("this server cannot run imports")
+        sources, importer = self._imports
+        try:
+            items = sources.found(str(job.params["source"]))
+            self._progress(job, done=0, failed=0, total=len(items))
+            done = failed = 0
+            refusals: list[str] = []
+            last = time.monotonic()
+            for item in items:
+                if self._stopping.is_set():
+                    raise JobLost(job.job_id)
+                result = self._import_one(sources, importer, item)
+                if result.outcome in ("refused", "failed"):
+                    failed += 1
+                    if len(refusals) < 3:
+                        refusals.append(f"{result.label}: {result.reason}")
+                else:
+                    done += 1
+                if time.monotonic() - last >= _PROGRESS_SECONDS:
+                    self._progress(job, done=done, failed=failed)
+                    last = time.monotonic()
+            self._progress(job, done=done, failed=failed)
+        finally:
+            sources.finish()
+            upload = job.params.get("upload")
+            if upload:
+                Path(str(job.params["source"])).unlink(missing_ok=True)
+        if failed:
+            raise OpenPacsError(
+                f"{failed} of {len(items)} files not stored; " + "; ".join(refusals)
+            )
+
+    def _import_one(
+        self, sources: ImportSources, importer: Importer, item: FoundFile
+    ) -> ImportResult:
+        try:
+            path, owned = sources.fetch(item)
+        except Exception as exc:  # unreadable file, bad ZIP member, S3 error
+            return ImportResult(item.label, "refused", 0, f"unreadable: {exc}")
+        return importer(path, item.label, owned)
+
     def _progress(self, job: Job, *, done: int, failed: int, total: int | None = None) -> None:
         """Record progress, or stop the job (JobLost) when this server no longer holds it
         or is stopping: the next holder resumes from what was recorded."""
@@ -229,12 +301,17 @@ class JobRunner:
         node = self._remotes.get(remote)
         self._audit.record(
             AuditEvent(
-                channel="dimse",
+                channel="http" if job.kind == "import" else "dimse",
                 actor=job.created_by,
                 peer=f"{node.host}:{node.port}" if node is not None else remote,
-                action="send" if job.kind == "store" else "move",
+                action={"store": "send", "import": "import"}.get(job.kind, "move"),
                 outcome=outcome,
-                resource=f"job={job.job_id} remote={remote}",
+                resource=f"job={job.job_id} "
+                + (
+                    f"source={job.params.get('name')}"
+                    if job.kind == "import"
+                    else f"remote={remote}"
+                ),
                 study_uid=_study_of(job),
                 detail=error,
             )
@@ -254,6 +331,11 @@ def _study_of(job: Job) -> str | None:
 
 def _not_resumable(job: Job, remote: RemoteNode | None) -> str | None:
     """Why a job taken over cannot run again, or None."""
+    if job.kind == "import":
+        # Run again, an import skips what is stored; an upload lived on its server only.
+        if job.params.get("upload"):
+            return "its server stopped and the uploaded archive was on that server"
+        return None if job.takeovers <= MAX_TAKEOVERS else "its server stopped too often"
     if job.kind not in ("store", "move"):
         return f"its server stopped and a {job.kind!r} job cannot be resumed"
     if job.takeovers > MAX_TAKEOVERS:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from openpacs.index.records import (
@@ -215,3 +216,30 @@ class DicomClient(Protocol):
     def move(
         self, remote: RemoteNode, study_uid: str, progress: Callable[[int, int, int], None]
     ) -> tuple[int, int]: ...
+
+
+class FoundFile(Protocol):
+    """A file an import found (on a disk, in a ZIP, in a bucket)."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class ImportSources(Protocol):
+    """Where import jobs read files (`storage.sources.Sources`)."""
+
+    def found(self, source: str) -> list[FoundFile]:
+        """Every file of a folder, file, ZIP archive or s3:// prefix; OpenPacsError if the
+        source cannot be read at all."""
+        ...
+
+    def fetch(self, item: FoundFile) -> tuple[Path, bool]:
+        """The item as a local file, and whether it is a copy the caller owns (consumes)."""
+        ...
+
+    def finish(self) -> None:
+        """Release what this thread's fetches keep open."""
+        ...

@@ -18,12 +18,19 @@ import uuid
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from openpacs.archive import staging
 from openpacs.archive.audit import AuditTrail
 from openpacs.archive.jobs import JobRunner
-from openpacs.archive.ports import Accounts, Browser, DicomClient, Index, JobStore
+from openpacs.archive.ports import (
+    Accounts,
+    Browser,
+    DicomClient,
+    ImportSources,
+    Index,
+    JobStore,
+)
 from openpacs.archive.presence import Presence
 from openpacs.archive.remotes import Remotes
 from openpacs.archive.staging import StagingReport
@@ -33,6 +40,9 @@ from openpacs.dicom.query import Condition, Equals, MatchKind, Query
 from openpacs.errors import OpenPacsError
 from openpacs.index.records import DuplicatePolicy, Match, StoredInstance, Totals
 from openpacs.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from openpacs.archive.importing import ImportResult
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,9 @@ class StoreOutcome:
     study_uid: str
     stored: bool
     """False when the policy kept an already stored copy and discarded this one."""
+    already_stored: bool = False
+    """True when `skip_stored` found this instance stored with the same size, and nothing
+    was written."""
 
 
 class Archive:
@@ -77,11 +90,26 @@ class Archive:
         self._staging_made = False
         self._last_sweep = -math.inf
 
-    def connect(self, client: DicomClient, jobs: JobStore) -> None:
+    def connect(
+        self, client: DicomClient, jobs: JobStore, sources: ImportSources | None = None
+    ) -> None:
         """Give the archive a DICOM client (it needs the archive to read what it sends),
-        which enables C-ECHO of remotes and jobs."""
+        which enables C-ECHO of remotes and jobs, and the sources import jobs read."""
+        from openpacs.archive.importing import import_file
+
+        def importer(path: Path, label: str, consume: bool) -> ImportResult:
+            return import_file(self, path, label=label, consume=consume)
+
         self.dicom = client
-        self.jobs = JobRunner(jobs, self.index, client, self.audit, self.presence, self.remotes)
+        self.jobs = JobRunner(
+            jobs,
+            self.index,
+            client,
+            self.audit,
+            self.presence,
+            self.remotes,
+            imports=None if sources is None else (sources, importer),
+        )
 
     def start(self) -> None:
         """Begin serving: register this server with a lease it keeps renewing, sweep the
@@ -127,17 +155,28 @@ class Archive:
         sop_class_uid: str | None = None,
         sop_uid: str | None = None,
         consume: bool = False,
+        skip_stored: bool = False,
     ) -> StoreOutcome:
         """Store the Part 10 file at `path`, byte for byte.
 
         `sop_class_uid`/`sop_uid` are what the sender announced; the dataset must agree. With
-        `consume` the file is handed over (moved into the store when possible). Raises an
-        OpenPacsError subclass, after which nothing of this instance is stored.
+        `consume` the file is handed over (moved into the store when possible). With
+        `skip_stored` (imports run again) an instance already indexed with a blob of the same
+        size is left as it is, whatever the duplicates policy. Raises an OpenPacsError
+        subclass, after which nothing of this instance is stored.
         """
         try:
             parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
             with path.open("rb") as source:
                 size, checksum = _size_and_digest(source)
+            if skip_stored:
+                existing = self.index.instance(parsed.sop_uid)
+                if existing is not None and existing.blob_size == size:
+                    if consume:
+                        _remove(path)
+                    return StoreOutcome(
+                        parsed.sop_uid, parsed.study_uid, stored=False, already_stored=True
+                    )
         except BaseException:
             if consume:
                 _remove(path)

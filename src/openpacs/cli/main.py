@@ -247,6 +247,225 @@ def verify(config_file: Path | None, checksums: bool, repair: bool, min_orphan_a
         raise SystemExit(1)
 
 
+_S3_ENDPOINT_OPTION = click.option(
+    "--s3-endpoint",
+    help="Endpoint of an S3-compatible service for s3:// sources (default: the store's"
+    " s3_endpoint, else AWS).",
+)
+
+
+@cli.command("import")
+@_CONFIG_OPTION
+@click.argument("sources", nargs=-1)
+@click.option(
+    "--files-from",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file listing paths to import, one a line.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes storing at once (default: one per core, fewer for few files).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="import-report.jsonl",
+    show_default=True,
+    help="JSON lines: every refused, failed or skipped file with its reason.",
+)
+@_S3_ENDPOINT_OPTION
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option(
+    "--watch",
+    "queue",
+    metavar="sqs://QUEUE",
+    help="Import the objects an intake bucket's S3 notifications on this SQS queue name.",
+)
+@click.option(
+    "--after",
+    type=click.Choice(["delete", "tag"]),
+    default="delete",
+    show_default=True,
+    help="With --watch: delete each stored object from the intake bucket, or tag it"
+    " openpacs-import=stored.",
+)
+@click.option("--sqs-endpoint", help="Endpoint of an SQS-compatible service for --watch.")
+@click.option(
+    "--idle-exit",
+    type=click.FloatRange(min=0),
+    help="With --watch: stop after this many seconds without a notification.",
+)
+def import_command(
+    config_file: Path | None,
+    sources: tuple[str, ...],
+    files_from: Path | None,
+    workers: int | None,
+    report_path: Path,
+    s3_endpoint: str | None,
+    progress: bool,
+    queue: str | None,
+    after: str,
+    sqs_endpoint: str | None,
+    idle_exit: float | None,
+) -> None:
+    """Import the DICOM files of SOURCES (folders, files, ZIP archives, DICOMDIRs,
+    s3://bucket/prefix) the way C-STORE stores them, or with --watch the objects landing in
+    an intake bucket; exit 1 if any was refused."""
+
+    from openpacs.cli.importer import S3Access, run_import
+
+    if not sources and files_from is None and queue is None:
+        raise click.UsageError("name at least one SOURCE, --files-from or --watch")
+    if queue is not None and (sources or files_from is not None):
+        raise click.UsageError("--watch imports from its queue only: no SOURCE with it")
+    settings = _settings_or_exit(config_file)
+    _configure_logging("INFO" if queue else "WARNING")
+    s3 = S3Access(
+        s3_endpoint or settings.storage.s3_endpoint or None, settings.storage.s3_region or None
+    )
+    try:
+        if queue is not None:
+            from openpacs.cli.watch import watch
+
+            tally = watch(
+                config_file,
+                queue,
+                s3=s3,
+                sqs_endpoint=sqs_endpoint,
+                after="tag" if after == "tag" else "delete",
+                report_path=report_path,
+                idle_exit=idle_exit,
+            )
+        else:
+            tally = run_import(
+                config_file,
+                list(sources),
+                files_from=files_from,
+                workers=workers,
+                report_path=report_path,
+                s3=s3,
+                show_progress=progress,
+            )
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    click.echo(tally.summary())
+    if tally.counts["refused"] or tally.counts["failed"] or tally.counts["skipped"]:
+        click.echo(f"report: {report_path}")
+    if tally.problems:
+        raise SystemExit(1)
+
+
+@cli.command()
+@_CONFIG_OPTION
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes indexing at once (default: one per core, fewer for few blobs).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="reindex-report.jsonl",
+    show_default=True,
+    help="JSON lines: every blob not indexed, with the reason.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def reindex(
+    config_file: Path | None, workers: int | None, report_path: Path, progress: bool
+) -> None:
+    """Rebuild the index from the blob store (after losing the database); run again, it
+    indexes only the blobs still missing. Exit 1 if a blob could not be indexed."""
+
+    from openpacs.cli.reindexing import run_reindex
+
+    _settings_or_exit(config_file)
+    _configure_logging("WARNING")
+    try:
+        counts, known, rates = run_reindex(
+            config_file,
+            workers=workers,
+            report_path=report_path,
+            show_progress=progress,
+        )
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    outcomes = ", ".join(
+        f"{name} {counts[name]}" for name in ("indexed", "duplicate", "unreadable", "failed")
+    )
+    click.echo(f"{rates}: {outcomes}; already indexed {known}")
+    if counts["duplicate"] or counts["unreadable"] or counts["failed"]:
+        click.echo(f"report: {report_path}")
+    if counts["unreadable"] or counts["failed"]:
+        raise SystemExit(1)
+
+
+@cli.command()
+@_CONFIG_OPTION
+@click.option(
+    "-k",
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEYWORD=VALUE",
+    help="Match an indexed key with the C-FIND rules (PatientID=P1, StudyDate=20240101-20241231,"
+    " PatientName=DOE*, Modality=CT); repeat for several. None: everything.",
+)
+@click.option(
+    "--to",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a media set (DICOMDIR and files) to this new or empty folder.",
+)
+@click.option(
+    "--zip",
+    "zip_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the media set to this ZIP archive.",
+)
+def export(
+    config_file: Path | None, keys: tuple[str, ...], folder: Path | None, zip_path: Path | None
+) -> None:
+    """Export the instances a query selects as a DICOMDIR media set, in a folder or a ZIP."""
+    from openpacs.archive.export import export_media_set, export_zip
+    from openpacs.compose import build_archive
+    from openpacs.dicom.query import export_conditions
+
+    if (folder is None) == (zip_path is None):
+        raise click.UsageError("give exactly one of --to FOLDER and --zip FILE")
+    try:
+        conditions = export_conditions(keys)
+    except OpenPacsError as exc:
+        raise click.UsageError(exc.reason) from None
+    settings = _settings_or_exit(config_file)
+    _configure_logging("WARNING")
+    try:
+        archive = build_archive(settings)
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    try:
+        if folder is not None:
+            result = export_media_set(archive, conditions, folder)
+        else:
+            assert zip_path is not None
+            result = export_zip(archive, conditions, zip_path)
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    finally:
+        archive.close()
+    click.echo(f"exported {result.written} instances to {folder or zip_path}")
+    for sop_uid, reason in result.left_out:
+        click.echo(f"left out {sop_uid}: {reason}", err=True)
+    if result.left_out:
+        raise SystemExit(1)
+
+
 @cli.command()
 @_CONFIG_OPTION
 @click.option(
@@ -304,6 +523,16 @@ def _engine_or_exit(config_file: Path | None, build: Callable[[Settings], Engine
 
     try:
         return build(load_settings(config_file))
+    except OpenPacsError as exc:
+        click.echo(f"error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+
+
+def _settings_or_exit(config_file: Path | None) -> Settings:
+    from openpacs.config import load_settings
+
+    try:
+        return load_settings(config_file)
     except OpenPacsError as exc:
         click.echo(f"error: {exc.reason}", err=True)
         raise SystemExit(2) from None

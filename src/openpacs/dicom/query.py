@@ -286,3 +286,19 @@ def tag_of(keyword_or_tag: str) -> BaseTag:
     if re.fullmatch(r"[0-9A-Fa-f]{8}", keyword_or_tag):
         return Tag(int(keyword_or_tag, 16))
     raise InvalidQuery(f"{keyword_or_tag!r} is not a DICOM attribute keyword or tag")
+
+
+def export_conditions(pairs: Iterable[str]) -> list[Condition]:
+    """Conditions from ``KEYWORD=VALUE`` pairs on indexed keys, with the C-FIND value syntax
+    (what `openpacs export` selects with); InvalidQuery names a bad pair."""
+    found: list[Condition] = []
+    for pair in pairs:
+        keyword, separator, value = pair.partition("=")
+        keyword = keyword.strip()
+        if not separator or keyword not in INDEXED_KEYS:
+            indexed = ", ".join(INDEXED_KEYS)
+            raise InvalidQuery(f"{pair[:64]!r}: give KEYWORD=VALUE with one of {indexed}")
+        condition = condition_for(tag_of(keyword), value)
+        if condition is not None:
+            found.append(condition)
+    return found

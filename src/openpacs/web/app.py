@@ -25,7 +25,7 @@ from openpacs.web.audit import AuditRequests, login_listener
 from openpacs.web.auth.authenticator import Authenticator, LoginListener
 from openpacs.web.auth.bootstrap import ensure_admin
 from openpacs.web.auth.middleware import Authentication, challenges
-from openpacs.web.rest import audit, remotes, resources, session, users
+from openpacs.web.rest import audit, imports, remotes, resources, session, users
 from openpacs.web.security import SecurityHeaders
 
 log = logging.getLogger("openpacs.web")
@@ -37,6 +37,7 @@ ROUTERS = (
     audit.router,
     resources.router,
     remotes.router,
+    imports.router,
     users.router,
     dicomweb.router,
 )

@@ -1,20 +1,24 @@
-// Jobs (admin): sends to and moves from remote AEs, newest first, with their state, progress,
-// the server running each one and what happened to it (a job taken over from a server that
-// stopped says so; a failed one says why). GET /api/jobs; refreshed while any job runs.
+// Jobs (admin): sends to and moves from remote AEs and imports, newest first, with their state,
+// progress, the server running each one and what happened to it (a job taken over from a server
+// that stopped says so; a failed one says why). GET /api/jobs; refreshed while any job runs.
+// Imports start here: a server folder (below [archive] import_folders) or an s3:// prefix
+// (POST /api/import), or a ZIP archive uploaded from this computer (POST /api/import/zip).
 
 import { api, query } from "../api.js";
-import { clear, h, message } from "../dom.js";
+import { clear, field, h, message } from "../dom.js";
 
 const PAGE = 100;
 const REFRESH_MS = 2000;
 const ACTIVE = new Set(["pending", "running"]);
 
 function what(job) {
+  if (job.kind === "import") return "import";
   const remote = job.params?.remote ?? "?";
   return job.kind === "move" ? `move from ${remote}` : `send to ${remote}`;
 }
 
 function target(job) {
+  if (job.kind === "import") return job.params?.name ?? "";
   const level = job.params?.level ?? "study";
   return `${level} ${job.params?.uid ?? ""}`;
 }
@@ -29,8 +33,44 @@ export async function jobsPage(main, { params, navigate }) {
   document.title = "Jobs · openpacs";
   const offset = Number.parseInt(params.get("offset"), 10) || 0;
   const results = h("section", { "aria-label": "Jobs" }, h("p", { class: "muted" }, "Loading…"));
-  main.append(h("div", { class: "page" }, h("h1", {}, "Jobs"), results));
+  const status = h("div", { "data-testid": "import-status", role: "status" });
+  const source = h("input", { type: "text", name: "source", placeholder: "/srv/intake/disk1 or s3://bucket/prefix", required: true, "data-testid": "import-source" });
+  const upload = h("input", { type: "file", accept: ".zip,application/zip", "data-testid": "import-zip" });
   let timer = null;
+
+  async function started(promise) {
+    try {
+      const job = await promise;
+      clear(status).append(message(`Import started (job ${job.id.slice(0, 8)}).`, "ok"));
+      clearTimeout(timer);
+      await refresh();
+    } catch (error) {
+      clear(status).append(message(`Could not start the import: ${error.message}`, "error"));
+    }
+  }
+
+  const form = h(
+    "form",
+    {
+      class: "inline-form",
+      "aria-label": "Import",
+      onsubmit: (event) => {
+        event.preventDefault();
+        started(api("/api/import", { method: "POST", json: { source: source.value.trim() } }));
+      },
+    },
+    field("Import a server folder or S3 prefix", source),
+    h("button", { type: "submit", "data-testid": "import-start" }, "Import"),
+    field("or upload a ZIP archive", upload),
+  );
+  upload.addEventListener("change", () => {
+    const file = upload.files?.[0];
+    if (!file) return;
+    const path = `/api/import/zip${query({ name: file.name })}`;
+    started(api(path, { method: "POST", body: file, headers: { "Content-Type": "application/zip" } }));
+    upload.value = "";
+  });
+  main.append(h("div", { class: "page" }, h("h1", {}, "Jobs"), form, status, results));
 
   async function refresh() {
     let answer;

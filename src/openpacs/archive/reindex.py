@@ -1,0 +1,66 @@
+"""Rebuilding the index from the blob store alone (`openpacs reindex`).
+
+When the database is lost and the folder or bucket survives, every blob is a complete Part 10
+file: its header gives the index row, its bytes the size and checksum. Each blob is indexed
+under its existing key with the `keep` policy, so running it again (after an interruption, or
+on an index that is only missing some rows) adds exactly what is missing. Two blobs of one SOP
+Instance (a crash in the middle of an overwrite) keep the first indexed; the other is reported
+and left for `openpacs verify` to call an orphan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from openpacs.archive.service import Archive
+from openpacs.dicom.header import parse_header
+from openpacs.errors import NotFound, OpenPacsError
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["indexed", "duplicate", "unreadable", "gone", "failed"]
+"""`failed`: the index was unavailable (run again); `unreadable`: not a valid instance."""
+
+
+@dataclass(frozen=True)
+class ReindexResult:
+    key: str
+    outcome: Outcome
+    size: int = 0
+    reason: str = ""
+
+
+def unindexed_keys(archive: Archive) -> list[str]:
+    """The store's keys the index does not know, in the store's order."""
+    indexed = archive.index.all_blob_keys()
+    return [key for key in archive.store.iterate() if key not in indexed]
+
+
+def index_blob(archive: Archive, key: str) -> ReindexResult:
+    """Index the blob stored under `key` as it is."""
+    try:
+        with archive.store.local_path(key) as path:
+            parsed = parse_header(path)
+            with path.open("rb") as file:
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
+                size = file.tell()
+            header = parsed.header()
+    except NotFound:
+        return ReindexResult(key, "gone", reason="deleted meanwhile")
+    except OpenPacsError as exc:
+        log.warning("blob not indexed key=%s reason=%s", key, exc.reason)
+        return ReindexResult(key, "unreadable", reason=exc.reason)
+    try:
+        result = archive.index.add_instance(
+            header, blob_key=key, blob_size=size, blob_sha256=digest, policy="keep"
+        )
+    except OpenPacsError as exc:
+        log.warning("blob not indexed key=%s reason=%s", key, exc.reason)
+        return ReindexResult(key, "failed", size, exc.reason)
+    if not result.stored:
+        reason = f"SOP Instance {header.sop_uid} is indexed with another blob"
+        return ReindexResult(key, "duplicate", size, reason)
+    return ReindexResult(key, "indexed", size)
