@@ -13,11 +13,8 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.errors import NotFound
-<<<<<<< HEAD
-from openpacs.web.audit import audited
-=======
 from openpacs.index.records import MAX_CURSOR_LENGTH
->>>>>>> search
+from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.rest.search import MAX_LIMIT, conditions, sort_key, unique
 from openpacs.web.rest.zipstream import zip_stream
