@@ -53,6 +53,7 @@ __all__ = [
     "DatabaseSettings",
     "DicomSettings",
     "HttpSettings",
+    "OidcSettings",
     "RemoteAE",
     "Settings",
     "StorageSettings",
@@ -488,6 +489,76 @@ class ArchiveSettings(_Section):
     )
 
 
+_ROLE_NAMES = ("admin", "user", "uploader")
+
+
+def _role_mappings(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``claim value=role`` entries; the first whose value the user's claim holds wins."""
+    for value in values:
+        claim, equals, role = value.rpartition("=")
+        if not equals or not claim.strip() or role.strip() not in _ROLE_NAMES:
+            raise problem(
+                f'each must be "claim value=role" with a role of {", ".join(_ROLE_NAMES)} '
+                f"(got {show_value(value)})"
+            )
+    return tuple(value.strip() for value in values)
+
+
+class OidcSettings(_Section):
+    """Single sign-on with an OpenID Connect provider, beside the local users."""
+
+    issuer: Annotated[str, AfterValidator(_http_url)] = Field(
+        default="",
+        description="The provider's issuer URL (its discovery document is read from "
+        "`<issuer>/.well-known/openid-configuration`); empty: single sign-on is off.",
+    )
+    client_id: str = Field(default="", description="Our client id at the provider.")
+    client_secret_file: FileName = Field(
+        default="", description="File holding our client secret at the provider."
+    )
+    redirect_uri: Annotated[str, AfterValidator(_http_url)] = Field(
+        default="",
+        description="The callback registered at the provider, ending in /api/oidc/callback; "
+        "empty: derived from the request (set it behind a reverse proxy).",
+    )
+    scopes: Text = Field(
+        default="openid profile", description="Scopes asked for at login (with openid)."
+    )
+    username_claim: Text = Field(
+        default="preferred_username", description="The claim that names the user."
+    )
+    role_claim: Text = Field(
+        default="groups", description="The claim (a string or a list) the role is mapped from."
+    )
+    roles: Annotated[tuple[str, ...], AfterValidator(_role_mappings)] = Field(
+        default=(),
+        description="Role mapping, checked at each login and for each access token: "
+        '"claim value=role" entries, the first the claim holds wins; none: refused.',
+    )
+    audience: str = Field(
+        default="",
+        description="The `aud` the provider's access tokens carry for openpacs; they are "
+        "accepted as bearer tokens on the REST API and DICOMweb; empty: they are not.",
+    )
+    clock_skew_seconds: Annotated[int, BeforeValidator(_int_between(0, 300))] = Field(
+        default=30, description="Seconds of clock difference allowed on exp, iat and nbf."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[str, str]] = []
+        if self.issuer:
+            for key in ("client_id", "client_secret_file"):
+                if not getattr(self, key):
+                    problems.append((key, "required when auth.oidc.issuer is set"))
+            if not self.roles:
+                problems.append(("roles", "required when auth.oidc.issuer is set"))
+        if self.audience and not self.issuer:
+            problems.append(("audience", "requires auth.oidc.issuer"))
+        key_problems(problems)
+        return self
+
+
 class AuthSettings(_Section):
     """Authentication of HTTP users."""
 
@@ -498,6 +569,9 @@ class AuthSettings(_Section):
     )
     session_hours: Annotated[float, BeforeValidator(_positive_seconds)] = Field(
         default=12.0, description="Extension: hours a login session lasts."
+    )
+    oidc: OidcSettings = Field(
+        default_factory=OidcSettings, description="Single sign-on: the [auth.oidc] table."
     )
 
 
@@ -538,13 +612,20 @@ def load_settings(
 
 def _schema() -> Schema:
     """Section -> key -> whether the environment gives it as JSON (list values)."""
-    return {
-        section: {
-            key: get_origin(field.annotation) in (tuple, list)
-            for key, field in _model(field).model_fields.items()
-        }
-        for section, field in Settings.model_fields.items()
-    }
+    return {section: _keys(_model(field)) for section, field in Settings.model_fields.items()}
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> dict[str, bool]:
+    """A section's keys; a nested table's keys as ``table__key`` (``[auth.oidc] issuer``:
+    ``OPENPACS_AUTH__OIDC__ISSUER``)."""
+    keys: dict[str, bool] = {}
+    for key, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.update(_keys(annotation, f"{prefix}{key}__"))
+        else:
+            keys[prefix + key] = get_origin(annotation) in (tuple, list)
+    return keys
 
 
 def _model(field: FieldInfo) -> type[BaseModel]:
@@ -569,8 +650,9 @@ def redacted(settings: Settings) -> dict[str, Any]:
 def settings_reference() -> str:
     """A markdown table of every key, its default and description, generated from the models."""
     rows = [
-        "Every key can also be set as `OPENPACS_<SECTION>__<KEY>` (lists as JSON) or read from "
-        "a file named by `OPENPACS_<SECTION>__<KEY>_FILE`.",
+        "Every key can also be set as `OPENPACS_<SECTION>__<KEY>` (lists as JSON; a key of a "
+        "nested table as `OPENPACS_AUTH__OIDC__ISSUER`) or read from a file named by "
+        "`OPENPACS_<SECTION>__<KEY>_FILE`.",
         "",
         "| Section | Key | Default | Description |",
         "|---|---|---|---|",
@@ -580,9 +662,13 @@ def settings_reference() -> str:
         tables.append((f"[{section}]", _model(field)))
         if section == "dicom":
             tables.append(("[[dicom.remotes]]", RemoteAE))
+        if section == "auth":
+            tables.append(("[auth.oidc]", OidcSettings))
     for table, model in tables:
         for key, field in model.model_fields.items():
-            if field.default is PydanticUndefined:
+            if field.annotation is OidcSettings:
+                default = "the table below"
+            elif field.default is PydanticUndefined:
                 default = "required"
             elif isinstance(field.default, SecretStr):
                 default = '`""`' if not field.default.get_secret_value() else "(secret)"

@@ -59,6 +59,18 @@ duplicates = "keep"
 [auth]
 admin_user = "admin"
 admin_password_file = ""
+
+[auth.oidc]
+issuer = ""
+client_id = ""
+client_secret_file = ""
+redirect_uri = ""
+scopes = "openid profile"
+username_claim = "preferred_username"
+role_claim = "groups"
+roles = []
+audience = ""
+clock_skew_seconds = 30
 """
 
 EXTENSIONS = {
@@ -578,3 +590,42 @@ def test_settings_reference_mentions_every_key() -> None:
         assert f"| [[dicom.remotes]] | `{key}` |" in reference
     assert "`4242`" in reference
     assert '`"sqlite:///data/index.db"`' in reference
+
+
+# --- single sign-on ----------------------------------------------------------------------------
+
+
+def test_oidc_from_a_nested_table_and_from_the_environment(
+    tmp_path: Path, pem: dict[str, Path]
+) -> None:
+    toml = f"""
+[auth.oidc]
+issuer = "https://idp.example.org/realms/x"
+client_id = "openpacs"
+client_secret_file = "{pem["password"]}"
+roles = ["pacs-admins=admin", "a=b=user"]
+"""
+    oidc = load(tmp_path, toml).auth.oidc
+    assert oidc.issuer == "https://idp.example.org/realms/x"
+    assert oidc.roles == ("pacs-admins=admin", "a=b=user")
+    oidc = load(
+        tmp_path,
+        toml,
+        OPENPACS_AUTH__OIDC__AUDIENCE="openpacs-api",
+        OPENPACS_AUTH__OIDC__ROLES='["x=uploader"]',
+    ).auth.oidc
+    assert (oidc.audience, oidc.roles) == ("openpacs-api", ("x=uploader",))
+
+
+def test_oidc_problems_are_named_by_key(tmp_path: Path) -> None:
+    text = problems(tmp_path, '[auth.oidc]\nissuer = "https://idp.example.org"\n')
+    assert "auth.oidc.client_id: required when auth.oidc.issuer is set" in text
+    assert "auth.oidc.client_secret_file: required" in text
+    assert "auth.oidc.roles: required" in text
+    text = problems(tmp_path, OPENPACS_AUTH__OIDC__ROLES='["admins=root"]')
+    assert "auth.oidc.roles: each must be" in text
+    assert "(from OPENPACS_AUTH__OIDC__ROLES)" in text
+    assert "auth.oidc.issuer: must be empty or an http(s)" in problems(
+        tmp_path, OPENPACS_AUTH__OIDC__ISSUER="idp.example.org"
+    )
+    assert "unknown key auth.oidc__nope" in problems(tmp_path, OPENPACS_AUTH__OIDC__NOPE="1")

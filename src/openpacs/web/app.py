@@ -27,7 +27,8 @@ from openpacs.web.audit import AuditRequests, login_listener
 from openpacs.web.auth.authenticator import Authenticator, LoginListener
 from openpacs.web.auth.bootstrap import ensure_admin
 from openpacs.web.auth.middleware import Authentication, challenges
-from openpacs.web.rest import audit, remotes, resources, session, users
+from openpacs.web.auth.oidc import OidcProvider
+from openpacs.web.rest import audit, oidc, remotes, resources, session, users
 from openpacs.web.security import SecurityHeaders
 
 log = logging.getLogger("openpacs.web")
@@ -62,6 +63,7 @@ def create_app(
         archive.accounts,
         session_seconds=settings.auth.session_hours * 3600,
         on_login=on_login or login_listener(archive.audit),
+        oidc=OidcProvider(settings.auth.oidc) if settings.auth.oidc.issuer else None,
     )
     _add_error_handlers(app)
 
@@ -71,6 +73,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(session.router)
+    app.include_router(oidc.router)
     app.include_router(audit.router)
     app.include_router(resources.router)
     app.include_router(remotes.router)

@@ -9,7 +9,8 @@ from typing import Literal
 from openpacs.index.records import Role
 
 Permission = Literal["read", "store", "delete", "admin"]
-Via = Literal["session", "token", "basic"]
+Via = Literal["session", "token", "basic", "oidc"]
+"""oidc: an access token of the OpenID provider, as a bearer token."""
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "admin": frozenset({"read", "store", "delete", "admin"}),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Cookie, Request, Response
 from pydantic import BaseModel, Field
 
 from openpacs.web.auth.authenticator import SESSION_COOKIE
+from openpacs.web.auth.oidc import PASSWORD_MARKER
 from openpacs.web.deps import AuthenticatorDep, CurrentUser
 
 router = APIRouter(prefix="/api/session", tags=["session"])
@@ -21,6 +22,8 @@ class Credentials(BaseModel):
 class SessionInfo(BaseModel):
     username: str
     role: str
+    sso: bool = False
+    """Logged in through the OpenID provider: logging out ends its session too."""
 
 
 @router.post("", name="login", response_model=SessionInfo)
@@ -47,9 +50,13 @@ def login(
 
 
 @router.get("", response_model=SessionInfo)
-def who_am_i(principal: CurrentUser) -> SessionInfo:
+def who_am_i(principal: CurrentUser, authenticator: AuthenticatorDep) -> SessionInfo:
     """The logged-in user (any way of authenticating)."""
-    return SessionInfo(username=principal.name, role=principal.role)
+    sso = principal.via == "oidc"
+    if principal.via == "session":
+        user = authenticator.accounts.user(principal.name)
+        sso = user is not None and user.password_hash == PASSWORD_MARKER
+    return SessionInfo(username=principal.name, role=principal.role, sso=sso)
 
 
 @router.delete("", status_code=204)
