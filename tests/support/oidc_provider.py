@@ -55,6 +55,7 @@ def installed_module() -> Path:
 def new_key(kid: str) -> tuple[rsa.RSAPrivateKey, dict[str, Any]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(RSAAlgorithm.to_jwk(key))
+    jwk.pop("key_ops", None)  # PyJWT writes ["sign"]: the provider must verify with it too
     jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
     return key, jwk
 
