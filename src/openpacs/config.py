@@ -57,6 +57,7 @@ __all__ = [
     "RemoteAE",
     "Settings",
     "StorageSettings",
+    "VisibilityRule",
     "load_settings",
     "redact_url",
     "redacted",
@@ -559,6 +560,49 @@ class OidcSettings(_Section):
         return self
 
 
+_Values = tuple[str, ...]
+
+
+class VisibilityRule(_Section):
+    """Studies some users see: they see a study when any of this rule's values match it (and
+    only such studies, over every rule that names them). Admins are never restricted."""
+
+    users: _Values = Field(default=(), description="User names the rule applies to.")
+    groups: _Values = Field(
+        default=(), description="Provider groups (the [auth.oidc] role_claim) it applies to."
+    )
+    institutions: _Values = Field(
+        default=(), description="InstitutionName of the study's first instance."
+    )
+    calling_aets: _Values = Field(
+        default=(), description="The AE title that sent the study (C-STORE calling AE)."
+    )
+    called_aets: _Values = Field(
+        default=(), description="Our AE title the study was sent to (C-STORE called AE)."
+    )
+    referring_physicians: _Values = Field(
+        default=(), description="ReferringPhysicianName (case-insensitive), e.g. SMITH^JOHN."
+    )
+    labels: _Values = Field(default=(), description="Labels on the study.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[str, str]] = []
+        if not self.users and not self.groups:
+            problems.append(("users", "a rule needs users or groups"))
+        values = (
+            self.institutions,
+            self.calling_aets,
+            self.called_aets,
+            self.referring_physicians,
+            self.labels,
+        )
+        if not any(values):
+            problems.append(("labels", "a rule needs at least one value to match studies on"))
+        key_problems(problems)
+        return self
+
+
 class AuthSettings(_Section):
     """Authentication of HTTP users."""
 
@@ -572,6 +616,11 @@ class AuthSettings(_Section):
     )
     oidc: OidcSettings = Field(
         default_factory=OidcSettings, description="Single sign-on: the [auth.oidc] table."
+    )
+    visibility: tuple[VisibilityRule, ...] = Field(
+        default=(),
+        description="Study visibility: [[auth.visibility]] tables (JSON in the environment); "
+        "a user named by none sees every study.",
     )
 
 
@@ -664,6 +713,7 @@ def settings_reference() -> str:
             tables.append(("[[dicom.remotes]]", RemoteAE))
         if section == "auth":
             tables.append(("[auth.oidc]", OidcSettings))
+            tables.append(("[[auth.visibility]]", VisibilityRule))
     for table, model in tables:
         for key, field in model.model_fields.items():
             if field.annotation is OidcSettings:

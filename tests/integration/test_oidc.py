@@ -151,6 +151,7 @@ def test_a_provider_login_opens_a_session_with_the_mapped_role(
         assert client.get("/dicom-web/studies").status_code in (200, 204)
     user = web.archive.accounts.user("bob")
     assert user is not None
+    assert user.groups == ("pacs-readers", "staff")  # for visibility rules naming groups
     with web.client() as admin:  # a provider user has no password: Basic never matches
         response = httpx.get(f"{web.url}/api/session", auth=("bob", user.password_hash))
         assert response.status_code == 401

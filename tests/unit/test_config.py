@@ -92,7 +92,7 @@ EXTENSIONS = {
         "auto_migrate": False,
     },
     "http": {"stow_max_mb": 4096, "trusted_proxies": []},
-    "auth": {"session_hours": 12.0},
+    "auth": {"session_hours": 12.0, "visibility": []},
     "archive": {"server_lease_seconds": 30.0},
 }
 

@@ -31,7 +31,7 @@ from openpacs.dimse.retrieve import (
     retrieve_query,
 )
 from openpacs.errors import InvalidQuery, OpenPacsError
-from openpacs.index.records import AuditEvent
+from openpacs.index.records import AuditEvent, Origin
 
 log = logging.getLogger("openpacs.dimse")
 
@@ -170,6 +170,10 @@ def handle_store(event: Event, context: DimseContext) -> Dataset:
             sop_class_uid=str(request.AffectedSOPClassUID),
             sop_uid=str(request.AffectedSOPInstanceUID),
             consume=True,
+            origin=Origin(
+                str(event.assoc.requestor.ae_title).strip(),
+                str(event.assoc.acceptor.ae_title).strip(),
+            ),
         )
         uids["study_uid"] = outcome.study_uid
         status = _status(SUCCESS)

@@ -16,8 +16,9 @@ from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition
 from openpacs.errors import InvalidQuery
 from openpacs.index.finder import _TABLE, Finder, _joined
-from openpacs.index.records import Page
+from openpacs.index.records import Page, Visibility
 from openpacs.index.transaction import Transactions
+from openpacs.index.visibility import level_clause, study_clause
 
 
 class SqlBrowser:
@@ -34,7 +35,10 @@ class SqlBrowser:
         descending: bool = False,
         limit: int = 100,
         offset: int = 0,
+        label: str | None = None,
+        visibility: Visibility | None = None,
     ) -> Page:
+        """`label`: only studies (and what is below them) with this label."""
         table = _TABLE[level]
         keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
         columns = [_TABLE[k.level].c[k.column].label(k.keyword) for k in keys]
@@ -45,6 +49,13 @@ class SqlBrowser:
                 raise InvalidQuery(f"{condition.keyword} is not a search key at this level")
             if clause is not True:
                 clauses.append(clause)
+        visible = level_clause(level, visibility)
+        if visible is not None:
+            clauses.append(visible)
+        if label is not None:
+            if level is Level.PATIENT:
+                raise InvalidQuery("labels are on studies: search studies, series or instances")
+            clauses.append(study_clause(Visibility(labels=frozenset({label}))))
         order: list[Any] = []
         if sort is not None:
             key = INDEXED_KEYS.get(sort)

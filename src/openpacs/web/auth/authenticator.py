@@ -86,14 +86,16 @@ class Authenticator:
         user = self.accounts.user(identity.username)
         if user is None:
             self.accounts.add_user(identity.username, identity.role, PASSWORD_MARKER)
-        elif user.password_hash != PASSWORD_MARKER:
+            user = self.accounts.user(identity.username)  # ours, or a racing local add's
+        if user is None or user.password_hash != PASSWORD_MARKER:
             self._notify(identity.username, peer, False, "single sign-on: a local user")
             raise PermissionDenied("a local user of that name exists; log in with its password")
-        elif user.role != identity.role:
-            self.accounts.update_user(identity.username, role=identity.role)
+        self.accounts.update_user(
+            identity.username, role=identity.role, groups=tuple(sorted(identity.groups))
+        )
         user = self.accounts.user(identity.username)
-        if user is None or user.password_hash != PASSWORD_MARKER:  # lost a race to a local add
-            raise PermissionDenied("a local user of that name exists; log in with its password")
+        if user is None:
+            raise PermissionDenied("the user was removed during the login")
         self._notify(user.username, peer, True, "single sign-on")
         return user
 
@@ -139,7 +141,7 @@ class Authenticator:
                 self._throttle.failed_token(peer)
                 log.warning("provider access token refused peer=%s reason=%s", peer, exc.reason)
                 raise
-            return Principal(identity.username, identity.role, "oidc", peer)
+            return Principal(identity.username, identity.role, "oidc", peer, identity.groups)
         user = self.accounts.token_user(digest(value), time.time())
         if user is not None:
             return _principal(user, "token", peer)
@@ -193,4 +195,4 @@ class Authenticator:
 
 def _principal(user: User, via: str, peer: str) -> Principal:
     role: Role = user.role
-    return Principal(user.username, role, via, peer)  # type: ignore[arg-type]
+    return Principal(user.username, role, via, peer, frozenset(user.groups))  # type: ignore[arg-type]

@@ -51,6 +51,11 @@ class Identity:
     role: Role
     claims: dict[str, Any]
 
+    @property
+    def groups(self) -> frozenset[str]:
+        """The values of the role claim (groups), for visibility rules."""
+        return frozenset(self.claims.get("openpacs_groups", ()))
+
 
 @dataclass(frozen=True)
 class LoginRequest:
@@ -205,6 +210,7 @@ class OidcProvider:
         for mapping in self.settings.roles:
             value, _, role = mapping.rpartition("=")
             if value.strip() in values:
+                claims = {**claims, "openpacs_groups": sorted(values)}
                 return Identity(name.strip(), role.strip(), claims)  # type: ignore[arg-type]
         claim = self.settings.role_claim
         raise PermissionDenied(f"no openpacs role is mapped to the {claim} claim")

@@ -25,6 +25,8 @@ class Principal:
     role: Role
     via: Via
     peer: str = ""
+    groups: frozenset[str] = frozenset()
+    """Provider groups (single sign-on users), for study visibility rules."""
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]

@@ -20,6 +20,7 @@ from openpacs.web.rest.zipstream import zip_stream
 router = APIRouter(prefix="/api", tags=["resources"])
 READ = [require("read")]
 DELETE = [require("delete")]
+ADMIN = [require("admin")]
 
 Uid = Annotated[
     str, Path(max_length=MAX_UID_LENGTH, pattern=UID_PATTERN, description="A DICOM UID.")
@@ -54,29 +55,32 @@ def _search(
     archive: Archive, level: Level, request: Request, limit: int, offset: int, sort: str | None
 ) -> dict[str, Any]:
     key, descending = sort_key(sort)
-    page = archive.browser.page(
+    page = archive.page(
         level,
         conditions(level, request.query_params),
         sort=key,
         descending=descending,
         limit=limit,
         offset=offset,
+        label=request.query_params.get("label") or None,
     )
     return {"total": page.total, "items": page.items}
 
 
 def _one(archive: Archive, level: Level, uid: str) -> dict[str, Any]:
-    page = archive.browser.page(level, [unique(level, uid)], limit=1)
+    page = archive.page(level, [unique(level, uid)], limit=1)
     if not page.items:
         raise NotFound(f"no {level.value.lower()} {uid}")
     item = page.items[0]
     child = {Level.PATIENT: Level.STUDY, Level.STUDY: Level.SERIES, Level.SERIES: Level.IMAGE}
     if level in child:
-        below = archive.browser.page(
+        below = archive.page(
             child[level], [unique(level, uid)], sort=_CHILD_SORT[level], limit=_CHILDREN
         )
         name = {Level.STUDY: "studies", Level.SERIES: "series", Level.IMAGE: "instances"}
         item[name[child[level]]] = below.items
+    if level is Level.STUDY:
+        item["labels"] = archive.labels(uid)
     return item
 
 
@@ -100,6 +104,35 @@ def _search_route(path: str, level: Level) -> None:
 
 for _path, _level in _LEVELS.items():
     _search_route(_path, _level)
+
+
+Label = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$",
+        description="A label: letters, digits, space, dot, underscore and hyphen.",
+    ),
+]
+
+
+@router.get("/studies/{uid}/labels", dependencies=READ)
+def study_labels(archive: ArchiveDep, uid: Uid) -> dict[str, list[str]]:
+    """The study's labels (`GET /api/studies?label=...` finds studies by label)."""
+    return {"labels": archive.labels(uid)}
+
+
+@router.put("/studies/{uid}/labels/{label}", dependencies=ADMIN)
+def add_study_label(archive: ArchiveDep, uid: Uid, label: Label) -> dict[str, list[str]]:
+    """Label a study (admins: labels decide what restricted users see)."""
+    return {"labels": archive.set_label(uid, label, True)}
+
+
+@router.delete("/studies/{uid}/labels/{label}", dependencies=ADMIN)
+def remove_study_label(archive: ArchiveDep, uid: Uid, label: Label) -> dict[str, list[str]]:
+    """Remove a label from a study."""
+    return {"labels": archive.set_label(uid, label, False)}
 
 
 @router.get("/patients/{patient_id}", dependencies=READ)

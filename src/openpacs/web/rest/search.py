@@ -9,7 +9,7 @@ from openpacs.dicom.levels import INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition, Equals, condition_for, tag_of
 from openpacs.errors import InvalidQuery
 
-CONTROL = frozenset({"limit", "offset", "sort"})
+CONTROL = frozenset({"limit", "offset", "sort", "label"})
 MAX_LIMIT = 1000
 _STUDY_ONLY = frozenset({"ModalitiesInStudy"})
 _MAX_VALUE = 1024
