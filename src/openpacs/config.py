@@ -54,6 +54,7 @@ __all__ = [
     "DicomSettings",
     "HttpSettings",
     "OidcSettings",
+    "PeerPermissions",
     "RemoteAE",
     "Settings",
     "StorageSettings",
@@ -239,6 +240,31 @@ class RemoteAE(_Section):
     tls: Flag = Field(default=False, description="Connect to the peer over TLS.")
 
 
+DimseOperation = Literal["echo", "store", "find", "get", "move"]
+
+
+class PeerPermissions(_Section):
+    """What one calling AE may ask of us ([[dicom.peers]]), checked on every request."""
+
+    aet: AETitle = Field(description="The peer's (calling) AE title.")
+    allow: tuple[DimseOperation, ...] = Field(
+        default=("echo",), description="Of echo, store, find, get and move: what it may ask."
+    )
+    addresses: Annotated[tuple[str, ...], AfterValidator(_proxy_networks)] = Field(
+        default=(),
+        description="Addresses or networks it must call from (e.g. 10.1.2.0/24); empty: any.",
+    )
+    tls_subject: str = Field(
+        default="",
+        description="Common name of the TLS client certificate it must present (the TLS "
+        "port, with dicom.tls_ca); empty: any or none.",
+    )
+    move_destinations: tuple[str, ...] = Field(
+        default=(),
+        description='AE titles it may C-MOVE to ("*": any known remote); empty: only to itself.',
+    )
+
+
 class DicomSettings(_Section):
     """The DIMSE front door (pynetdicom)."""
 
@@ -252,10 +278,17 @@ class DicomSettings(_Section):
         default=False, description="Refuse TLS peers without a certificate signed by tls_ca."
     )
     accept_unknown_aets: Flag = Field(
-        default=True, description="false: only AEs listed in [[dicom.remotes]] may associate."
+        default=True,
+        description="false: only AEs listed in [[dicom.remotes]] or [[dicom.peers]] may associate.",
     )
     remotes: tuple[RemoteAE, ...] = Field(
         default=(), description="Known peers: [[dicom.remotes]] tables (JSON in the environment)."
+    )
+    peers: tuple[PeerPermissions, ...] = Field(
+        default=(),
+        description="What calling AEs may do: [[dicom.peers]] tables (JSON in the "
+        "environment); an AE listed nowhere may do everything while accept_unknown_aets is "
+        "true, and may not associate when it is false.",
     )
     workers: Annotated[int, BeforeValidator(_int_between(0, 64))] = Field(
         default=0,
@@ -300,6 +333,15 @@ class DicomSettings(_Section):
                 where = f"remotes[{first[remote.aet]}]"
                 problems.append((f"remotes[{index}].aet", f"duplicate AE title (see {where})"))
             first.setdefault(remote.aet, index)
+        seen: dict[str, int] = {}
+        for index, peer in enumerate(self.peers):
+            if peer.aet in seen:
+                problems.append(
+                    (f"peers[{index}].aet", f"duplicate AE title (see peers[{seen[peer.aet]}])")
+                )
+            seen.setdefault(peer.aet, index)
+            if peer.tls_subject and not self.tls_ca:
+                problems.append((f"peers[{index}].tls_subject", "requires dicom.tls_ca"))
         key_problems(problems)
         return self
 
@@ -711,6 +753,7 @@ def settings_reference() -> str:
         tables.append((f"[{section}]", _model(field)))
         if section == "dicom":
             tables.append(("[[dicom.remotes]]", RemoteAE))
+            tables.append(("[[dicom.peers]]", PeerPermissions))
         if section == "auth":
             tables.append(("[auth.oidc]", OidcSettings))
             tables.append(("[[auth.visibility]]", VisibilityRule))

@@ -82,6 +82,7 @@ EXTENSIONS = {
         "network_timeout": 60.0,
         "dimse_timeout": 60.0,
         "acse_timeout": 30.0,
+        "peers": [],
     },
     "database": {
         "password": "",
