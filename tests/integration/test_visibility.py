@@ -21,6 +21,7 @@ from openpacs.dicom.query import Query
 from openpacs.errors import NotFound
 from openpacs.index.records import Visibility
 from tests.support import scu
+from tests.support.backends import Backend
 from tests.support.corpus import synthetic_ct_series, to_part10_bytes
 from tests.support.web import WebNode, running_web_node
 
@@ -68,9 +69,9 @@ def _study(web: WebNode, tag: str, **attributes: Any) -> tuple[Study, list[Datas
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("visibility")
-    with running_web_node(folder, auth={"visibility": RULES}) as web:
+    with running_web_node(folder, backend=module_backend, auth={"visibility": RULES}) as web:
         north, north_data = _study(web, "N", InstitutionName="North Hospital")
         south, south_data = _study(web, "S", InstitutionName="South Clinic")
         referred, referred_data = _study(web, "R", ReferringPhysicianName="Smith^John")
