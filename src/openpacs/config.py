@@ -53,9 +53,12 @@ __all__ = [
     "DatabaseSettings",
     "DicomSettings",
     "HttpSettings",
+    "OidcSettings",
+    "PeerPermissions",
     "RemoteAE",
     "Settings",
     "StorageSettings",
+    "VisibilityRule",
     "load_settings",
     "redact_url",
     "redacted",
@@ -246,6 +249,31 @@ class RemoteAE(_Section):
     tls: Flag = Field(default=False, description="Connect to the peer over TLS.")
 
 
+DimseOperation = Literal["echo", "store", "find", "get", "move"]
+
+
+class PeerPermissions(_Section):
+    """What one calling AE may ask of us ([[dicom.peers]]), checked on every request."""
+
+    aet: AETitle = Field(description="The peer's (calling) AE title.")
+    allow: tuple[DimseOperation, ...] = Field(
+        default=("echo",), description="Of echo, store, find, get and move: what it may ask."
+    )
+    addresses: Annotated[tuple[str, ...], AfterValidator(_proxy_networks)] = Field(
+        default=(),
+        description="Addresses or networks it must call from (e.g. 10.1.2.0/24); empty: any.",
+    )
+    tls_subject: str = Field(
+        default="",
+        description="Common name of the TLS client certificate it must present (the TLS "
+        "port, with dicom.tls_ca); empty: any or none.",
+    )
+    move_destinations: tuple[str, ...] = Field(
+        default=(),
+        description='AE titles it may C-MOVE to ("*": any known remote); empty: only to itself.',
+    )
+
+
 class DicomSettings(_Section):
     """The DIMSE front door (pynetdicom)."""
 
@@ -259,10 +287,17 @@ class DicomSettings(_Section):
         default=False, description="Refuse TLS peers without a certificate signed by tls_ca."
     )
     accept_unknown_aets: Flag = Field(
-        default=True, description="false: only AEs listed in [[dicom.remotes]] may associate."
+        default=True,
+        description="false: only AEs listed in [[dicom.remotes]] or [[dicom.peers]] may associate.",
     )
     remotes: tuple[RemoteAE, ...] = Field(
         default=(), description="Known peers: [[dicom.remotes]] tables (JSON in the environment)."
+    )
+    peers: tuple[PeerPermissions, ...] = Field(
+        default=(),
+        description="What calling AEs may do: [[dicom.peers]] tables (JSON in the "
+        "environment); an AE listed nowhere may do everything while accept_unknown_aets is "
+        "true, and may not associate when it is false.",
     )
     workers: Annotated[int, BeforeValidator(_int_between(0, 64))] = Field(
         default=0,
@@ -307,6 +342,15 @@ class DicomSettings(_Section):
                 where = f"remotes[{first[remote.aet]}]"
                 problems.append((f"remotes[{index}].aet", f"duplicate AE title (see {where})"))
             first.setdefault(remote.aet, index)
+        seen: dict[str, int] = {}
+        for index, peer in enumerate(self.peers):
+            if peer.aet in seen:
+                problems.append(
+                    (f"peers[{index}].aet", f"duplicate AE title (see peers[{seen[peer.aet]}])")
+                )
+            seen.setdefault(peer.aet, index)
+            if peer.tls_subject and not self.tls_ca:
+                problems.append((f"peers[{index}].tls_subject", "requires dicom.tls_ca"))
         key_problems(problems)
         return self
 
@@ -532,6 +576,119 @@ class ArchiveSettings(_Section):
     )
 
 
+_ROLE_NAMES = ("admin", "user", "uploader")
+
+
+def _role_mappings(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``claim value=role`` entries; the first whose value the user's claim holds wins."""
+    for value in values:
+        claim, equals, role = value.rpartition("=")
+        if not equals or not claim.strip() or role.strip() not in _ROLE_NAMES:
+            raise problem(
+                f'each must be "claim value=role" with a role of {", ".join(_ROLE_NAMES)} '
+                f"(got {show_value(value)})"
+            )
+    return tuple(value.strip() for value in values)
+
+
+class OidcSettings(_Section):
+    """Single sign-on with an OpenID Connect provider, beside the local users."""
+
+    issuer: Annotated[str, AfterValidator(_http_url)] = Field(
+        default="",
+        description="The provider's issuer URL (its discovery document is read from "
+        "`<issuer>/.well-known/openid-configuration`); empty: single sign-on is off.",
+    )
+    client_id: str = Field(default="", description="Our client id at the provider.")
+    client_secret_file: FileName = Field(
+        default="", description="File holding our client secret at the provider."
+    )
+    redirect_uri: Annotated[str, AfterValidator(_http_url)] = Field(
+        default="",
+        description="The callback registered at the provider, ending in /api/oidc/callback; "
+        "empty: derived from the request (set it behind a reverse proxy).",
+    )
+    scopes: Text = Field(
+        default="openid profile", description="Scopes asked for at login (with openid)."
+    )
+    username_claim: Text = Field(
+        default="preferred_username", description="The claim that names the user."
+    )
+    role_claim: Text = Field(
+        default="groups", description="The claim (a string or a list) the role is mapped from."
+    )
+    roles: Annotated[tuple[str, ...], AfterValidator(_role_mappings)] = Field(
+        default=(),
+        description="Role mapping, checked at each login and for each access token: "
+        '"claim value=role" entries, the first the claim holds wins; none: refused.',
+    )
+    audience: str = Field(
+        default="",
+        description="The `aud` the provider's access tokens carry for openpacs; they are "
+        "accepted as bearer tokens on the REST API and DICOMweb; empty: they are not.",
+    )
+    clock_skew_seconds: Annotated[int, BeforeValidator(_int_between(0, 300))] = Field(
+        default=30, description="Seconds of clock difference allowed on exp, iat and nbf."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[str, str]] = []
+        if self.issuer:
+            for key in ("client_id", "client_secret_file"):
+                if not getattr(self, key):
+                    problems.append((key, "required when auth.oidc.issuer is set"))
+            if not self.roles:
+                problems.append(("roles", "required when auth.oidc.issuer is set"))
+        if self.audience and not self.issuer:
+            problems.append(("audience", "requires auth.oidc.issuer"))
+        key_problems(problems)
+        return self
+
+
+_Values = tuple[str, ...]
+
+
+class VisibilityRule(_Section):
+    """Studies some users see: they see a study when any of this rule's values match it (and
+    only such studies, over every rule that names them). Admins are never restricted."""
+
+    users: _Values = Field(default=(), description="User names the rule applies to.")
+    groups: _Values = Field(
+        default=(), description="Provider groups (the [auth.oidc] role_claim) it applies to."
+    )
+    institutions: _Values = Field(
+        default=(), description="InstitutionName of the study's first instance."
+    )
+    calling_aets: _Values = Field(
+        default=(), description="The AE title that sent the study (C-STORE calling AE)."
+    )
+    called_aets: _Values = Field(
+        default=(), description="Our AE title the study was sent to (C-STORE called AE)."
+    )
+    referring_physicians: _Values = Field(
+        default=(), description="ReferringPhysicianName (case-insensitive), e.g. SMITH^JOHN."
+    )
+    labels: _Values = Field(default=(), description="Labels on the study.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[str, str]] = []
+        if not self.users and not self.groups:
+            problems.append(("users", "a rule needs users or groups"))
+        values = (
+            self.institutions,
+            self.calling_aets,
+            self.called_aets,
+            self.referring_physicians,
+            self.labels,
+        )
+        if not any(values):
+            problems.append(("labels", "a rule needs at least one value to match studies on"))
+        key_problems(problems)
+        return self
+
+
 class AuthSettings(_Section):
     """Authentication of HTTP users."""
 
@@ -542,6 +699,14 @@ class AuthSettings(_Section):
     )
     session_hours: Annotated[float, BeforeValidator(_positive_seconds)] = Field(
         default=12.0, description="Extension: hours a login session lasts."
+    )
+    oidc: OidcSettings = Field(
+        default_factory=OidcSettings, description="Single sign-on: the [auth.oidc] table."
+    )
+    visibility: tuple[VisibilityRule, ...] = Field(
+        default=(),
+        description="Study visibility: [[auth.visibility]] tables (JSON in the environment); "
+        "a user named by none sees every study.",
     )
 
 
@@ -612,13 +777,20 @@ def load_settings(
 
 def _schema() -> Schema:
     """Section -> key -> whether the environment gives it as JSON (list values)."""
-    return {
-        section: {
-            key: get_origin(field.annotation) in (tuple, list)
-            for key, field in _model(field).model_fields.items()
-        }
-        for section, field in Settings.model_fields.items()
-    }
+    return {section: _keys(_model(field)) for section, field in Settings.model_fields.items()}
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> dict[str, bool]:
+    """A section's keys; a nested table's keys as ``table__key`` (``[auth.oidc] issuer``:
+    ``OPENPACS_AUTH__OIDC__ISSUER``)."""
+    keys: dict[str, bool] = {}
+    for key, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.update(_keys(annotation, f"{prefix}{key}__"))
+        else:
+            keys[prefix + key] = get_origin(annotation) in (tuple, list)
+    return keys
 
 
 def _model(field: FieldInfo) -> type[BaseModel]:
@@ -643,8 +815,9 @@ def redacted(settings: Settings) -> dict[str, Any]:
 def settings_reference() -> str:
     """A markdown table of every key, its default and description, generated from the models."""
     rows = [
-        "Every key can also be set as `OPENPACS_<SECTION>__<KEY>` (lists as JSON) or read from "
-        "a file named by `OPENPACS_<SECTION>__<KEY>_FILE`.",
+        "Every key can also be set as `OPENPACS_<SECTION>__<KEY>` (lists as JSON; a key of a "
+        "nested table as `OPENPACS_AUTH__OIDC__ISSUER`) or read from a file named by "
+        "`OPENPACS_<SECTION>__<KEY>_FILE`.",
         "",
         "| Section | Key | Default | Description |",
         "|---|---|---|---|",
@@ -654,9 +827,15 @@ def settings_reference() -> str:
         tables.append((f"[{section}]", _model(field)))
         if section == "dicom":
             tables.append(("[[dicom.remotes]]", RemoteAE))
+            tables.append(("[[dicom.peers]]", PeerPermissions))
+        if section == "auth":
+            tables.append(("[auth.oidc]", OidcSettings))
+            tables.append(("[[auth.visibility]]", VisibilityRule))
     for table, model in tables:
         for key, field in model.model_fields.items():
-            if field.default is PydanticUndefined:
+            if field.annotation is OidcSettings:
+                default = "the table below"
+            elif field.default is PydanticUndefined:
                 default = "required"
             elif isinstance(field.default, SecretStr):
                 default = '`""`' if not field.default.get_secret_value() else "(secret)"

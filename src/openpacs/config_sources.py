@@ -56,9 +56,12 @@ def gather(config_file: Path | None, environ: Mapping[str, str], schema: Schema)
     for overrides in (plain, from_files):  # _FILE last: it wins
         for (section, key), (name, value) in sorted(overrides.items()):
             table = sources.data.setdefault(section, {})
+            *tables, last = key.split("__")  # a nested table's key: "oidc__issuer"
+            for nested in tables:
+                table = table.setdefault(nested, {}) if isinstance(table, dict) else None
             if isinstance(table, dict):  # otherwise validation reports "must be a table"
-                table[key] = value
-                sources.origins[f"{section}.{key}"] = name
+                table[last] = value
+                sources.origins[".".join((section, *tables, last))] = name
     return sources
 
 
@@ -201,7 +204,7 @@ def _line(
     dotted = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     dotted = (f"{dotted}.{key}" if key else dotted).lstrip(".")
     setting = _SETTING.match(dotted)  # "dicom.remotes" of "dicom.remotes[1].aet"
-    origin = origins.get(setting[0]) if setting else None
+    origin = origins.get(dotted) or (origins.get(setting[0]) if setting else None)
     return f"{dotted}: {reason}" + (f" (from {origin})" if origin else "")
 
 

@@ -119,3 +119,9 @@ class RemoteUnavailable(OpenPacsError):
     """A remote AE could not be reached or refused the association."""
 
     http_status = 502
+
+
+class ProviderUnavailable(OpenPacsError):
+    """The OpenID provider cannot be reached or answers nonsense (HTTP 502)."""
+
+    http_status = 502

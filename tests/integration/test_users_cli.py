@@ -35,6 +35,7 @@ def test_users_commands_change_who_may_log_in(tmp_path: Path, backend: Backend) 
         assert httpx.get(f"{web.url}/api/session", auth=("alice", "first-password")).json() == {
             "username": "alice",
             "role": "uploader",
+            "sso": False,
         }
         code, output = _run("users", "list", "--config", str(config))
         assert code == 0

@@ -15,7 +15,9 @@ from tests.support import scu
 from tests.support.corpus import synthetic_ct_series
 from tests.support.web import WebNode, running_web_node
 
-PUBLIC = {("GET", "/health"), ("POST", "/api/session")}
+PUBLIC = {("GET", "/health"), ("POST", "/api/session")} | {
+    ("GET", f"/api/oidc{path}") for path in ("", "/login", "/callback", "/logout")
+}
 UID = "1.2.3.4"
 
 
@@ -115,7 +117,7 @@ def test_tokens_authenticate_until_revoked(web: WebNode) -> None:
         assert [t["name"] for t in client.get("/api/tokens").json()] == ["nightly"]
     bearer = {"Authorization": f"Bearer {token}"}
     me = httpx.get(f"{web.url}/api/session", headers=bearer)
-    assert me.json() == {"username": "scripter", "role": "user"}
+    assert me.json() == {"username": "scripter", "role": "user", "sso": False}
     revoke = httpx.delete(f"{web.url}/api/tokens/{token_id}", headers=bearer)
     assert revoke.status_code == 204
     after = httpx.get(f"{web.url}/api/session", headers=bearer)

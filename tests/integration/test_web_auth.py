@@ -60,7 +60,7 @@ def test_a_page_script_is_offered_no_basic_login(web: WebNode, mode: str) -> Non
 def test_basic_authentication(web: WebNode) -> None:
     response = httpx.get(f"{web.url}/api/session", auth=web.admin)
     assert response.status_code == 200
-    assert response.json() == {"username": "admin", "role": "admin"}
+    assert response.json() == {"username": "admin", "role": "admin", "sso": False}
     wrong = httpx.get(f"{web.url}/api/session", auth=("admin", "not-the-password"))
     assert wrong.status_code == 401
     assert "Basic" in wrong.headers["www-authenticate"]
@@ -72,7 +72,7 @@ def test_session_login_cookie_csrf_guard_and_logout(web: WebNode) -> None:
             "/api/session", json={"username": "admin", "password": web.password}, headers=XHR
         )
         assert login.status_code == 200
-        assert login.json() == {"username": "admin", "role": "admin"}
+        assert login.json() == {"username": "admin", "role": "admin", "sso": False}
         cookie = login.headers["set-cookie"].lower()
         assert "openpacs_session=" in cookie
         assert "httponly" in cookie

@@ -83,6 +83,6 @@ def test_serve_runs_http_in_every_worker(tmp_path: Path) -> None:
         assert len(shown) == 1, log
         for _ in range(6):  # new connections: the kernel spreads them over both workers
             response = httpx.get(f"{url}/api/session", auth=("admin", shown[0]), timeout=30)
-            assert response.json() == {"username": "admin", "role": "admin"}
+            assert response.json() == {"username": "admin", "role": "admin", "sso": False}
         assert len(re.findall(r"listening service=http ", log)) == 2, log
         server.terminate()

@@ -25,6 +25,7 @@ ADMIN_URL = os.environ.get("OPENPACS_TEST_POSTGRES", "postgresql://postgres@127.
 TABLES = (
     "instances",
     "series",
+    "study_labels",
     "studies",
     "patients",
     "users",

@@ -59,6 +59,18 @@ duplicates = "keep"
 [auth]
 admin_user = "admin"
 admin_password_file = ""
+
+[auth.oidc]
+issuer = ""
+client_id = ""
+client_secret_file = ""
+redirect_uri = ""
+scopes = "openid profile"
+username_claim = "preferred_username"
+role_claim = "groups"
+roles = []
+audience = ""
+clock_skew_seconds = 30
 """
 
 EXTENSIONS = {
@@ -70,6 +82,7 @@ EXTENSIONS = {
         "network_timeout": 60.0,
         "dimse_timeout": 60.0,
         "acse_timeout": 30.0,
+        "peers": [],
     },
     "database": {
         "password": "",
@@ -80,7 +93,7 @@ EXTENSIONS = {
         "auto_migrate": False,
     },
     "http": {"stow_max_mb": 4096, "trusted_proxies": []},
-    "auth": {"session_hours": 12.0},
+    "auth": {"session_hours": 12.0, "visibility": []},
     "archive": {"server_lease_seconds": 30.0, "import_folders": []},
     "storage": {"postgres_chunk_kib": 1024},
 }
@@ -613,3 +626,42 @@ def test_import_folders_are_absolute_and_normalised(tmp_path: Path) -> None:
     settings = load(tmp_path, '[archive]\nimport_folders = ["/srv/intake/", "/mnt/old/../usb"]\n')
     assert settings.archive.import_folders == ("/srv/intake", "/mnt/usb")
     assert "not an absolute path" in problems(tmp_path, '[archive]\nimport_folders = ["intake"]\n')
+
+
+# --- single sign-on ----------------------------------------------------------------------------
+
+
+def test_oidc_from_a_nested_table_and_from_the_environment(
+    tmp_path: Path, pem: dict[str, Path]
+) -> None:
+    toml = f"""
+[auth.oidc]
+issuer = "https://idp.example.org/realms/x"
+client_id = "openpacs"
+client_secret_file = "{pem["password"]}"
+roles = ["pacs-admins=admin", "a=b=user"]
+"""
+    oidc = load(tmp_path, toml).auth.oidc
+    assert oidc.issuer == "https://idp.example.org/realms/x"
+    assert oidc.roles == ("pacs-admins=admin", "a=b=user")
+    oidc = load(
+        tmp_path,
+        toml,
+        OPENPACS_AUTH__OIDC__AUDIENCE="openpacs-api",
+        OPENPACS_AUTH__OIDC__ROLES='["x=uploader"]',
+    ).auth.oidc
+    assert (oidc.audience, oidc.roles) == ("openpacs-api", ("x=uploader",))
+
+
+def test_oidc_problems_are_named_by_key(tmp_path: Path) -> None:
+    text = problems(tmp_path, '[auth.oidc]\nissuer = "https://idp.example.org"\n')
+    assert "auth.oidc.client_id: required when auth.oidc.issuer is set" in text
+    assert "auth.oidc.client_secret_file: required" in text
+    assert "auth.oidc.roles: required" in text
+    text = problems(tmp_path, OPENPACS_AUTH__OIDC__ROLES='["admins=root"]')
+    assert "auth.oidc.roles: each must be" in text
+    assert "(from OPENPACS_AUTH__OIDC__ROLES)" in text
+    assert "auth.oidc.issuer: must be empty or an http(s)" in problems(
+        tmp_path, OPENPACS_AUTH__OIDC__ISSUER="idp.example.org"
+    )
+    assert "unknown key auth.oidc__nope" in problems(tmp_path, OPENPACS_AUTH__OIDC__NOPE="1")

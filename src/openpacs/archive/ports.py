@@ -17,6 +17,7 @@ from openpacs.index.records import (
     Job,
     JobState,
     Match,
+    Origin,
     Page,
     RemoteNode,
     Role,
@@ -24,6 +25,7 @@ from openpacs.index.records import (
     StoredInstance,
     Totals,
     User,
+    Visibility,
 )
 
 if TYPE_CHECKING:  # annotations only: the supervisor imports these protocols without pydicom
@@ -43,13 +45,23 @@ class Index(Protocol):
         blob_size: int,
         blob_sha256: str,
         policy: DuplicatePolicy,
+        origin: Origin | None = None,
     ) -> AddResult: ...
 
-    def find(self, query: Query) -> list[Match]: ...
+    # `visibility`: only what a restricted user may see (None: everything).
+    def find(self, query: Query, visibility: Visibility | None = None) -> list[Match]: ...
 
-    def instances_for(self, query: Query) -> list[StoredInstance]: ...
+    def instances_for(
+        self, query: Query, visibility: Visibility | None = None
+    ) -> list[StoredInstance]: ...
 
-    def instance(self, sop_uid: str) -> StoredInstance | None: ...
+    def instance(
+        self, sop_uid: str, visibility: Visibility | None = None
+    ) -> StoredInstance | None: ...
+
+    def labels(self, study_uid: str) -> list[str] | None: ...
+
+    def set_label(self, study_uid: str, label: str, present: bool) -> bool: ...
 
     def delete(self, level: Level, uid: str) -> list[str]: ...
 
@@ -57,7 +69,7 @@ class Index(Protocol):
 
     def iter_blobs(self) -> Iterator[IndexedBlob]: ...
 
-    def totals(self) -> Totals: ...
+    def totals(self, visibility: Visibility | None = None) -> Totals: ...
 
     def close(self) -> None: ...
 
@@ -74,7 +86,12 @@ class Accounts(Protocol):
     def add_user(self, username: str, role: Role, password_hash: str) -> bool: ...
 
     def update_user(
-        self, username: str, *, role: Role | None = None, password_hash: str | None = None
+        self,
+        username: str,
+        *,
+        role: Role | None = None,
+        password_hash: str | None = None,
+        groups: tuple[str, ...] | None = None,
     ) -> bool: ...
 
     def remove_user(self, username: str) -> bool: ...
@@ -132,6 +149,8 @@ class Browser(Protocol):
         limit: int = 100,
         offset: int = 0,
         cursor: str | None = None,
+        label: str | None = None,
+        visibility: Visibility | None = None,
     ) -> Page:
         """`cursor`: a `Page.next` or `Page.previous` of the same search and sort."""
         ...

@@ -8,6 +8,7 @@ an orphan blob, never an index row without its blob.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -15,6 +16,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +39,16 @@ from openpacs.archive.staging import StagingReport
 from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, MatchKind, Query
-from openpacs.errors import OpenPacsError
-from openpacs.index.records import DuplicatePolicy, Match, StoredInstance, Totals
+from openpacs.errors import NotFound, OpenPacsError, PermissionDenied
+from openpacs.index.records import (
+    DuplicatePolicy,
+    Match,
+    Origin,
+    Page,
+    StoredInstance,
+    Totals,
+    Visibility,
+)
 from openpacs.storage.base import BlobStore
 
 if TYPE_CHECKING:
@@ -85,6 +95,8 @@ class Archive:
         """Known remote AEs, configured and kept in the database."""
         self.presence = presence
         """This server among those sharing the database (its lease)."""
+        self.visibility: Visibility | None = None
+        """None: every study; otherwise the studies a restricted user may see (`scoped`)."""
         self.dicom: DicomClient | None = None
         self.jobs: JobRunner | None = None
         self._staging_made = False
@@ -156,6 +168,7 @@ class Archive:
         sop_uid: str | None = None,
         consume: bool = False,
         skip_stored: bool = False,
+        origin: Origin | None = None,
     ) -> StoreOutcome:
         """Store the Part 10 file at `path`, byte for byte.
 
@@ -191,6 +204,7 @@ class Archive:
                 blob_size=size,
                 blob_sha256=checksum,
                 policy=self.duplicates,
+                origin=origin,
             )
         except BaseException:
             self._delete_blob(key)
@@ -208,11 +222,64 @@ class Archive:
             file.write(data)
         return self.store_file(Path(name), consume=True)
 
+    # -- reading: everything below goes through the visibility of this view -----------------
+
+    def scoped(self, visibility: Visibility | None) -> Archive:
+        """This archive as a user restricted to `visibility` sees it (None: everything).
+
+        A view sharing every part of this archive: its reads (queries, listings, retrieval,
+        single instances, totals, labels) show only visible studies, so what a restricted
+        user may not see does not exist for them, whichever way they come in."""
+        view = copy.copy(self)
+        view.visibility = visibility
+        return view
+
     def find(self, query: Query) -> list[Match]:
-        return self.index.find(query)
+        return self.index.find(query, self.visibility)
 
     def instances_for(self, query: Query) -> list[StoredInstance]:
-        return self.index.instances_for(query)
+        return self.index.instances_for(query, self.visibility)
+
+    def page(
+        self,
+        level: Level,
+        conditions: Sequence[Condition],
+        *,
+        sort: str | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+        label: str | None = None,
+    ) -> Page:
+        """A paged, sorted listing from the index columns (the REST API)."""
+        return self.browser.page(
+            level,
+            conditions,
+            sort=sort,
+            descending=descending,
+            limit=limit,
+            offset=offset,
+            label=label,
+            visibility=self.visibility,
+        )
+
+    def labels(self, study_uid: str) -> list[str]:
+        """The labels of a visible study; NotFound otherwise."""
+        labels = self.index.labels(study_uid) if self._visible(study_uid) else None
+        if labels is None:
+            raise NotFound(f"no study {study_uid}")
+        return labels
+
+    def set_label(self, study_uid: str, label: str, present: bool) -> list[str]:
+        """Add (`present`) or remove a label of a visible study; its labels after."""
+        if not self._visible(study_uid) or not self.index.set_label(study_uid, label, present):
+            raise NotFound(f"no study {study_uid}")
+        return self.labels(study_uid)
+
+    def _visible(self, study_uid: str) -> bool:
+        if self.visibility is None:
+            return True
+        return bool(self.instances_for_uid(Level.STUDY, study_uid))
 
     def instances_for_uid(self, level: Level, uid: str) -> list[StoredInstance]:
         """The stored instances of one patient, study, series or instance."""
@@ -224,10 +291,10 @@ class Archive:
         }
         kind: MatchKind = "text" if level is Level.PATIENT else "uid"
         condition = Condition(level.unique_key, tags[level], kind, (Equals(uid),))
-        return self.index.instances_for(Query(level, (condition,)))
+        return self.index.instances_for(Query(level, (condition,)), self.visibility)
 
     def instance(self, sop_uid: str) -> StoredInstance | None:
-        return self.index.instance(sop_uid)
+        return self.index.instance(sop_uid, self.visibility)
 
     def open_local(self, instance: StoredInstance) -> AbstractContextManager[Path]:
         """A local path to the instance's Part 10 file for the duration of a with block."""
@@ -238,7 +305,15 @@ class Archive:
         return self.store.file_path(instance.blob_key)
 
     def delete(self, level: Level, uid: str) -> int:
-        """Delete a patient, study, series or instance; returns how many instances went."""
+        """Delete a patient, study, series or instance; returns how many instances went.
+        A restricted view deletes nothing it cannot see, and nothing at all of a patient
+        with studies it cannot see."""
+        if self.visibility is not None:
+            visible = len(self.instances_for_uid(level, uid))
+            if visible != len(self.scoped(None).instances_for_uid(level, uid)):
+                if not visible:
+                    raise NotFound(f"no {level.value.lower()} {uid}")
+                raise PermissionDenied("some of it is not visible to you")
         blob_keys = self.index.delete(level, uid)
         for key in blob_keys:
             self._delete_blob(key)
@@ -246,7 +321,7 @@ class Archive:
         return len(blob_keys)
 
     def totals(self) -> Totals:
-        return self.index.totals()
+        return self.index.totals(self.visibility)
 
     def close(self) -> None:
         if self.jobs is not None:

@@ -19,10 +19,12 @@ from pynetdicom.events import Event
 
 from openpacs.archive.service import Archive
 from openpacs.archive.suboperations import SubOperationCounts, SubOperations, operation_event
+from openpacs.config import DimseOperation
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import query_from_identifier
 from openpacs.dimse.find_response import find_response
 from openpacs.dimse.move_senders import MoveSenders
+from openpacs.dimse.peer_policy import NOT_AUTHORIZED, PeerPolicy, caller_of
 from openpacs.dimse.retrieve import (
     AcceptedContexts,
     accepted_syntaxes,
@@ -31,7 +33,7 @@ from openpacs.dimse.retrieve import (
     retrieve_query,
 )
 from openpacs.errors import InvalidQuery, OpenPacsError
-from openpacs.index.records import AuditEvent
+from openpacs.index.records import AuditEvent, Origin
 
 log = logging.getLogger("openpacs.dimse")
 
@@ -65,6 +67,8 @@ class DimseContext:
     """`(ssl_context, server_hostname)` factory input for TLS remotes, or None."""
     move_associations: int = 1
     """Associations a C-MOVE may open to its destination to send sub-operations at once."""
+    policy: PeerPolicy | None = None
+    """What each calling AE may ask (`[[dicom.peers]]`); None: everything."""
 
 
 def _peer(event: Event) -> str:
@@ -72,7 +76,51 @@ def _peer(event: Event) -> str:
     return f"calling={requestor.ae_title} peer={requestor.address}:{requestor.port}"
 
 
-_AUDIT_ACTION = {"C-STORE": "store", "C-FIND": "query", "C-GET": "download", "C-MOVE": "send"}
+_AUDIT_ACTION = {
+    "C-ECHO": "echo",
+    "C-STORE": "store",
+    "C-FIND": "query",
+    "C-GET": "download",
+    "C-MOVE": "send",
+}
+_OPERATIONS: dict[str, DimseOperation] = {
+    "C-ECHO": "echo",
+    "C-STORE": "store",
+    "C-FIND": "find",
+    "C-GET": "get",
+    "C-MOVE": "move",
+}
+
+
+def _refusal(
+    event: Event, context: DimseContext, operation: str, destination: str | None = None
+) -> str | None:
+    """Why the peer may not ask for `operation` (`context.policy`), logged and audited as
+    denied with that reason; None when it may."""
+    if context.policy is None:
+        return None
+    caller = caller_of(event.assoc)
+    reason = context.policy.refusal(caller, _OPERATIONS[operation], destination)
+    if reason is None:
+        return None
+    log.warning("%s refused %s reason=%s", operation, _peer(event), reason)
+    uids = _audit_uids(event) if operation in ("C-FIND", "C-GET", "C-MOVE") else {}
+    if operation == "C-STORE":
+        uids = {"sop_uid": str(event.request.AffectedSOPInstanceUID)[:64]}
+    requestor = event.assoc.requestor
+    context.archive.audit.record(
+        AuditEvent(
+            channel="dimse",
+            actor=caller.aet,
+            peer=f"{requestor.address}:{requestor.port}",
+            action=_AUDIT_ACTION[operation],
+            outcome="denied",
+            resource=f"destination={destination}" if destination else "",
+            detail=reason,
+            **uids,
+        )
+    )
+    return reason
 
 
 def _audit_uids(event: Event) -> dict[str, str]:
@@ -155,21 +203,50 @@ def _status(code: int, comment: str | None = None) -> Dataset:
     return status
 
 
-def handle_echo(event: Event) -> int:
-    _log_operation(event, "C-ECHO", SUCCESS, time.perf_counter())
-    return SUCCESS
+def audit_rejected(event: Event, context: DimseContext) -> None:
+    """An association refused (an unknown calling AE title), in the audit trail."""
+    caller = caller_of(event.assoc)
+    reason = "association rejected"
+    if context.policy is not None:
+        reason = context.policy.refusal(caller, "echo") or reason
+    requestor = event.assoc.requestor
+    context.archive.audit.record(
+        AuditEvent(
+            channel="dimse",
+            actor=caller.aet,
+            peer=f"{requestor.address}:{requestor.port}",
+            action="associate",
+            outcome="denied",
+            detail=reason,
+        )
+    )
+
+
+def handle_echo(event: Event, context: DimseContext) -> int:
+    status = NOT_AUTHORIZED if _refusal(event, context, "C-ECHO") else SUCCESS
+    _log_operation(event, "C-ECHO", status, time.perf_counter())
+    return status
 
 
 def handle_store(event: Event, context: DimseContext) -> Dataset:
     started = time.perf_counter()
     request = event.request
     uids = {"sop_uid": str(request.AffectedSOPInstanceUID)[:64]}
+    refused = _refusal(event, context, "C-STORE")
+    if refused is not None:  # pynetdicom removes the received file
+        status = _status(NOT_AUTHORIZED, refused)
+        _log_operation(event, "C-STORE", status.Status, started)
+        return status
     try:
         outcome = context.archive.store_file(
             Path(event.dataset_path),
             sop_class_uid=str(request.AffectedSOPClassUID),
             sop_uid=str(request.AffectedSOPInstanceUID),
             consume=True,
+            origin=Origin(
+                str(event.assoc.requestor.ae_title).strip(),
+                str(event.assoc.acceptor.ae_title).strip(),
+            ),
         )
         uids["study_uid"] = outcome.study_uid
         status = _status(SUCCESS)
@@ -186,6 +263,11 @@ def handle_store(event: Event, context: DimseContext) -> Dataset:
 def handle_find(event: Event, context: DimseContext) -> Iterator[tuple[int, Dataset | None]]:
     started = time.perf_counter()
     matches = 0
+    refused = _refusal(event, context, "C-FIND")
+    if refused is not None:
+        _log_operation(event, "C-FIND", NOT_AUTHORIZED, started)
+        yield _status(NOT_AUTHORIZED, refused), None
+        return
     audit = (context.archive, _audit_uids(event))
     try:
         query = query_from_identifier(event.identifier)
@@ -220,6 +302,12 @@ def handle_find(event: Event, context: DimseContext) -> Iterator[tuple[int, Data
 
 def handle_get(event: Event, context: DimseContext) -> Iterator[Any]:
     started = time.perf_counter()
+    refused = _refusal(event, context, "C-GET")
+    if refused is not None:
+        _log_operation(event, "C-GET", NOT_AUTHORIZED, started)
+        yield 1
+        yield _status(NOT_AUTHORIZED, refused), None
+        return
     audit = (context.archive, _audit_uids(event))
     try:
         instances = context.archive.instances_for(retrieve_query(event.identifier))
@@ -269,6 +357,12 @@ def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
     started = time.perf_counter()
     destination = _text(event.move_destination)
     audit = (context.archive, {**_audit_uids(event), "resource": f"destination={destination}"})
+    if _refusal(event, context, "C-MOVE", destination) is not None:
+        # pynetdicom's C-MOVE SCP sends no other status before it has associated with the
+        # destination, which a refused peer must not make us do: 0xA801, the reason audited.
+        _log_operation(event, "C-MOVE", 0xA801, started, destination=destination)
+        yield None, None
+        return
     remote = context.remotes.get(destination)
     if remote is None:
         log.warning("C-MOVE unknown destination=%s %s", destination, _peer(event))

@@ -38,6 +38,7 @@ from openpacs.config import DicomSettings
 from openpacs.dimse import handlers, tuning
 from openpacs.dimse.handlers import DimseContext, Remote
 from openpacs.dimse.move_senders import ArchiveAE
+from openpacs.dimse.peer_policy import PeerPolicy
 from openpacs.dimse.tls import client_context, server_context
 from openpacs.errors import ConfigError
 
@@ -159,6 +160,7 @@ class DicomServer:
             },
             tls_client_args=tls_client,
             move_associations=settings.move_associations,
+            policy=PeerPolicy(settings),
         )
 
     @staticmethod
@@ -171,12 +173,12 @@ class DicomServer:
         ae.acse_timeout = settings.acse_timeout
         ae.require_called_aet = False
         if not settings.accept_unknown_aets:
-            if not settings.remotes:
+            if not settings.remotes and not settings.peers:
                 raise ConfigError(
-                    "dicom.accept_unknown_aets: false with no [[dicom.remotes]] refuses every"
-                    " peer; list the AEs that may associate"
+                    "dicom.accept_unknown_aets: false with no [[dicom.remotes]] or "
+                    "[[dicom.peers]] refuses every peer; list the AEs that may associate"
                 )
-            ae.require_calling_aet = [remote.aet for remote in settings.remotes]
+            ae.require_calling_aet = PeerPolicy(settings).association_aets
         syntaxes = transfer_syntaxes()
         ae.add_supported_context(Verification, syntaxes)
         for context in AllStoragePresentationContexts:
@@ -191,7 +193,7 @@ class DicomServer:
     def _handlers(self) -> list[Any]:
         context = self.context
         return [
-            (evt.EVT_C_ECHO, handlers.handle_echo),
+            (evt.EVT_C_ECHO, handlers.handle_echo, [context]),
             (evt.EVT_C_STORE, handlers.handle_store, [context]),
             (evt.EVT_C_FIND, handlers.handle_find, [context]),
             (evt.EVT_C_GET, handlers.handle_get, [context]),
@@ -199,6 +201,7 @@ class DicomServer:
             (evt.EVT_CONN_OPEN, set_nodelay),
             (evt.EVT_ACCEPTED, self._association_log, ["accepted"]),
             (evt.EVT_REJECTED, self._association_log, ["rejected"]),
+            (evt.EVT_REJECTED, handlers.audit_rejected, [context]),
             (evt.EVT_RELEASED, self._association_log, ["released"]),
             (evt.EVT_ABORTED, self._association_log, ["aborted"]),
         ]

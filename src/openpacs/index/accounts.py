@@ -8,6 +8,7 @@ give anyone a way in.
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
@@ -24,7 +25,17 @@ _failures = schema.login_failures
 
 
 def _user(row: Any) -> User:
-    return User(row.username, cast(Role, row.role), row.password_hash, row.created_at)
+    return User(
+        row.username, cast(Role, row.role), row.password_hash, row.created_at, _groups(row.groups)
+    )
+
+
+def _groups(text: str | None) -> tuple[str, ...]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def _token(row: Any) -> ApiToken:
@@ -75,9 +86,16 @@ class SqlAccounts:
         return True
 
     def update_user(
-        self, username: str, *, role: Role | None = None, password_hash: str | None = None
+        self,
+        username: str,
+        *,
+        role: Role | None = None,
+        password_hash: str | None = None,
+        groups: tuple[str, ...] | None = None,
     ) -> bool:
         values: dict[str, Any] = {"updated_at": now_iso()}
+        if groups is not None:
+            values["groups"] = json.dumps(sorted(groups))
         if role is not None:
             values["role"] = role
         if password_hash is not None:

@@ -20,8 +20,9 @@ from openpacs.dicom.query import Condition
 from openpacs.errors import InvalidQuery
 from openpacs.index.finder import _TABLE, Finder, _joined
 from openpacs.index.keyset import Cursor, beyond, ordering
-from openpacs.index.records import Page
+from openpacs.index.records import Page, Visibility
 from openpacs.index.transaction import Transactions
+from openpacs.index.visibility import level_clause, study_clause
 
 
 class SqlBrowser:
@@ -39,7 +40,11 @@ class SqlBrowser:
         limit: int = 100,
         offset: int = 0,
         cursor: str | None = None,
+        label: str | None = None,
+        visibility: Visibility | None = None,
     ) -> Page:
+        """`cursor`: a `Page.next` or `Page.previous` of the same search and sort; `label`:
+        only studies (and what is below them) with this label."""
         table = _TABLE[level]
         keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
         columns = [_TABLE[k.level].c[k.column].label(k.keyword) for k in keys]
@@ -55,6 +60,13 @@ class SqlBrowser:
                 )
             if clause is not True:
                 clauses.append(clause)
+        visible = level_clause(level, visibility)
+        if visible is not None:
+            clauses.append(visible)
+        if label is not None:
+            if level is Level.PATIENT:
+                raise InvalidQuery("labels are on studies: search studies, series or instances")
+            clauses.append(study_clause(Visibility(labels=frozenset({label}))))
         sort_column = self._sort_column(level, sort)
         boundary = self._boundary(cursor, sort, descending, offset)
         backward = boundary is not None and boundary.backward

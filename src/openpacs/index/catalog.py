@@ -21,16 +21,19 @@ from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
 from openpacs.errors import DuplicateInstance
 from openpacs.index import schema
-from openpacs.index.finder import Finder
+from openpacs.index.finder import Finder, _joined
 from openpacs.index.records import (
     AddResult,
     DuplicatePolicy,
     IndexedBlob,
     Match,
+    Origin,
     StoredInstance,
     Totals,
+    Visibility,
 )
 from openpacs.index.transaction import Transactions
+from openpacs.index.visibility import level_clause
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,12 @@ _UID_COLUMN = {
 _PARENT_COLUMN = {Level.STUDY: "patient_pk", Level.SERIES: "study_pk", Level.IMAGE: "series_pk"}
 _PARENT_LEVEL = {Level.STUDY: Level.PATIENT, Level.SERIES: Level.STUDY, Level.IMAGE: Level.SERIES}
 T = TypeVar("T")
+
+
+def _institution(header: Header) -> str:
+    """InstitutionName (0008,0080) of the header, or empty."""
+    values = header.json.get("00080080", {}).get("Value") or [""]
+    return str(values[0] or "")[:64]
 
 
 def _duplicate(header: Header, policy: DuplicatePolicy) -> AddResult:
@@ -93,8 +102,10 @@ class Catalog:
         blob_size: int,
         blob_sha256: str,
         policy: DuplicatePolicy,
+        origin: Origin | None = None,
     ) -> AddResult:
-        """Index one stored blob; the caller deletes the blob if this raises."""
+        """Index one stored blob; the caller deletes the blob if this raises. `origin`: the
+        AE titles of the C-STORE, recorded on a new study."""
         row = {
             **header.columns[Level.IMAGE],
             "transfer_syntax": header.transfer_syntax,
@@ -103,15 +114,23 @@ class Catalog:
             "blob_sha256": blob_sha256,
             "header": json.dumps(header.json, ensure_ascii=False, separators=(",", ":")),
         }
-        return self._transaction(lambda conn: self._add(conn, header, row, policy), write=True)
+        origin = origin or Origin()
+        return self._transaction(
+            lambda conn: self._add(conn, header, row, policy, origin), write=True
+        )
 
     def _add(
-        self, conn: Connection, header: Header, row: dict[str, Any], policy: DuplicatePolicy
+        self,
+        conn: Connection,
+        header: Header,
+        row: dict[str, Any],
+        policy: DuplicatePolicy,
+        origin: Origin,
     ) -> AddResult:
         """Insert-if-absent down the hierarchy; the common case (a new instance of a known
         series) costs one look-up and one insert."""
         instances = schema.instances
-        series_pk = self._series_pk(conn, header)
+        series_pk = self._series_pk(conn, header, origin)
         row = {**row, "series_pk": series_pk, "created_at": datetime.now(UTC).isoformat()}
         inserted = conn.execute(self._insert[Level.IMAGE], row).first()
         if inserted is not None:
@@ -150,14 +169,20 @@ class Catalog:
             .values(patient)
         )
 
-    def _series_pk(self, conn: Connection, header: Header) -> int:
+    def _series_pk(self, conn: Connection, header: Header, origin: Origin) -> int:
         found = conn.execute(self._lookup[Level.SERIES], {"uid": header.series_uid}).scalar()
         if found is not None:
             return int(found)
         now = datetime.now(UTC).isoformat()
         columns = header.columns
         patient_pk = self._ensure(conn, Level.PATIENT, columns[Level.PATIENT], None, now)
-        study_pk = self._ensure(conn, Level.STUDY, columns[Level.STUDY], patient_pk, now)
+        study = {
+            **columns[Level.STUDY],
+            "institution_name": _institution(header),
+            "source_aet": origin.calling_aet[:16],
+            "received_aet": origin.called_aet[:16],
+        }
+        study_pk = self._ensure(conn, Level.STUDY, study, patient_pk, now)
         return self._ensure(conn, Level.SERIES, columns[Level.SERIES], study_pk, now)
 
     def _ensure(
@@ -187,15 +212,58 @@ class Catalog:
 
     # -- queries --------------------------------------------------------------------------
 
-    def find(self, query: Query) -> list[Match]:
-        return self._transaction(lambda conn: self._finder.find(conn, query), write=False)
+    def find(self, query: Query, visibility: Visibility | None = None) -> list[Match]:
+        return self._transaction(
+            lambda conn: self._finder.find(conn, query, visibility), write=False
+        )
 
-    def instances_for(self, query: Query) -> list[StoredInstance]:
+    def instances_for(
+        self, query: Query, visibility: Visibility | None = None
+    ) -> list[StoredInstance]:
         """The stored instances at and below whatever the query's unique keys select."""
-        return self._transaction(lambda conn: self._finder.instances(conn, query), write=False)
+        return self._transaction(
+            lambda conn: self._finder.instances(conn, query, visibility), write=False
+        )
 
-    def instance(self, sop_uid: str) -> StoredInstance | None:
-        return self._transaction(lambda conn: self._finder.instance(conn, sop_uid), write=False)
+    def instance(self, sop_uid: str, visibility: Visibility | None = None) -> StoredInstance | None:
+        return self._transaction(
+            lambda conn: self._finder.instance(conn, sop_uid, visibility), write=False
+        )
+
+    # -- labels ---------------------------------------------------------------------------
+
+    def labels(self, study_uid: str) -> list[str] | None:
+        """The study's labels, sorted; None when there is no such study."""
+        st, labels = schema.studies, schema.study_labels
+
+        def work(conn: Connection) -> list[str] | None:
+            pk = conn.execute(select(st.c.pk).where(st.c.study_uid == study_uid)).scalar()
+            if pk is None:
+                return None
+            statement = select(labels.c.label).where(labels.c.study_pk == pk)
+            return sorted(conn.execute(statement).scalars())
+
+        return self._transaction(work, write=False)
+
+    def set_label(self, study_uid: str, label: str, present: bool) -> bool:
+        """Add or remove a label; False when there is no such study."""
+        st, labels = schema.studies, schema.study_labels
+
+        def work(conn: Connection) -> bool:
+            pk = conn.execute(select(st.c.pk).where(st.c.study_uid == study_uid)).scalar()
+            if pk is None:
+                return False
+            if present:
+                row = {"study_pk": pk, "label": label, "created_at": datetime.now(UTC).isoformat()}
+                insert = self._insert_ignore(labels).on_conflict_do_nothing(
+                    index_elements=[labels.c.study_pk, labels.c.label]
+                )
+                conn.execute(insert, row)
+            else:
+                conn.execute(delete(labels).where(labels.c.study_pk == pk, labels.c.label == label))
+            return True
+
+        return self._transaction(work, write=True)
 
     def iter_blobs(self, batch: int = 1000) -> Iterator[IndexedBlob]:
         """Every instance's blob, in pages (one short transaction each)."""
@@ -221,8 +289,10 @@ class Catalog:
             write=False,
         )
 
-    def totals(self) -> Totals:
+    def totals(self, visibility: Visibility | None = None) -> Totals:
         def count(conn: Connection) -> Totals:
+            if visibility is not None:
+                return self._visible_totals(conn, visibility)
             counts = [
                 conn.execute(select(func.count()).select_from(table)).scalar_one()
                 for table in schema.LEVEL_TABLES
@@ -231,6 +301,19 @@ class Catalog:
             return Totals(*counts, bytes=int(size.scalar_one()))
 
         return self._transaction(count, write=False)
+
+    def _visible_totals(self, conn: Connection, visibility: Visibility) -> Totals:
+        counts = []
+        for level in Level:
+            statement = select(func.count()).select_from(_joined(level))
+            counts.append(
+                int(conn.execute(statement.where(level_clause(level, visibility))).scalar_one())
+            )
+        size = select(func.coalesce(func.sum(schema.instances.c.blob_size), 0)).select_from(
+            _joined(Level.IMAGE)
+        )
+        total = conn.execute(size.where(level_clause(Level.IMAGE, visibility))).scalar_one()
+        return Totals(*counts, bytes=int(total))
 
     # -- delete ---------------------------------------------------------------------------
 
@@ -250,6 +333,8 @@ class Catalog:
         blob_keys = list(conn.execute(self._finder.blob_keys_below(level, int(pk))).scalars())
         self._delete_below(conn, level, int(pk))
         parent_pk = self._parent_of(conn, level, int(pk))
+        if level is Level.STUDY:
+            _drop_labels(conn, [int(pk)])
         conn.execute(delete(table).where(table.c.pk == pk))
         if parent_pk is not None:
             self._prune_upwards(conn, _PARENT_LEVEL[level], parent_pk)
@@ -271,6 +356,7 @@ class Catalog:
         if level is not Level.SERIES:
             conn.execute(delete(schema.series).where(schema.series.c.pk.in_(series_pks)))
         if level is Level.PATIENT:
+            _drop_labels(conn, list(conn.execute(study_pks).scalars()))
             conn.execute(delete(schema.studies).where(schema.studies.c.pk.in_(study_pks)))
 
     def _parent_of(self, conn: Connection, level: Level, pk: int) -> int | None:
@@ -297,8 +383,16 @@ class Catalog:
                 if has_child is not None:
                     return
             parent_pk = self._parent_of(conn, current, current_pk)
+            if current is Level.STUDY:
+                _drop_labels(conn, [current_pk])
             conn.execute(delete(_TABLE[current]).where(_TABLE[current].c.pk == current_pk))
             current, current_pk = _PARENT_LEVEL.get(current), parent_pk
 
 
 _CHILD_LEVEL = {Level.PATIENT: Level.STUDY, Level.STUDY: Level.SERIES, Level.SERIES: Level.IMAGE}
+
+
+def _drop_labels(conn: Connection, study_pks: list[int]) -> None:
+    if study_pks:
+        labels = schema.study_labels
+        conn.execute(delete(labels).where(labels.c.study_pk.in_(study_pks)))

@@ -33,7 +33,8 @@ from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.index import schema
 from openpacs.index.header_sql import header_clause
 from openpacs.index.matching_sql import condition_clause
-from openpacs.index.records import Match, StoredInstance
+from openpacs.index.records import Match, StoredInstance, Visibility
+from openpacs.index.visibility import level_clause
 
 _BATCH = 500
 _TABLE = {
@@ -60,12 +61,17 @@ class Finder:
     def __init__(self, dialect: str) -> None:
         self._dialect = dialect
 
-    def find(self, conn: Connection, query: Query) -> list[Match]:
+    def find(
+        self, conn: Connection, query: Query, visibility: Visibility | None = None
+    ) -> list[Match]:
         level = query.level
         table = _TABLE[level]
         columns = _columns(level)
         wanted = set(query.return_keywords)
         statement = select(table.c.pk.label("_pk"), *columns).select_from(_joined(level))
+        visible = level_clause(level, visibility)
+        if visible is not None:
+            statement = statement.where(visible)
         post: list[Condition] = []
         for condition in query.conditions:
             clause = self._clause(level, condition)
@@ -241,7 +247,9 @@ class Finder:
                     result[pk].setdefault(keyword, [])
         return result
 
-    def instances(self, conn: Connection, query: Query) -> list[StoredInstance]:
+    def instances(
+        self, conn: Connection, query: Query, visibility: Visibility | None = None
+    ) -> list[StoredInstance]:
         i, se, st = schema.instances, schema.series, schema.studies
         statement: Select[Any] = select(
             i.c.sop_uid,
@@ -252,6 +260,9 @@ class Finder:
             st.c.study_uid,
             se.c.series_uid,
         ).select_from(_joined(Level.IMAGE))
+        visible = level_clause(Level.IMAGE, visibility)
+        if visible is not None:
+            statement = statement.where(visible)
         for condition in query.conditions:
             clause = self._clause(Level.IMAGE, condition)
             if clause is not None and clause is not True:
@@ -259,12 +270,14 @@ class Finder:
         statement = statement.order_by(st.c.pk, se.c.series_number, se.c.pk, i.c.instance_number)
         return [StoredInstance(**row._asdict()) for row in conn.execute(statement)]
 
-    def instance(self, conn: Connection, sop_uid: str) -> StoredInstance | None:
+    def instance(
+        self, conn: Connection, sop_uid: str, visibility: Visibility | None = None
+    ) -> StoredInstance | None:
         query = Query(
             Level.IMAGE,
             conditions=(Condition("SOPInstanceUID", 0x00080018, "uid", (Equals(sop_uid),)),),
         )
-        found = self.instances(conn, query)
+        found = self.instances(conn, query, visibility)
         return found[0] if found else None
 
     def blob_keys_below(self, level: Level, pk: int) -> Select[Any]:

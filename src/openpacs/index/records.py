@@ -69,6 +69,8 @@ class User:
     role: Role
     password_hash: str
     created_at: str = ""
+    groups: tuple[str, ...] = ()
+    """Provider groups of a single sign-on user at its last login."""
 
 
 @dataclass(frozen=True)
@@ -185,3 +187,27 @@ class Page:
     next: str | None = None
     previous: str | None = None
     last: str | None = None
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """The studies a restricted user may see: those matching any of these values (the union
+    of the visibility rules that apply to the user). Nothing set: no study at all."""
+
+    institutions: frozenset[str] = frozenset()
+    """InstitutionName of the study's first instance, exactly."""
+    calling_aets: frozenset[str] = frozenset()
+    """The AE title that sent the study's first instance (C-STORE)."""
+    called_aets: frozenset[str] = frozenset()
+    """The AE title of ours it was sent to."""
+    referring_physicians: frozenset[str] = frozenset()
+    """ReferringPhysicianName, compared case-insensitively without trailing empty components."""
+    labels: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How an instance arrived: the calling and called AE titles of its C-STORE."""
+
+    calling_aet: str = ""
+    called_aet: str = ""

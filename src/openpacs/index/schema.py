@@ -58,11 +58,28 @@ studies = Table(
     Column("referring_physician_name_norm", Key, nullable=False, default=""),
     Column("study_description", Key),
     Column("created_at", String, nullable=False),
+    # Where the study came from, for visibility rules (`index/visibility.py`): the
+    # InstitutionName of its first instance, the calling and called AE titles of the first
+    # C-STORE (empty for other ways in).
+    Column("institution_name", Key, nullable=False, default=""),
+    Column("source_aet", String(16), nullable=False, default=""),
+    Column("received_aet", String(16), nullable=False, default=""),
     Index("ix_studies_patient", "patient_pk"),
     Index("ix_studies_date", "study_date"),
     Index("ix_studies_accession", "accession_number"),
     Index("ix_studies_referring_norm", "referring_physician_name_norm"),
     Index("ix_studies_created", "created_at"),
+)
+
+study_labels = Table(
+    "study_labels",
+    metadata,
+    Column("pk", PrimaryKey, primary_key=True, autoincrement=True),
+    Column("study_pk", PrimaryKey, ForeignKey("studies.pk"), nullable=False),
+    Column("label", Key, nullable=False),
+    Column("created_at", String, nullable=False),
+    Index("ux_study_labels", "study_pk", "label", unique=True),
+    Index("ix_study_labels_label", "label"),
 )
 
 series = Table(
@@ -125,6 +142,8 @@ users = Table(
     Column("password_hash", String(256), nullable=False),
     Column("created_at", String, nullable=False),
     Column("updated_at", String, nullable=False),
+    # The provider groups of a single sign-on user at its last login (JSON list of strings).
+    Column("groups", Text, nullable=False, default="[]"),
 )
 
 sessions = Table(

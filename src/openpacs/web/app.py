@@ -25,7 +25,8 @@ from openpacs.web.audit import AuditRequests, login_listener
 from openpacs.web.auth.authenticator import Authenticator, LoginListener
 from openpacs.web.auth.bootstrap import ensure_admin
 from openpacs.web.auth.middleware import Authentication, challenges
-from openpacs.web.rest import audit, imports, remotes, resources, session, users
+from openpacs.web.auth.oidc import OidcProvider
+from openpacs.web.rest import audit, imports, oidc, remotes, resources, session, users
 from openpacs.web.security import SecurityHeaders
 
 log = logging.getLogger("openpacs.web")
@@ -34,6 +35,7 @@ _CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "X-Requested-With"]
 # Every router of the API and DICOMweb; each route declares its audit action (web/audit.py).
 ROUTERS = (
     session.router,
+    oidc.router,
     audit.router,
     resources.router,
     remotes.router,
@@ -70,6 +72,7 @@ def create_app(
         archive.accounts,
         session_seconds=settings.auth.session_hours * 3600,
         on_login=on_login or login_listener(archive.audit),
+        oidc=OidcProvider(settings.auth.oidc) if settings.auth.oidc.issuer else None,
     )
     _add_error_handlers(app)
 

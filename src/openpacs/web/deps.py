@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from openpacs.archive.service import Archive
 from openpacs.config import Settings
 from openpacs.errors import NotAuthenticated, PermissionDenied
+from openpacs.web.access import visibility_for
 from openpacs.web.auth.authenticator import Authenticator
 from openpacs.web.auth.principal import Permission, Principal
 
@@ -30,7 +31,15 @@ __all__ = [
 
 
 def _archive(request: Request) -> Archive:
+    """The archive as the caller may see it: restricted to the studies the visibility rules
+    give a restricted user (`web.access`), for every route alike."""
     archive: Archive = request.app.state.archive
+    principal = request.scope.get("state", {}).get("principal")
+    if isinstance(principal, Principal):
+        settings: Settings = request.app.state.settings
+        visibility = visibility_for(principal, settings.auth.visibility)
+        if visibility is not None:
+            return archive.scoped(visibility)
     return archive
 
 

@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable
 
 from openpacs.archive.ports import Accounts
-from openpacs.errors import NotAuthenticated
+from openpacs.errors import NotAuthenticated, PermissionDenied
 from openpacs.index.records import ApiToken, Role, User
+from openpacs.web.auth.oidc import PASSWORD_MARKER, Identity, OidcProvider
 from openpacs.web.auth.passwords import (
     digest,
     hash_password,
@@ -49,8 +50,10 @@ class Authenticator:
         *,
         session_seconds: float,
         on_login: LoginListener | None = None,
+        oidc: OidcProvider | None = None,
     ) -> None:
         self.accounts = accounts
+        self.oidc = oidc
         self.session_seconds = session_seconds
         self._throttle = LoginThrottle(accounts)
         self._on_login = on_login
@@ -77,6 +80,28 @@ class Authenticator:
         self._notify(username, peer, True, "")
         return user
 
+    def provider_login(self, identity: Identity, peer: str) -> User:
+        """The user of a verified provider login, created on first login and given the
+        role of its claim at each; a local user of the same name is never taken over."""
+        user = self.accounts.user(identity.username)
+        if user is None:
+            self.accounts.add_user(identity.username, identity.role, PASSWORD_MARKER)
+            user = self.accounts.user(identity.username)  # ours, or a racing local add's
+        if user is None or user.password_hash != PASSWORD_MARKER:
+            self._notify(identity.username, peer, False, "single sign-on: a local user")
+            raise PermissionDenied("a local user of that name exists; log in with its password")
+        self.accounts.update_user(
+            identity.username, role=identity.role, groups=tuple(sorted(identity.groups))
+        )
+        user = self.accounts.user(identity.username)
+        if user is None:
+            raise PermissionDenied("the user was removed during the login")
+        self._notify(user.username, peer, True, "single sign-on")
+        return user
+
+    def notify_sso_failure(self, peer: str, reason: str) -> None:
+        self._notify("", peer, False, f"single sign-on: {reason}")
+
     def _notify(self, username: str, peer: str, succeeded: bool, reason: str) -> None:
         if self._on_login is not None:
             self._on_login(username, peer, succeeded, reason)
@@ -102,11 +127,24 @@ class Authenticator:
             self._verified[key] = time.monotonic() + _BASIC_CACHE_SECONDS
         return user
 
-    def _bearer(self, value: str, peer: str) -> User:
-        """A valid token is never throttled; unknown ones count against the peer."""
-        user = self.accounts.token_user(digest(value.strip()), time.time())
+    def _bearer(self, value: str, peer: str) -> Principal:
+        """A valid token is never throttled; unknown or invalid ones count against the peer.
+
+        Our API tokens start with `opt_`; anything else shaped as a JWT is an access token of
+        the OpenID provider when one is configured."""
+        value = value.strip()
+        if self.oidc is not None and not value.startswith(TOKEN_PREFIX) and value.count(".") == 2:
+            self._throttle.check_peer(peer)
+            try:
+                identity = self.oidc.verify_access_token(value)
+            except NotAuthenticated as exc:
+                self._throttle.failed_token(peer)
+                log.warning("provider access token refused peer=%s reason=%s", peer, exc.reason)
+                raise
+            return Principal(identity.username, identity.role, "oidc", peer, identity.groups)
+        user = self.accounts.token_user(digest(value), time.time())
         if user is not None:
-            return user
+            return _principal(user, "token", peer)
         self._throttle.check_peer(peer)
         self._throttle.failed_token(peer)
         raise NotAuthenticated("unknown, expired or revoked token")
@@ -143,7 +181,7 @@ class Authenticator:
             scheme, _, value = authorization.strip().partition(" ")
             scheme = scheme.lower()
             if scheme == "bearer":
-                return _principal(self._bearer(value, peer), "token", peer)
+                return self._bearer(value, peer)
             if scheme == "basic":
                 return _principal(self._basic(value, peer), "basic", peer)
             raise NotAuthenticated(f"unsupported authorization scheme {scheme[:20]!r}")
@@ -157,4 +195,4 @@ class Authenticator:
 
 def _principal(user: User, via: str, peer: str) -> Principal:
     role: Role = user.role
-    return Principal(user.username, role, via, peer)  # type: ignore[arg-type]
+    return Principal(user.username, role, via, peer, frozenset(user.groups))  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """Authentication of every request, before any route runs.
 
 Done as ASGI middleware rather than per-route dependencies so that no route can be added
-without it: only the health check, the login (`PUBLIC`) and the UI's static files (GET and
+without it: only the health check, the logins (`PUBLIC`) and the UI's static files (GET and
 HEAD outside `/api` and `/dicom-web`) are reachable anonymously; a test requests every route
 of the OpenAPI description anonymously and expects 401. A 401 carries the challenges of
 RFC 9110 11.6.1; a browser's script requests (the UI's, with `X-Requested-With:
@@ -26,7 +26,11 @@ from openpacs.web.auth.authenticator import SESSION_COOKIE, Authenticator
 
 log = logging.getLogger("openpacs.auth")
 
-PUBLIC = frozenset({("GET", "/health"), ("HEAD", "/health"), ("POST", "/api/session")})
+PUBLIC = frozenset(
+    {("GET", "/health"), ("HEAD", "/health"), ("POST", "/api/session")}
+    | {("GET", f"/api/oidc{path}") for path in ("", "/login", "/callback", "/logout")}
+)
+"""The health check, the password login and single sign-on (`web/rest/oidc.py`)."""
 PROTECTED_PREFIXES = ("/api", "/dicom-web")
 BASIC_CHALLENGE = 'Basic realm="openpacs", charset="UTF-8"'
 BEARER_CHALLENGE = 'Bearer realm="openpacs"'

@@ -9,7 +9,8 @@ from typing import Literal
 from openpacs.index.records import Role
 
 Permission = Literal["read", "store", "delete", "admin"]
-Via = Literal["session", "token", "basic"]
+Via = Literal["session", "token", "basic", "oidc"]
+"""oidc: an access token of the OpenID provider, as a bearer token."""
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "admin": frozenset({"read", "store", "delete", "admin"}),
@@ -24,6 +25,8 @@ class Principal:
     role: Role
     via: Via
     peer: str = ""
+    groups: frozenset[str] = frozenset()
+    """Provider groups (single sign-on users), for study visibility rules."""
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]

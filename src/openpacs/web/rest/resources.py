@@ -22,6 +22,7 @@ from openpacs.web.rest.zipstream import zip_stream
 router = APIRouter(prefix="/api", tags=["resources"])
 READ = [require("read")]
 DELETE = [require("delete")]
+ADMIN = [require("admin")]
 
 Uid = Annotated[
     str, Path(max_length=MAX_UID_LENGTH, pattern=UID_PATTERN, description="A DICOM UID.")
@@ -70,7 +71,7 @@ def _search(
     cursor: str | None,
 ) -> dict[str, Any]:
     key, descending = sort_key(sort)
-    page = archive.browser.page(
+    page = archive.page(
         level,
         conditions(level, request.query_params),
         sort=key,
@@ -78,6 +79,7 @@ def _search(
         limit=limit,
         offset=offset,
         cursor=cursor,
+        label=request.query_params.get("label") or None,
     )
     return {
         "total": page.total,
@@ -90,17 +92,19 @@ def _search(
 
 
 def _one(archive: Archive, level: Level, uid: str) -> dict[str, Any]:
-    page = archive.browser.page(level, [unique(level, uid)], limit=1)
+    page = archive.page(level, [unique(level, uid)], limit=1)
     if not page.items:
         raise NotFound(f"no {level.value.lower()} {uid}")
     item = page.items[0]
     child = {Level.PATIENT: Level.STUDY, Level.STUDY: Level.SERIES, Level.SERIES: Level.IMAGE}
     if level in child:
-        below = archive.browser.page(
+        below = archive.page(
             child[level], [unique(level, uid)], sort=_CHILD_SORT[level], limit=_CHILDREN
         )
         name = {Level.STUDY: "studies", Level.SERIES: "series", Level.IMAGE: "instances"}
         item[name[child[level]]] = below.items
+    if level is Level.STUDY:
+        item["labels"] = archive.labels(uid)
     return item
 
 
@@ -129,6 +133,38 @@ def _search_route(path: str, level: Level) -> None:
 
 for _path, _level in _LEVELS.items():
     _search_route(_path, _level)
+
+
+Label = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$",
+        description="A label: letters, digits, space, dot, underscore and hyphen.",
+    ),
+]
+
+
+@router.get("/studies/{uid}/labels", dependencies=READ)
+@audited("query")
+def study_labels(archive: ArchiveDep, uid: Uid) -> dict[str, list[str]]:
+    """The study's labels (`GET /api/studies?label=...` finds studies by label)."""
+    return {"labels": archive.labels(uid)}
+
+
+@router.put("/studies/{uid}/labels/{label}", dependencies=ADMIN)
+@audited("admin")
+def add_study_label(archive: ArchiveDep, uid: Uid, label: Label) -> dict[str, list[str]]:
+    """Label a study (admins: labels decide what restricted users see)."""
+    return {"labels": archive.set_label(uid, label, True)}
+
+
+@router.delete("/studies/{uid}/labels/{label}", dependencies=ADMIN)
+@audited("admin")
+def remove_study_label(archive: ArchiveDep, uid: Uid, label: Label) -> dict[str, list[str]]:
+    """Remove a label from a study."""
+    return {"labels": archive.set_label(uid, label, False)}
 
 
 @router.get("/patients/{patient_id}", dependencies=READ)

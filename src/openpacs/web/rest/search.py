@@ -10,7 +10,7 @@ from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition, Equals, condition_for, tag_of
 from openpacs.errors import InvalidQuery
 
-CONTROL = frozenset({"limit", "offset", "sort", "cursor"})
+CONTROL = frozenset({"limit", "offset", "sort", "cursor", "label"})
 MAX_LIMIT = 1000
 _STUDY_ONLY = frozenset({"ModalitiesInStudy"})
 _MAX_VALUE = 1024

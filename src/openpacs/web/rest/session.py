@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from openpacs.web.audit import audited
 from openpacs.web.auth.authenticator import SESSION_COOKIE
+from openpacs.web.auth.oidc import PASSWORD_MARKER
 from openpacs.web.deps import AuthenticatorDep, CurrentUser
 
 router = APIRouter(prefix="/api/session", tags=["session"])
@@ -22,6 +23,8 @@ class Credentials(BaseModel):
 class SessionInfo(BaseModel):
     username: str
     role: str
+    sso: bool = False
+    """Logged in through the OpenID provider: logging out ends its session too."""
 
 
 @router.post("", name="login", response_model=SessionInfo)
@@ -50,9 +53,13 @@ def login(
 
 @router.get("", response_model=SessionInfo)
 @audited(None)
-def who_am_i(principal: CurrentUser) -> SessionInfo:
+def who_am_i(principal: CurrentUser, authenticator: AuthenticatorDep) -> SessionInfo:
     """The logged-in user (any way of authenticating)."""
-    return SessionInfo(username=principal.name, role=principal.role)
+    sso = principal.via == "oidc"
+    if principal.via == "session":
+        user = authenticator.accounts.user(principal.name)
+        sso = user is not None and user.password_hash == PASSWORD_MARKER
+    return SessionInfo(username=principal.name, role=principal.role, sso=sso)
 
 
 @router.delete("", status_code=204)

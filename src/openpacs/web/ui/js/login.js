@@ -1,9 +1,12 @@
-// The login form: POST /api/session; the server's reason is shown on failure.
+// The login form: POST /api/session; the server's reason is shown on failure. With single
+// sign-on configured (GET /api/oidc), a link to the provider's login too; a failed provider
+// login comes back here with its reason in `sso_error`.
 
+import { api } from "./api.js";
 import { h, message } from "./dom.js";
 import { login } from "./session.js";
 
-export function loginPage({ onLogin }) {
+export function loginPage({ onLogin, params }) {
   const username = h("input", { id: "username", name: "username", autocomplete: "username", required: true, autofocus: true });
   const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
   const status = h("div", { class: "login-status" });
@@ -38,6 +41,15 @@ export function loginPage({ onLogin }) {
     submit,
     status,
   );
+  const ssoError = params && params.get("sso_error");
+  if (ssoError) status.replaceChildren(message(`Single sign-on failed: ${ssoError}`, "error"));
+  api("/api/oidc", { quiet401: true })
+    .then((info) => {
+      if (info && info.enabled) {
+        submit.after(h("a", { class: "button secondary sso", href: "/api/oidc/login", "data-testid": "sso-login" }, "Sign in with single sign-on"));
+      }
+    })
+    .catch(() => {});
   setTimeout(() => username.focus(), 0);
   return h("main", { id: "main", class: "login-page" }, form);
 }

@@ -75,8 +75,10 @@ function navigation(active) {
           class: "secondary",
           "data-testid": "logout",
           onclick: async () => {
+            const sso = who.sso;
             await logout();
-            navigate("/login");
+            if (sso) window.location.assign("/api/oidc/logout");
+            else navigate("/login");
           },
         },
         "Log out",
@@ -98,7 +100,7 @@ async function render() {
   if (!user()) await restore();
   if (!user() || path === "/login") {
     if (user() && path === "/login") return navigate(home());
-    clear(app).append(loginPage({ onLogin: () => navigate(params.get("next") || home()) }));
+    clear(app).append(loginPage({ params, onLogin: () => navigate(params.get("next") || home()) }));
     document.title = "Log in · openpacs";
     return;
   }
