@@ -249,6 +249,7 @@ class Archive:
         descending: bool = False,
         limit: int = 100,
         offset: int = 0,
+        cursor: str | None = None,
         label: str | None = None,
     ) -> Page:
         """A paged, sorted listing from the index columns (the REST API)."""
@@ -259,6 +260,7 @@ class Archive:
             descending=descending,
             limit=limit,
             offset=offset,
+            cursor=cursor,
             label=label,
             visibility=self.visibility,
         )
