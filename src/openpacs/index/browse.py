@@ -80,7 +80,8 @@ class SqlBrowser:
         def work(conn: Connection) -> Page:
             total = int(conn.execute(count).scalar_one())
             rows = [row._asdict() for row in conn.execute(rows_query)]
-            computed = self._finder.computed(conn, level, [r["_pk"] for r in rows], wanted)
+            pks = [r["_pk"] for r in rows]
+            computed = self._finder.computed(conn, level, pks, wanted, visibility)
             items = [
                 {
                     **{k: v for k, v in row.items() if k != "_pk" and v is not None},

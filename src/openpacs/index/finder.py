@@ -34,7 +34,7 @@ from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.index import schema
 from openpacs.index.matching_sql import condition_clause
 from openpacs.index.records import Match, StoredInstance, Visibility
-from openpacs.index.visibility import level_clause
+from openpacs.index.visibility import level_clause, study_clause
 
 _BATCH = 500
 _TABLE = {
@@ -68,7 +68,7 @@ class Finder:
         table = _TABLE[level]
         columns = _columns(level)
         wanted = set(query.return_keywords)
-        counts = _counts(level, wanted)
+        counts = _counts(level, wanted, visibility)
         statement = select(table.c.pk.label("_pk"), *columns, *counts).select_from(_joined(level))
         visible = level_clause(level, visibility)
         if visible is not None:
@@ -147,12 +147,17 @@ class Finder:
         return {o: json.loads(by_instance[p]) for o, p in first.items() if p in by_instance}
 
     def computed(
-        self, conn: Connection, level: Level, pks: Sequence[int], wanted: set[str]
+        self,
+        conn: Connection,
+        level: Level,
+        pks: Sequence[int],
+        wanted: set[str],
+        visibility: Visibility | None = None,
     ) -> dict[int, dict[str, Any]]:
         """The computed keys in `wanted` of the level's rows `pks` (for listings that select
         their own rows)."""
         result = self._listed(conn, level, pks, wanted)
-        counts = _counts(level, wanted)
+        counts = _counts(level, wanted, visibility)
         if not counts:
             return result
         table = _TABLE[level]
@@ -268,17 +273,22 @@ def _columns(level: Level) -> tuple[Label[Any], ...]:
     return tuple(_TABLE[k.level].c[k.column].label(k.keyword) for k in keys)
 
 
-def _counts(level: Level, wanted: set[str]) -> list[Label[Any]]:
-    """The count keys of `level` among `wanted`, as labelled correlated subqueries."""
+def _counts(
+    level: Level, wanted: set[str], visibility: Visibility | None = None
+) -> list[Label[Any]]:
+    """The count keys of `level` among `wanted`, as labelled correlated subqueries; a
+    patient's counts take only the studies `visibility` shows."""
+    if level is not Level.PATIENT:
+        visibility = None  # below a visible study everything is visible
     return [
-        _count_below(level, keyword).label(keyword)
+        _count_below(level, keyword, visibility).label(keyword)
         for keyword in sorted(wanted)
         if COMPUTED_KEYS.get(keyword) is level and keyword in _COUNTED
     ]
 
 
-@functools.cache
-def _count_below(level: Level, keyword: str) -> ScalarSelect[Any]:
+@functools.lru_cache(maxsize=256)
+def _count_below(level: Level, keyword: str, visibility: Visibility | None) -> ScalarSelect[Any]:
     """A count key as a subquery correlated with the level's row, so the main query answers
     it: the entities below that hold at least one instance (the hierarchy joined down to
     its instances), without a second query per key."""
@@ -293,8 +303,10 @@ def _count_below(level: Level, keyword: str) -> ScalarSelect[Any]:
         owner = st.c.patient_pk
     counted = _COUNTED[keyword]
     count = func.count() if counted is i.c.pk else func.count(distinct(counted))
-    subquery = select(count).select_from(source)
-    return subquery.where(owner == _OWNER[level]).correlate(_TABLE[level]).scalar_subquery()
+    subquery = select(count).select_from(source).where(owner == _OWNER[level])
+    if visibility is not None:
+        subquery = subquery.where(study_clause(visibility))
+    return subquery.correlate(_TABLE[level]).scalar_subquery()
 
 
 def _without_pk(row: dict[str, Any]) -> dict[str, Any]:
