@@ -51,6 +51,7 @@ class Site:
     south: Study  # South Clinic, sent by CT_NORTH over DIMSE
     referred: Study  # referring physician SMITH^JOHN
     other: Study  # nothing matches until it is labelled
+    north_hidden: Study  # north's patient, South Clinic: the patient is visible, this not
     passwords: dict[str, str]
 
 
@@ -76,14 +77,15 @@ def site(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> I
         south, south_data = _study(web, "S", InstitutionName="South Clinic")
         referred, referred_data = _study(web, "R", ReferringPhysicianName="Smith^John")
         other, other_data = _study(web, "O", InstitutionName="Elsewhere")
-        for dataset in [*north_data, *referred_data, *other_data]:
+        north_hidden, hidden_data = _study(web, "N", InstitutionName="South Clinic")
+        for dataset in [*north_data, *referred_data, *other_data, *hidden_data]:
             assert web.archive.store_bytes(to_part10_bytes(dataset)).stored
         statuses = scu.store(web.dicom.port, south_data, aet="CT_NORTH")
         assert [s.Status for s in statuses] == [0, 0]
         passwords = {name: web.add_user(name, "user") for name in ("north", "ctroom", "teacher")}
         passwords["referrer"] = web.add_user("referrer", "user")
         passwords["everyone"] = web.add_user("everyone", "user")  # named by no rule
-        yield Site(web, north, south, referred, other, passwords)
+        yield Site(web, north, south, referred, other, north_hidden, passwords)
 
 
 def _client(site: Site, user: str) -> httpx.Client:
@@ -104,7 +106,13 @@ def test_each_rule_shows_its_studies_only(site: Site) -> None:
     assert _visible_studies(site, "ctroom") == {site.south.study}  # the C-STORE's calling AE
     assert _visible_studies(site, "referrer") == {site.referred.study}  # case-insensitive
     assert _visible_studies(site, "teacher") == set()
-    everything = {site.north.study, site.south.study, site.referred.study, site.other.study}
+    everything = {
+        site.north.study,
+        site.south.study,
+        site.referred.study,
+        site.other.study,
+        site.north_hidden.study,
+    }
     assert _visible_studies(site, "everyone") == everything
     with site.web.client() as admin:
         assert {i["StudyInstanceUID"] for i in admin.get("/api/studies").json()["items"]} == (
@@ -113,6 +121,11 @@ def test_each_rule_shows_its_studies_only(site: Site) -> None:
     with _client(site, "north") as client:
         totals = client.get("/api/statistics").json()
         assert (totals["patients"], totals["studies"], totals["instances"]) == (1, 1, 2)
+        # The patient is visible through one study: its counts show that study only.
+        patients = client.get("/api/patients").json()["items"]
+        assert [p["NumberOfPatientRelatedStudies"] for p in patients] == [1]
+        patient = client.get(f"/api/patients/{site.north.patient_id}").json()
+        assert [s["StudyInstanceUID"] for s in patient["studies"]] == [site.north.study]
 
 
 def test_labels_are_added_searched_and_removed_by_admins(site: Site) -> None:
@@ -181,7 +194,9 @@ def test_every_route_answers_404_for_a_study_outside_the_rules(site: Site) -> No
             # the same empty answer as for a study never stored.
             nowhere = client.get(_concrete(path, absent))
             assert nowhere.status_code == 404 or nowhere.json() == [], path
-            for study in (site.south, site.referred, site.other):
+            for study in (site.south, site.referred, site.other, site.north_hidden):
+                if study is site.north_hidden and "{patient_id}" in path:
+                    continue  # its patient is visible, through the north study
                 response = client.get(_concrete(path, study))
                 if (response.status_code, response.content) != (
                     nowhere.status_code,
@@ -216,6 +231,7 @@ def test_searches_never_show_a_study_outside_the_rules(site: Site) -> None:
             for hidden in (site.south, site.other, site.referred):
                 assert hidden.study not in response.text, path
                 assert hidden.patient_id not in response.text, path
+            assert site.north_hidden.study not in response.text, path
         assert site.north.study in client.get("/api/studies").text
 
 

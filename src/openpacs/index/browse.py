@@ -109,7 +109,9 @@ class SqlBrowser:
             rows = rows[:limit]
             if backward:
                 rows.reverse()
-            computed = self._finder.computed(conn, level, [r["_pk"] for r in rows], wanted)
+            computed = self._finder.computed(
+                conn, level, [r["_pk"] for r in rows], wanted, visibility
+            )
             items = [
                 {
                     **{k: v for k, v in row.items() if k not in _PRIVATE and v is not None},

@@ -34,7 +34,7 @@ from openpacs.index import schema
 from openpacs.index.header_sql import header_clause
 from openpacs.index.matching_sql import condition_clause
 from openpacs.index.records import Match, StoredInstance, Visibility
-from openpacs.index.visibility import level_clause
+from openpacs.index.visibility import level_clause, study_clause
 
 _BATCH = 500
 _TABLE = {
@@ -93,7 +93,7 @@ class Finder:
             rows = [row._asdict() for row in conn.execute(statement)]
             pks = [r["_pk"] for r in rows]
             headers = self._headers(conn, level, pks) if needs_header else {}
-        listed = self.computed(conn, level, [r["_pk"] for r in rows], wanted)
+        listed = self.computed(conn, level, [r["_pk"] for r in rows], wanted, visibility)
         return [
             Match(
                 level=level,
@@ -208,7 +208,12 @@ class Finder:
         return {o: json.loads(by_instance[p]) for o, p in first.items() if p in by_instance}
 
     def computed(
-        self, conn: Connection, level: Level, pks: Sequence[int], wanted: set[str]
+        self,
+        conn: Connection,
+        level: Level,
+        pks: Sequence[int],
+        wanted: set[str],
+        visibility: Visibility | None = None,
     ) -> dict[int, dict[str, Any]]:
         """The computed keys in `wanted` of the level's rows `pks`: one grouped query per batch
         for the counts, one per list key. (Counts as subqueries correlated with each row let
@@ -219,7 +224,7 @@ class Finder:
         )
         if not counted or not pks:
             return result
-        statement = _count_statement(level, counted)
+        statement = _count_statement(level, counted, visibility)
         for chunk in _chunks(pks):
             for pk in chunk:
                 result[pk].update(dict.fromkeys(counted, 0))
@@ -334,9 +339,14 @@ def _columns(level: Level) -> tuple[Label[Any], ...]:
 
 
 @functools.cache
-def _count_statement(level: Level, keywords: tuple[str, ...]) -> Select[Any]:
+def _count_statement(
+    level: Level, keywords: tuple[str, ...], visibility: Visibility | None = None
+) -> Select[Any]:
     """The count keys of the entities bound as `owners`, grouped: the entities below that
-    hold at least one instance (the hierarchy joined down to its instances)."""
+    hold at least one instance (the hierarchy joined down to its instances); a patient's
+    counts take only the studies `visibility` shows (below a visible study all is visible)."""
+    if level is not Level.PATIENT:
+        visibility = None
     st, se, i = schema.studies, schema.series, schema.instances
     source: Any = i
     owner = i.c.series_pk
@@ -350,12 +360,15 @@ def _count_statement(level: Level, keywords: tuple[str, ...]) -> Select[Any]:
         (func.count() if _COUNTED[k] is i.c.pk else func.count(distinct(_COUNTED[k]))).label(k)
         for k in keywords
     ]
-    return (
+    statement = (
         select(owner.label("_owner"), *counts)
         .select_from(source)
         .where(owner.in_(bindparam("owners", expanding=True)))
         .group_by(owner)
     )
+    if visibility is not None:
+        statement = statement.where(study_clause(visibility))
+    return statement
 
 
 def _without_pk(row: dict[str, Any]) -> dict[str, Any]:

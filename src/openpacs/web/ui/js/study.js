@@ -1,5 +1,7 @@
 // The study page: patient and study details, the series as thumbnails, and the actions
-// (viewer, ZIP download, send to a remote AE with progress, delete for administrators).
+// (viewer, ZIP download, send to a remote AE with progress, delete for administrators), and
+// the study's labels (administrators add and remove them: labels decide what users whose
+// visibility rules name labels see).
 
 import { api } from "./api.js";
 import { confirmDialog, h, message } from "./dom.js";
@@ -188,6 +190,8 @@ export async function studyPage(main, { args, navigate }) {
     );
   });
 
+  const labels = labelEditor(studyUid);
+
   main.append(
     h(
       "div",
@@ -197,11 +201,7 @@ export async function studyPage(main, { args, navigate }) {
       h(
         "div",
         { class: "study-top" },
-        h(
-          "dl",
-          { class: "details" },
-          details.map(([label, text]) => [h("dt", {}, label), h("dd", {}, text || "–")]),
-        ),
+        h("dl", { class: "details" }, [...details.map(([label, text]) => [h("dt", {}, label), h("dd", {}, text || "–")]), h("dt", {}, "Labels"), labels]),
         h("div", { class: "study-actions" }, actions, sendBox, actionStatus),
       ),
       h("h2", {}, `Series (${series.length})`),
@@ -210,4 +210,67 @@ export async function studyPage(main, { args, navigate }) {
   );
   thumbnails.load(jobs);
   return cleanup;
+}
+
+const LABEL = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
+
+function labelEditor(studyUid) {
+  const box = h("dd", { class: "labels", "data-testid": "labels" });
+  const base = `/api/studies/${encodeURIComponent(studyUid)}/labels`;
+  const status = h("span", { class: "muted", "aria-live": "polite" });
+  const show = (labels) => {
+    const chips = labels.map((label) =>
+      h(
+        "span",
+        { class: "label-chip", "data-testid": "label" },
+        label,
+        can("admin")
+          ? h(
+              "button",
+              { type: "button", class: "secondary", title: `Remove ${label}`, "aria-label": `Remove label ${label}`, onclick: () => change("DELETE", label) },
+              "×",
+            )
+          : null,
+      ),
+    );
+    const parts = [...chips];
+    if (!labels.length) parts.push(h("span", { class: "muted" }, "–"));
+    if (can("admin")) {
+      const input = h("input", { "aria-label": "New label", placeholder: "add a label", maxlength: 64, "data-testid": "new-label" });
+      const form = h(
+        "form",
+        {
+          class: "label-form",
+          onsubmit: (event) => {
+            event.preventDefault();
+            const label = input.value.trim();
+            if (!LABEL.test(label)) {
+              status.textContent = "Letters, digits, space, dot, underscore and hyphen only.";
+              return;
+            }
+            change("PUT", label);
+          },
+        },
+        input,
+        h("button", { type: "submit", class: "secondary" }, "Add"),
+      );
+      parts.push(form);
+    }
+    parts.push(status);
+    box.replaceChildren(...parts);
+  };
+  const change = async (method, label) => {
+    try {
+      const answer = await api(`${base}/${encodeURIComponent(label)}`, { method });
+      show(answer.labels);
+    } catch (error) {
+      status.textContent = `Could not change the labels: ${error.message}`;
+    }
+  };
+  api(base)
+    .then((answer) => show(answer.labels))
+    .catch((error) => {
+      box.replaceChildren(h("span", { class: "muted" }, `Labels unavailable: ${error.message}`));
+    });
+  return box;
 }

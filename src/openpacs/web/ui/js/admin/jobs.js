@@ -34,7 +34,13 @@ export async function jobsPage(main, { params, navigate }) {
   const offset = Number.parseInt(params.get("offset"), 10) || 0;
   const results = h("section", { "aria-label": "Jobs" }, h("p", { class: "muted" }, "Loading…"));
   const status = h("div", { "data-testid": "import-status", role: "status" });
-  const source = h("input", { type: "text", name: "source", placeholder: "/srv/intake/disk1 or s3://bucket/prefix", required: true, "data-testid": "import-source" });
+  const source = h("input", {
+    type: "text",
+    name: "source",
+    placeholder: "/srv/intake/disk1 or s3://bucket/prefix",
+    required: true,
+    "data-testid": "import-source",
+  });
   const upload = h("input", { type: "file", accept: ".zip,application/zip", "data-testid": "import-zip" });
   let timer = null;
 
