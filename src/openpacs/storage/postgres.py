@@ -238,8 +238,27 @@ class PostgresStore:
         return chunks
 
     def open(self, key: str) -> BinaryIO:
-        blob_id, size, chunk_size, _ = self._lookup(key)
-        raw = _ChunkReader(lambda seq: self._fetch(key, blob_id, seq, seq)[0], size, chunk_size)
+        """The blob's row and its first chunk in one statement (most instances fit in one
+        chunk), later chunks one statement each."""
+        validate_key(key)
+        with (
+            self._connection(f"read blob {key!r}") as connection,
+            connection.cursor(binary=True) as cursor,
+        ):
+            cursor.execute(
+                "SELECT o.id, o.size, o.chunk_size, c.data FROM blob_objects o"
+                " LEFT JOIN blob_chunks c ON c.blob_id = o.id AND c.seq = 0 WHERE o.key = %s",
+                (key,),
+            )
+            row = cursor.fetchone()
+            connection.commit()
+        if row is None:
+            raise NotFound(f"no blob under key {key!r}")
+        blob_id, size, chunk_size = int(row[0]), int(row[1]), int(row[2])
+        first = bytes(row[3]) if row[3] is not None else b""
+        raw = _ChunkReader(
+            lambda seq: self._fetch(key, blob_id, seq, seq)[0], size, chunk_size, first
+        )
         return io.BufferedReader(raw, buffer_size=_READ_BUFFER)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
@@ -343,13 +362,15 @@ class _ChunkReader(io.RawIOBase):
     """A seekable raw reader over one blob's chunks, fetching one chunk at a time and
     holding no connection between reads (a slow client never pins a pooled connection)."""
 
-    def __init__(self, fetch: Callable[[int], bytes], size: int, chunk_size: int) -> None:
+    def __init__(
+        self, fetch: Callable[[int], bytes], size: int, chunk_size: int, first: bytes
+    ) -> None:
         super().__init__()
         self._fetch = fetch
         self._size = size
         self._chunk_size = chunk_size
         self._pos = 0
-        self._cached: tuple[int, bytes] | None = None
+        self._cached: tuple[int, bytes] | None = (0, first) if size else None
 
     def readable(self) -> bool:
         return True
