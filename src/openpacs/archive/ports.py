@@ -131,8 +131,10 @@ class Browser(Protocol):
         limit: int = 100,
         offset: int = 0,
         cursor: str | None = None,
+        text: str | None = None,
     ) -> Page:
-        """`cursor`: a `Page.next` or `Page.previous` of the same search and sort."""
+        """`cursor`: a `Page.next` or `Page.previous` of the same search and sort; `text`:
+        free text, every word of which begins a word of the entity's stored headers."""
         ...
 
 

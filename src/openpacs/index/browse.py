@@ -39,6 +39,7 @@ class SqlBrowser:
         limit: int = 100,
         offset: int = 0,
         cursor: str | None = None,
+        text: str | None = None,
     ) -> Page:
         table = _TABLE[level]
         keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
@@ -54,6 +55,10 @@ class SqlBrowser:
                     "that can be searched in stored headers"
                 )
             if clause is not True:
+                clauses.append(clause)
+        if text:
+            clause = self._finder.text_condition(level, text)
+            if clause is not None:
                 clauses.append(clause)
         sort_column = self._sort_column(level, sort)
         boundary = self._boundary(cursor, sort, descending, offset)

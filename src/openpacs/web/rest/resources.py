@@ -44,6 +44,14 @@ PageCursor = Annotated[
         description="The `next` or `previous` of a page of the same search and sort.",
     ),
 ]
+FreeText = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        description="Free text: every word begins a word of some value in the stored headers "
+        "(names, descriptions, protocol, institution, ...), e.g. `q=doe chest`.",
+    ),
+]
 _CHUNK = 1024 * 1024
 _CHILDREN = 100_000
 _LEVELS = {
@@ -67,6 +75,7 @@ def _search(
     offset: int,
     sort: str | None,
     cursor: str | None,
+    text: str | None = None,
 ) -> dict[str, Any]:
     key, descending = sort_key(sort)
     page = archive.browser.page(
@@ -77,6 +86,7 @@ def _search(
         limit=limit,
         offset=offset,
         cursor=cursor,
+        text=text,
     )
     return {
         "total": page.total,
@@ -111,8 +121,9 @@ def _search_route(path: str, level: Level) -> None:
         offset: Offset = 0,
         sort: Sort = None,
         cursor: PageCursor = None,
+        q: FreeText = None,
     ) -> dict[str, Any]:
-        return _search(archive, level, request, limit, offset, sort, cursor)
+        return _search(archive, level, request, limit, offset, sort, cursor, q)
 
     search.__doc__ = (
         f"Search {path}: indexed DICOM keywords as parameters (e.g. PatientName=DOE*, "
