@@ -1,5 +1,6 @@
-"""`python -m bench.search [--studies N]`: deep paging and any-attribute search on
-PostgreSQL at 100,000 studies (one instance each).
+"""`python -m bench.search [--studies N] [--ingest N]`: deep paging, any-attribute and
+free-text search on PostgreSQL at 100,000 studies (one instance each), and what the search
+indexes cost each index write.
 
 The index is seeded with synthetic rows in bulk (the ingest path is measured elsewhere), then
 each figure is the median of a few runs, in-process against the index classes the servers use:
@@ -41,6 +42,7 @@ def _rows(studies: int) -> dict[str, list[dict[str, Any]]]:
             "0020000D": {"vr": "UI", "Value": [f"1.2.3.{n}"]},
             "0020000E": {"vr": "UI", "Value": [f"1.2.3.{n}.1"]},
             "00080018": {"vr": "UI", "Value": [f"1.2.3.{n}.1.1"]},
+            "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
         }
         tables["p"].append(
             {"pk": n, "patient_id": f"P{n}", "patient_name": f"PATIENT^{n}",
@@ -73,10 +75,53 @@ def _median_ms(work: Callable[[], Any]) -> float:
     return statistics.median(times)
 
 
+def _ingest(count: int) -> None:
+    """Instances indexed per second, one transaction each (the C-STORE path's index write),
+    with the schema before search (revision 0003) and at head (its GIN indexes)."""
+    from openpacs.dicom.header import Header, index_columns
+    from openpacs.index import migrate
+    from openpacs.index.catalog import Catalog
+    from openpacs.index.engine import create_index_engine
+
+    rows = _rows(count)["i"]
+    for revision in ("0003", "head"):
+        name = services.create_database("bench_ingest")
+        try:
+            engine = create_index_engine(services.database_url(name))
+            migrate.upgrade(engine, revision)
+            catalog = Catalog(engine)
+            started = time.perf_counter()
+            for row in rows:
+                header_json = json.loads(row["header"])
+                header = Header(
+                    sop_class_uid=row["sop_class_uid"],
+                    sop_uid=row["sop_uid"],
+                    study_uid=header_json["0020000D"]["Value"][0],
+                    series_uid=header_json["0020000E"]["Value"][0],
+                    transfer_syntax=row["transfer_syntax"],
+                    columns=index_columns(header_json),
+                    json=header_json,
+                )
+                catalog.add_instance(
+                    header, blob_key=row["blob_key"], blob_size=1, blob_sha256="0" * 64,
+                    policy="keep",
+                )  # fmt: skip
+            rate = count / (time.perf_counter() - started)
+            catalog.close()
+            print(f"{'index writes at ' + revision + ' (instances/s)':<70} {rate:8.1f}")
+        finally:
+            services.drop_database(name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.search")
     parser.add_argument("--studies", type=int, default=100_000)
+    parser.add_argument(
+        "--ingest", type=int, default=0, help="also: index N instances one by one at 0003 and head"
+    )
     args = parser.parse_args()
+    if args.ingest:
+        _ingest(args.ingest)
     from sqlalchemy import text
 
     from openpacs.dicom.levels import Level
@@ -102,7 +147,7 @@ def main() -> None:
             conn.execute(text("ANALYZE"))
         print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
         browser, catalog = SqlBrowser(engine), Catalog(engine)
-        deep = max(0, args.studies - 10_000)
+        deep = max(50, args.studies - 10_000)
 
         def page(**kw: Any) -> Any:
             return browser.page(Level.STUDY, [], sort="StudyDate", descending=True, limit=50, **kw)
@@ -123,6 +168,12 @@ def main() -> None:
             ),
             "REST studies InstitutionName=Hospital 7, total + page (ms)": lambda: browser.page(
                 Level.STUDY, [equal], limit=50
+            ),
+            "REST studies q=hospital 7, total + page (ms)": lambda: browser.page(
+                Level.STUDY, [], text="hospital 7", limit=50
+            ),
+            "REST studies q=patient 12345, total + page (ms)": lambda: browser.page(
+                Level.STUDY, [], text="patient 12345", limit=50
             ),
         }
         assert page(offset=deep).items == page(cursor=cursor).items

@@ -90,6 +90,14 @@ def test_find_open_and_read_a_ct(admin_page: Page, loaded: Loaded) -> None:
     expect(names).to_have_text(["Ramp, Ronald"])
     page.get_by_role("button", name="Clear").click()
 
+    page.fill("#q-text", "ronald")  # free text: any word of the stored headers
+    page.get_by_test_id("search").click()
+    expect(names).to_have_text(["Ramp, Ronald"])
+    page.fill("#q-text", "harriet ronald")  # every word must be found
+    page.get_by_test_id("search").click()
+    expect(page.get_by_test_id("result-count")).to_contain_text("No studies match")
+    page.get_by_role("button", name="Clear").click()
+
     page.fill("#q-name", "ramp")
     page.get_by_test_id("search").click()
     rows = page.locator("[data-testid=study-table] tbody tr")

@@ -63,6 +63,17 @@ def test_postgresql_has_the_header_index(engine: Engine) -> None:
         connection.execute(text("SET enable_seqscan = off"))
         plan = "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {compiled}")))
     assert "ix_instances_header_jsonb" in plan, plan
+    # And a free-text query by the full-text index.
+    words = Finder("postgresql").text_condition(Level.IMAGE, "general hosp")
+    compiled = (
+        select(schema.instances.c.pk)
+        .where(words)
+        .compile(engine, compile_kwargs={"literal_binds": True})
+    )
+    with engine.connect() as connection:
+        connection.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {compiled}")))
+    assert "ix_instances_text" in plan, plan
 
 
 def test_upgrade_twice_is_harmless(engine: Engine) -> None:

@@ -82,6 +82,26 @@ def test_search_on_attributes_of_the_stored_header(loaded: Loaded) -> None:
             assert "stored headers" in response.json()["detail"]
 
 
+def test_free_text_search(loaded: Loaded) -> None:
+    def found(level: str, q: str) -> list[str]:
+        return sorted(i["PatientID"] for i in _get(loaded, f"/api/{level}", q=q)["items"])
+
+    assert found("studies", "adams") == ["P1"]
+    assert found("studies", "ADAM contrast") == ["P1"]  # word prefixes, any case, all words
+    assert found("studies", "ann bob") == []
+    assert found("studies", "axial") == ["P1", "P2", "P3", "P4"]  # a series description
+    assert found("series", "bak") == ["P2"]
+    assert found("instances", "baker") == ["P2"]
+    assert found("studies", "'; DROP TABLE studies;--") == []
+    assert found("studies", "  ") == ["P1", "P2", "P3", "P4"]  # no words: no condition
+    narrowed = _get(loaded, "/api/studies", q="chest", StudyDate="20200101-20211231")
+    assert sorted(i["PatientID"] for i in narrowed["items"]) == ["P1", "P2"]
+    with loaded.web.client() as client:
+        response = client.get("/api/studies", params={"q": " ".join(["w"] * 9)})
+        assert response.status_code == 400
+        assert "words" in response.json()["detail"]
+
+
 def test_paging_and_sort(loaded: Loaded) -> None:
     dates = [i["StudyDate"] for i in _get(loaded, "/api/studies", sort="StudyDate")["items"]]
     assert dates == sorted(dates)

@@ -151,8 +151,10 @@ class Browser(Protocol):
         cursor: str | None = None,
         label: str | None = None,
         visibility: Visibility | None = None,
+        text: str | None = None,
     ) -> Page:
-        """`cursor`: a `Page.next` or `Page.previous` of the same search and sort."""
+        """`cursor`: a `Page.next` or `Page.previous` of the same search and sort; `text`:
+        free text, every word of which begins a word of the entity's stored headers."""
         ...
 
 

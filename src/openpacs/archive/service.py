@@ -251,6 +251,7 @@ class Archive:
         offset: int = 0,
         cursor: str | None = None,
         label: str | None = None,
+        text: str | None = None,
     ) -> Page:
         """A paged, sorted listing from the index columns (the REST API)."""
         return self.browser.page(
@@ -262,6 +263,7 @@ class Archive:
             offset=offset,
             cursor=cursor,
             label=label,
+            text=text,
             visibility=self.visibility,
         )
 

@@ -42,6 +42,7 @@ class SqlBrowser:
         cursor: str | None = None,
         label: str | None = None,
         visibility: Visibility | None = None,
+        text: str | None = None,
     ) -> Page:
         """`cursor`: a `Page.next` or `Page.previous` of the same search and sort; `label`:
         only studies (and what is below them) with this label."""
@@ -67,6 +68,10 @@ class SqlBrowser:
             if level is Level.PATIENT:
                 raise InvalidQuery("labels are on studies: search studies, series or instances")
             clauses.append(study_clause(Visibility(labels=frozenset({label}))))
+        if text:
+            clause = self._finder.text_condition(level, text)
+            if clause is not None:
+                clauses.append(clause)
         sort_column = self._sort_column(level, sort)
         boundary = self._boundary(cursor, sort, descending, offset)
         backward = boundary is not None and boundary.backward

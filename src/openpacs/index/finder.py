@@ -34,6 +34,7 @@ from openpacs.index import schema
 from openpacs.index.header_sql import header_clause
 from openpacs.index.matching_sql import condition_clause
 from openpacs.index.records import Match, StoredInstance, Visibility
+from openpacs.index.text_search import instance_clause, words
 from openpacs.index.visibility import level_clause, study_clause
 
 _BATCH = 500
@@ -145,19 +146,16 @@ class Finder:
     def header_condition(self, level: Level, condition: Condition) -> Any:
         """SQL for a condition on a stored header attribute: the entity has an instance whose
         header meets it (`openpacs.index.header_sql`); None when SQL cannot render it."""
-        i, se, st = schema.instances, schema.series, schema.studies
-        clause = header_clause(i.c.header, condition, self._dialect)
-        if clause is None or level is Level.IMAGE:
-            return clause
-        source: Any = i
-        owner = i.c.series_pk
-        if level is not Level.SERIES:
-            source = i.join(se, i.c.series_pk == se.c.pk)
-            owner = se.c.study_pk
-        if level is Level.PATIENT:
-            source = source.join(st, se.c.study_pk == st.c.pk)
-            owner = st.c.patient_pk
-        return exists(select(1).select_from(source).where(owner == _OWNER[level], clause))
+        clause = header_clause(schema.instances.c.header, condition, self._dialect)
+        return None if clause is None else _any_instance(level, clause)
+
+    def text_condition(self, level: Level, query: str) -> Any:
+        """SQL for a free-text query (`openpacs.index.text_search`): the entity has an
+        instance with a header value word starting with each word; None for no words."""
+        found = words(query)
+        if not found:
+            return None
+        return _any_instance(level, instance_clause(found, self._dialect))
 
     def _clause(self, level: Level, condition: Condition) -> Any:
         """SQL for a condition; None to evaluate it on headers; True to ignore it."""
@@ -369,6 +367,22 @@ def _count_statement(
     if visibility is not None:
         statement = statement.where(study_clause(visibility))
     return statement
+
+
+def _any_instance(level: Level, clause: Any) -> Any:
+    """`clause` on instances as a condition on the level's rows: an instance meets it."""
+    if level is Level.IMAGE:
+        return clause
+    i, se, st = schema.instances, schema.series, schema.studies
+    source: Any = i
+    owner = i.c.series_pk
+    if level is not Level.SERIES:
+        source = i.join(se, i.c.series_pk == se.c.pk)
+        owner = se.c.study_pk
+    if level is Level.PATIENT:
+        source = source.join(st, se.c.study_pk == st.c.pk)
+        owner = st.c.patient_pk
+    return exists(select(1).select_from(source).where(owner == _OWNER[level], clause))
 
 
 def _without_pk(row: dict[str, Any]) -> dict[str, Any]:

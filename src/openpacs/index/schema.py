@@ -117,14 +117,19 @@ instances = Table(
 )
 
 # Indexes the migrations create on PostgreSQL only, outside these models: expression indexes
-# SQLite cannot have and Alembic cannot compare (the GIN index over each header as jsonb that
-# `header_sql` uses). Schema comparisons leave them out.
-POSTGRESQL_ONLY_INDEXES = frozenset({"ix_instances_header_jsonb"})
+# SQLite cannot have and Alembic cannot compare (the GIN indexes over each header as jsonb and
+# over its full-text vector, for `header_sql` and `text_search`). Schema comparisons leave
+# them out.
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_instances_header_jsonb", "ix_instances_text"})
+# SQLite's FTS5 table of header values (`text_search`) and the tables FTS5 keeps for it.
+SQLITE_TEXT_TABLE = "instances_text"
 
 
 def compared(name: str | None, type_: str, reflected: bool) -> bool:
     """Alembic's `include_object`: whether a schema item takes part in a comparison."""
-    return not (type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES)
+    if type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES:
+        return False
+    return not (type_ == "table" and reflected and (name or "").startswith(SQLITE_TEXT_TABLE))
 
 
 LEVEL_TABLES = (patients, studies, series, instances)

@@ -46,6 +46,14 @@ PageCursor = Annotated[
         description="The `next` or `previous` of a page of the same search and sort.",
     ),
 ]
+FreeText = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        description="Free text: every word begins a word of some value in the stored headers "
+        "(names, descriptions, protocol, institution, ...), e.g. `q=doe chest`.",
+    ),
+]
 _CHUNK = 1024 * 1024
 _CHILDREN = 100_000
 _LEVELS = {
@@ -69,6 +77,7 @@ def _search(
     offset: int,
     sort: str | None,
     cursor: str | None,
+    text: str | None = None,
 ) -> dict[str, Any]:
     key, descending = sort_key(sort)
     page = archive.page(
@@ -80,6 +89,7 @@ def _search(
         offset=offset,
         cursor=cursor,
         label=request.query_params.get("label") or None,
+        text=text,
     )
     return {
         "total": page.total,
@@ -116,8 +126,9 @@ def _search_route(path: str, level: Level) -> None:
         offset: Offset = 0,
         sort: Sort = None,
         cursor: PageCursor = None,
+        q: FreeText = None,
     ) -> dict[str, Any]:
-        return _search(archive, level, request, limit, offset, sort, cursor)
+        return _search(archive, level, request, limit, offset, sort, cursor, q)
 
     search.__doc__ = (
         f"Search {path}: indexed DICOM keywords as parameters (e.g. PatientName=DOE*, "

@@ -1,6 +1,7 @@
 """REST search parameters: DICOM keywords (or tags) as query parameters, with the C-FIND value
-syntax (wildcards, ranges, UID lists), plus `limit`, `offset`, `cursor` and `sort`. Indexed
-keys match their columns; any other text or UID attribute matches in the stored headers."""
+syntax (wildcards, ranges, UID lists), plus `limit`, `offset`, `cursor`, `sort` and `q` (free
+text). Indexed keys match their columns; any other text or UID attribute matches in the stored
+headers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition, Equals, condition_for, tag_of
 from openpacs.errors import InvalidQuery
 
-CONTROL = frozenset({"limit", "offset", "sort", "cursor", "label"})
+CONTROL = frozenset({"limit", "offset", "sort", "cursor", "label", "q"})
 MAX_LIMIT = 1000
 _STUDY_ONLY = frozenset({"ModalitiesInStudy"})
 _MAX_VALUE = 1024

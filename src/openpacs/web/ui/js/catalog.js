@@ -27,7 +27,8 @@ export async function searchStudies(params) {
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 404) throw error;
   }
-  const { sort, limit, offset, cursor, ...keys } = params;
+  const { sort, limit, offset, cursor, q, ...keys } = params;
+  if (q) throw new ApiError(400, "Searching for anything needs the REST API, which this server does not offer.");
   const items = await api(`/dicom-web/studies${qidoParams({ ...keys, limit: Number(limit) + 1, offset }, STUDY_FIELDS)}`, { headers: DICOM_JSON });
   const more = items.length > limit;
   const page = items.slice(0, limit);

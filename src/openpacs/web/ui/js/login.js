@@ -41,11 +41,11 @@ export function loginPage({ onLogin, params }) {
     submit,
     status,
   );
-  const ssoError = params && params.get("sso_error");
+  const ssoError = params?.get("sso_error");
   if (ssoError) status.replaceChildren(message(`Single sign-on failed: ${ssoError}`, "error"));
   api("/api/oidc", { quiet401: true })
     .then((info) => {
-      if (info && info.enabled) {
+      if (info?.enabled) {
         submit.after(h("a", { class: "button secondary sso", href: "/api/oidc/login", "data-testid": "sso-login" }, "Sign in with single sign-on"));
       }
     })

@@ -8,7 +8,7 @@ import { formatDate, joined, personName, value } from "./dicom.js";
 
 const PAGE_SIZES = [25, 50, 100, 200];
 const MODALITIES = ["", "CT", "MR", "CR", "DX", "US", "PT", "NM", "XA", "RF", "MG", "OT", "SC", "SR", "SEG", "RTSTRUCT"];
-const FIELDS = ["name", "id", "accession", "from", "to", "modality", "description"];
+const FIELDS = ["text", "name", "id", "accession", "from", "to", "modality", "description"];
 
 /** A free-text search: a prefix search unless the user typed a wildcard. */
 function prefixed(text) {
@@ -40,6 +40,7 @@ export function studyQuery(state) {
     StudyDate: dateRange(state.from || "", state.to || ""),
     ModalitiesInStudy: state.modality || "",
     StudyDescription: contains(state.description || ""),
+    q: (state.text || "").trim(),
     sort: state.sort || "-StudyDate",
     limit: state.limit || 50,
     ...(state.cursor ? { cursor: state.cursor } : { offset: state.offset || 0 }),
@@ -61,6 +62,7 @@ export async function studiesPage(main, { params, navigate }) {
   };
 
   const inputs = {
+    text: h("input", { id: "q-text", type: "search", placeholder: "a name, a word of a description, a protocol…", value: state.text || "" }),
     name: h("input", { id: "q-name", placeholder: "DOE* or doe", value: state.name || "" }),
     id: h("input", { id: "q-id", placeholder: "exact, or with *", value: state.id || "" }),
     accession: h("input", { id: "q-accession", value: state.accession || "" }),
@@ -85,6 +87,7 @@ export async function studiesPage(main, { params, navigate }) {
         go(changes);
       },
     },
+    h("label", { for: "q-text", class: "wide" }, "Anything", inputs.text),
     h("label", { for: "q-name" }, "Patient name", inputs.name),
     h("label", { for: "q-id" }, "Patient ID", inputs.id),
     h("label", { for: "q-accession" }, "Accession", inputs.accession),
