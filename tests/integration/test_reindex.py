@@ -86,10 +86,20 @@ def _drop_database(sections: dict[str, dict[str, Any]], folder: Path) -> None:
     engine = create_engine(
         sections["database"]["url"].replace("postgresql:", "postgresql+psycopg:", 1)
     )
+    blobs_here = sections.get("storage", {}).get("url") == "postgresql"
     try:
         with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
+            if not blobs_here:
+                connection.execute(text("DROP SCHEMA public CASCADE"))
+                connection.execute(text("CREATE SCHEMA public"))
+                return
+            # The blobs live in this database: the index tables are lost, the blob tables kept.
+            tables = connection.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+            for table in tables:
+                if not table.startswith("blob_"):
+                    connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
     finally:
         engine.dispose()
 

@@ -87,9 +87,14 @@ def prepare(engine: Engine, *, auto_migrate: bool) -> None:
     )
 
 
+# Not the index's: the PostgreSQL blob store's tables (storage/postgres.py) may share its
+# database and outlive a lost index, which reindex then rebuilds beside them.
+_NOT_INDEX_TABLES = frozenset({"alembic_version", "blob_objects", "blob_chunks"})
+
+
 def _has_tables(engine: Engine) -> bool:
     names = set(inspect(engine).get_table_names())
-    return bool(names - {"alembic_version"})
+    return bool(names - _NOT_INDEX_TABLES)
 
 
 @contextmanager
