@@ -4,6 +4,7 @@ with a server storing meanwhile; resuming, verifying, refusing."""
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from openpacs.config import load_settings
 from tests.support import corpus, postgres, scu
 from tests.support.node import write_config
 from tests.support.process import child_environ, free_port, openpacs_command, run_cli, serving
-from tests.support.s3 import REGION, make_bucket
+from tests.support.s3 import REGION, client
 
 STORES = ("folder", "s3", "postgresql")
 DIRECTIONS = [(a, b) for a in STORES for b in STORES if a != b]
@@ -27,7 +28,13 @@ def _url(kind: str, folder: Path, s3_endpoint: str) -> str:
     if kind == "folder":
         return str(folder)
     if kind == "s3":
-        return f"s3://{make_bucket(s3_endpoint)}/archive"
+        bucket = f"openpacs-test-{uuid.uuid4().hex[:16]}"
+        s3 = client(s3_endpoint)
+        try:
+            s3.create_bucket(Bucket=bucket)
+        finally:
+            s3.close()  # its pooled connection would otherwise be left to the GC
+        return f"s3://{bucket}/archive"
     return "postgresql"  # the index database
 
 
