@@ -83,6 +83,12 @@ def try_associate(port: int, contexts: Sequence[str], *, timeout: float = 5.0) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         assoc = ae.associate(HOST, port, ae_title="OPENPACS")
+        if not assoc.is_established:
+            # The dropped socket may still be held by the association's threads as they
+            # wind down: let them end before collecting it, or it is found in a later test.
+            for thread in (assoc, assoc.dul):
+                if thread.ident is not None:
+                    thread.join(timeout)
         gc.collect()
     return assoc
 

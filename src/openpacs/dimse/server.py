@@ -60,6 +60,17 @@ def set_nodelay(event: Event) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def discard_partial_store(event: Event) -> None:
+    """Close and remove the spool file of a C-STORE cut short by an abort or a lost
+    connection: pynetdicom leaves it open on disk until the garbage collector finds it."""
+    message = getattr(event.assoc.dimse, "message", None)
+    spool = getattr(message, "_data_set_file", None)
+    if spool is None or spool.closed:
+        return
+    spool.close()
+    Path(spool.name).unlink(missing_ok=True)
+
+
 def transfer_syntaxes() -> list[str]:
     """The syntaxes we accept, in the order pynetdicom prefers them when a peer proposes
     several in one presentation context: Explicit VR Little Endian first (it keeps private
@@ -204,6 +215,8 @@ class DicomServer:
             (evt.EVT_REJECTED, handlers.audit_rejected, [context]),
             (evt.EVT_RELEASED, self._association_log, ["released"]),
             (evt.EVT_ABORTED, self._association_log, ["aborted"]),
+            (evt.EVT_ABORTED, discard_partial_store),
+            (evt.EVT_CONN_CLOSE, discard_partial_store),
         ]
 
     def start(self, *, ports: dict[str, int] | None = None) -> None:
