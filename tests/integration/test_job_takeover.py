@@ -140,7 +140,7 @@ def test_a_killed_servers_jobs_are_taken_over_and_a_live_servers_never(
         assert done_before < INSTANCES
 
         resumed = _wait(http_b, sending, _finished, "finished")
-        assert resumed["state"] == "succeeded", resumed
+        assert resumed["state"] == "succeeded", f"{resumed.get('error')} {resumed.get('note')}"
         assert resumed["progress"] == {"done": INSTANCES, "total": INSTANCES, "failed": 0}
         assert resumed["server"].endswith(f":{b.process.pid}"), resumed
         assert resumed["takeovers"] == 1

@@ -101,3 +101,27 @@ def test_prepare_refuses_foreign_tables(engine: Engine) -> None:
         connection.execute(text("CREATE TABLE somebody_elses (id integer)"))
     with pytest.raises(ConfigError, match="no openpacs schema version"):
         migrate.prepare(engine, auto_migrate=False)
+
+
+def _prepare_in_a_process(url: str) -> str:
+    engine = create_index_engine(url)
+    try:
+        migrate.prepare(engine, auto_migrate=False)
+        return "ok"
+    except Exception as exc:  # the failure is the answer, reported to the parent
+        return repr(exc)
+    finally:
+        engine.dispose()
+
+
+def test_servers_starting_together_on_one_sqlite_file_all_start(tmp_path: Path) -> None:
+    """Three processes make the schema of one new SQLite file at once: each waits its turn
+    (a read-then-write transaction used to fail at once with "database is locked")."""
+    import multiprocessing
+
+    for attempt in range(4):
+        url = f"sqlite:///{tmp_path / f'index-{attempt}.db'}"
+        with multiprocessing.get_context("spawn").Pool(3) as pool:
+            answers = pool.map(_prepare_in_a_process, [url] * 3, chunksize=1)
+        assert answers == ["ok", "ok", "ok"]
+        assert migrate.current(create_index_engine(url)) == migrate.HEAD_REVISION

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, inspect, text
 
 from openpacs.errors import ConfigError
+from openpacs.index.engine import IMMEDIATE
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -103,6 +104,11 @@ def _locked(engine: Engine) -> Iterator[Connection]:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_ID})
             connection.commit()
+        elif connection.dialect.name == "sqlite":
+            # The migration's transaction takes the write lock at its start: servers starting
+            # together on one file then wait their turn (busy timeout) and find the schema
+            # current, where a read-then-write transaction fails at once with "locked".
+            connection.execution_options(**{IMMEDIATE: True})
         try:
             yield connection
         finally:
