@@ -5,8 +5,9 @@ needed); podman builds the Dockerfile with chroot isolation; buildah runs what w
 the image's own user, with the host's loopback network. openpacs then serves DICOM and HTTP
 from the image's file system: a study is stored, found and retrieved through it.
 
-This is CI's separate image step (scripts/test-image), not part of scripts/test: the first
-build on a new machine takes minutes (debootstrap, then the dependencies from PyPI).
+This is a separate step (scripts/test-image; CI runs it with OPENPACS_CI_IMAGE=1), not part of
+scripts/test: the first build on a new machine takes minutes (debootstrap, then the
+dependencies from PyPI).
 """
 
 from __future__ import annotations
