@@ -9,6 +9,7 @@ store cannot make bytes durable, so callers never handle backend-specific except
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -146,3 +147,31 @@ class BlobStore(Protocol):
     def close(self) -> None:
         """Release what the store holds open (connections); it is not used afterwards."""
         ...
+
+
+class SeekableReader(io.RawIOBase):
+    """A read-only, seekable raw stream over `_size` bytes at position `_pos`: the stores'
+    readers add `readinto`."""
+
+    _pos: int
+    _size: int
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}
+        if whence not in bases:
+            raise ValueError(f"invalid whence ({whence})")
+        if bases[whence] + offset < 0:
+            raise ValueError(f"negative seek position {bases[whence] + offset}")
+        self._pos = bases[whence] + offset
+        return self._pos

@@ -35,7 +35,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from openpacs.errors import NotFound, StoreUnavailable
-from openpacs.storage.base import validate_key, validate_range
+from openpacs.storage.base import SeekableReader, validate_key, validate_range
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -358,7 +358,7 @@ class PostgresStore:
             connection.rollback()
 
 
-class _ChunkReader(io.RawIOBase):
+class _ChunkReader(SeekableReader):
     """A seekable raw reader over one blob's chunks, fetching one chunk at a time and
     holding no connection between reads (a slow client never pins a pooled connection)."""
 
@@ -371,26 +371,6 @@ class _ChunkReader(io.RawIOBase):
         self._chunk_size = chunk_size
         self._pos = 0
         self._cached: tuple[int, bytes] | None = (0, first) if size else None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if self.closed:
-            raise ValueError("I/O operation on closed file")
-        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}
-        if whence not in bases:
-            raise ValueError(f"invalid whence ({whence})")
-        if bases[whence] + offset < 0:
-            raise ValueError(f"negative seek position {bases[whence] + offset}")
-        self._pos = bases[whence] + offset
-        return self._pos
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")

@@ -38,7 +38,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from openpacs.errors import NotFound, OpenPacsError, StoreUnavailable
-from openpacs.storage.base import MAX_KEY_LENGTH, validate_key, validate_range
+from openpacs.storage.base import MAX_KEY_LENGTH, SeekableReader, validate_key, validate_range
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -450,7 +450,7 @@ class S3Store:
         return f"S3 refused the request ({said})"
 
 
-class _ObjectReader(io.RawIOBase):
+class _ObjectReader(SeekableReader):
     """A seekable raw reader over one version of an object.
 
     Reads stream from one GET; a seek opens a new ranged GET lazily, and so does a stream that
@@ -469,26 +469,6 @@ class _ObjectReader(io.RawIOBase):
         self._etag: str | None = response.get("ETag")
         self._pos = 0
         self._body_pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if self.closed:
-            raise ValueError("I/O operation on closed file")
-        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}
-        if whence not in bases:
-            raise ValueError(f"invalid whence ({whence})")
-        if bases[whence] + offset < 0:
-            raise ValueError(f"negative seek position {bases[whence] + offset}")
-        self._pos = bases[whence] + offset
-        return self._pos
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
