@@ -191,13 +191,14 @@ module "compute" {
   service_linked_role_arn          = aws_iam_service_linked_role.autoscaling.arn
   endpoint_security_group_id       = module.network.endpoint_security_group_id
   s3_prefix_list_id                = module.network.s3_prefix_list_id
-  https_egress_cidrs               = var.https_egress_cidrs
+  https_egress_cidrs               = local.https_egress_cidrs
   trusted_proxy_cidrs              = module.network.public_subnet_cidrs
   dicom_tls_secret_arn             = var.dicom_tls_secret_arn
   dicom_peers                      = var.dicom_peers
   dicom_destinations               = var.dicom_destinations
   intake_bucket_arn                = try(module.intake[0].bucket_arn, "")
   intake_queue_arn                 = try(module.intake[0].queue_arn, "")
+  oidc_settings_secret_arn         = try(module.identity[0].settings_secret_arn, "")
 }
 
 module "operations" {
@@ -217,4 +218,25 @@ module "intake" {
   kms_key_arn             = aws_kms_key.openpacs.arn
   log_bucket              = module.storage.log_bucket
   uploader_principal_arns = var.intake_uploader_principal_arns
+}
+
+# --- single sign-on (identity = true) -------------------------------------------------------
+# A Cognito user pool; openpacs is its public client. A user pool with a domain cannot be
+# reached through a VPC endpoint: the servers reach Cognito over HTTPS through the NAT
+# gateways (discovery, keys, the token endpoint), so identity needs nat_gateways >= 1.
+
+locals {
+  portal_url         = "https://${var.web_host_name != "" ? var.web_host_name : module.ingress.web_dns_name}"
+  https_egress_cidrs = var.identity ? distinct(concat(var.https_egress_cidrs, ["0.0.0.0/0"])) : var.https_egress_cidrs
+}
+
+module "identity" {
+  source              = "../../modules/identity"
+  count               = var.identity ? 1 : 0
+  name                = var.name
+  kms_key_arn         = aws_kms_key.openpacs.arn
+  portal_url          = local.portal_url
+  domain_prefix       = var.identity_domain_prefix
+  mfa                 = var.identity_mfa
+  deletion_protection = var.deletion_protection
 }

@@ -62,3 +62,14 @@ output "intake" {
   description = "Bulk-upload intake: bucket to upload to and the queue openpacs consumes (with intake = true)."
   value       = var.intake ? { bucket = module.intake[0].bucket, queue_url = module.intake[0].queue_url } : null
 }
+
+output "identity" {
+  description = "Single sign-on (with identity = true): the user pool, where users are made and put in the role groups, and its hosted UI."
+  value = var.identity ? {
+    user_pool_id = module.identity[0].user_pool_id
+    hosted_ui    = module.identity[0].hosted_ui
+    issuer       = module.identity[0].issuer
+    client_id    = module.identity[0].client_id
+    groups       = module.identity[0].groups
+  } : null
+}

@@ -314,3 +314,33 @@ variable "intake_uploader_principal_arns" {
     error_message = "intake_uploader_principal_arns: IAM principal ARNs."
   }
 }
+
+variable "identity" {
+  description = "Single sign-on with a Cognito user pool (identity module): openpacs' [auth.oidc] points at it. Needs nat_gateways >= 1: the servers reach Cognito over the internet."
+  type        = bool
+  default     = false
+  validation {
+    condition     = !var.identity || var.nat_gateways >= 1
+    error_message = "identity: needs nat_gateways = 1 or 2 (a user pool with a domain has no VPC endpoint)."
+  }
+}
+
+variable "identity_domain_prefix" {
+  description = "Prefix of the user pool's hosted UI (<prefix>.auth.<region>.amazoncognito.com); empty: <name>-<account id>."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.identity_domain_prefix == "" || can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.identity_domain_prefix))
+    error_message = "identity_domain_prefix: empty, or lower case letters, digits and hyphens."
+  }
+}
+
+variable "identity_mfa" {
+  description = "Multi-factor authentication in the user pool: \"required\" or \"optional\"."
+  type        = string
+  default     = "required"
+  validation {
+    condition     = contains(["required", "optional"], var.identity_mfa)
+    error_message = "identity_mfa: \"required\" or \"optional\"."
+  }
+}

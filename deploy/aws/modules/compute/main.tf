@@ -58,6 +58,7 @@ locals {
     workers              = var.workers
     pool_size            = var.database_pool_size
     max_overflow         = var.database_max_overflow
+    oidc_secret_arn      = var.oidc_settings_secret_arn
   }
 }
 
@@ -187,6 +188,15 @@ data "aws_iam_policy_document" "server" {
     sid       = "WriteItsLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
     resources = ["${aws_cloudwatch_log_group.openpacs.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.oidc_settings_secret_arn != "" ? [var.oidc_settings_secret_arn] : []
+    content {
+      sid       = "ReadItsSingleSignOnSettings"
+      actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+      resources = [statement.value]
+    }
   }
 
   dynamic "statement" {

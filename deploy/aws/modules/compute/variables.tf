@@ -361,3 +361,13 @@ variable "intake_queue_arn" {
     error_message = "intake_queue_arn: empty or an SQS queue ARN."
   }
 }
+
+variable "oidc_settings_secret_arn" {
+  description = "Secrets Manager secret (JSON) with openpacs' [auth.oidc] settings, from the identity module; the servers pass them to openpacs as OPENPACS_AUTH__OIDC__* values. Empty: no single sign-on."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.oidc_settings_secret_arn == "" || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.oidc_settings_secret_arn))
+    error_message = "oidc_settings_secret_arn: empty or a Secrets Manager secret ARN."
+  }
+}
