@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from openpacs.config import OidcSettings
-from openpacs.errors import NotAuthenticated
+from openpacs.errors import ConfigError, NotAuthenticated
 from openpacs.web.auth.oidc import LoginRequest, OidcProvider
 
 
@@ -147,3 +147,12 @@ def test_a_refused_exchange_says_why(provider: Provider) -> None:
     provider.refuse = True
     with pytest.raises(NotAuthenticated, match="refused the login: no such client"):
         client(provider, None).exchange("code", LoginRequest.new(), "https://pacs.example/cb")
+
+
+def test_an_empty_secret_file_is_a_configuration_error_not_a_public_client(
+    provider: Provider, tmp_path: Path
+) -> None:
+    empty = tmp_path / "client-secret"
+    empty.write_text("\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="client_secret_file: the file is empty"):
+        client(provider, empty)

@@ -30,7 +30,12 @@ from typing import Any
 import jwt
 
 from openpacs.config import OidcSettings
-from openpacs.errors import NotAuthenticated, PermissionDenied, ProviderUnavailable
+from openpacs.errors import (
+    ConfigError,
+    NotAuthenticated,
+    PermissionDenied,
+    ProviderUnavailable,
+)
 from openpacs.index.records import Role
 
 log = logging.getLogger("openpacs.auth")
@@ -94,6 +99,12 @@ class OidcProvider:
         self.client_secret = (
             Path(secret_file).read_text(encoding="utf-8").strip() if secret_file else ""
         )
+        if secret_file and not self.client_secret:
+            # A confidential client's secret went missing: never fall back to a public client.
+            raise ConfigError(
+                "auth.oidc.client_secret_file: the file is empty; leave the key empty for a "
+                "public client"
+            )
         self._discovery: dict[str, Any] | None = None
         self._discovered_at = 0.0
         self._keys: dict[str, jwt.PyJWK] = {}
