@@ -84,6 +84,38 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
+  # platform = "fargate": Fargate encrypts the tasks' storage with this key (cluster setting).
+  dynamic "statement" {
+    for_each = var.platform == "fargate" ? ["kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant"] : []
+    content {
+      sid       = statement.value == "kms:CreateGrant" ? "FargateGrantsForTaskStorage" : "FargateEncryptsTaskStorage"
+      actions   = [statement.value]
+      resources = ["*"]
+      principals {
+        type        = "Service"
+        identifiers = ["fargate.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:ecs:clusterAccount"
+        values   = [local.account]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:ecs:clusterName"
+        values   = [var.name]
+      }
+      dynamic "condition" {
+        for_each = statement.value == "kms:CreateGrant" ? ["Decrypt"] : []
+        content {
+          test     = "ForAllValues:StringEquals"
+          variable = "kms:GrantOperations"
+          values   = [condition.value]
+        }
+      }
+    }
+  }
+
   statement {
     sid       = "AutoScalingGrantsForVolumes"
     actions   = ["kms:CreateGrant"]
@@ -157,6 +189,8 @@ module "ingress" {
   log_bucket          = module.storage.log_bucket
   deletion_protection = var.deletion_protection
 
+  target_type = var.platform == "fargate" ? "ip" : "instance"
+
   privatelink_allowed_principals = var.privatelink_allowed_principals
   private_subnet_ids             = module.network.application_subnet_ids
 }
@@ -198,6 +232,10 @@ module "compute" {
   dicom_destinations               = var.dicom_destinations
   intake_bucket_arn                = try(module.intake[0].bucket_arn, "")
   intake_queue_arn                 = try(module.intake[0].queue_arn, "")
+
+  platform       = var.platform
+  fargate_cpu    = var.fargate_cpu
+  fargate_memory = var.fargate_memory
 }
 
 module "operations" {

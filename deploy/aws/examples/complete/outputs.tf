@@ -39,7 +39,7 @@ output "database_secret_arn" {
 }
 
 output "autoscaling_group" {
-  description = "Auto Scaling group of the servers (administration: aws ssm start-session --target INSTANCE_ID)."
+  description = "Auto Scaling group of the servers (administration: aws ssm start-session --target INSTANCE_ID); null with platform = \"fargate\"."
   value       = module.compute.autoscaling_group_name
 }
 
@@ -61,4 +61,9 @@ output "privatelink_service_name" {
 output "intake" {
   description = "Bulk-upload intake: bucket to upload to and the queue openpacs consumes (with intake = true)."
   value       = var.intake ? { bucket = module.intake[0].bucket, queue_url = module.intake[0].queue_url } : null
+}
+
+output "ecs_service" {
+  description = "With platform = \"fargate\": the ECS cluster and service of the servers (aws ecs update-service --force-new-deployment rolls them)."
+  value       = module.compute.ecs_service
 }
