@@ -71,6 +71,10 @@ def test_ec2_stays_the_default_and_fargate_is_chosen_by_one_variable() -> None:
     for group in by_name("aws_lb_target_group", MODULES / "ingress").values():
         assert group["target_type"] == "${var.target_type}"
     assert variables(MODULES / "ingress")["target_type"]["default"] == "instance"
+    # modalities' addresses reach openpacs with IP targets too
+    assert (
+        by_name("aws_lb_target_group", MODULES / "ingress")["dicom"]["preserve_client_ip"] is True
+    )
 
 
 def test_each_platform_makes_only_its_own_resources() -> None:

@@ -168,6 +168,9 @@ resource "aws_lb_target_group" "dicom" {
   protocol    = "TCP"
   vpc_id      = var.vpc_id
   target_type = var.target_type
+  # openpacs sees the modality's address (peers' `addresses`, the audit trail) with IP
+  # targets too, where the default for TCP is the load balancer's.
+  preserve_client_ip = true
   health_check {
     protocol            = "HTTPS"
     port                = tostring(var.target_https_port)
