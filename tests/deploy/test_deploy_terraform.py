@@ -35,7 +35,16 @@ from tests.deploy.terraform_model import (
     variables,
 )
 
-MODULE_NAMES = ("network", "database", "storage", "compute", "ingress", "operations", "intake")
+MODULE_NAMES = (
+    "network",
+    "database",
+    "storage",
+    "compute",
+    "ingress",
+    "operations",
+    "intake",
+    "replica",
+)
 FOLDERS = [MODULES / name for name in MODULE_NAMES] + [EXAMPLE]
 
 

@@ -160,6 +160,32 @@ module "storage" {
   name            = var.name
   kms_key_arn     = aws_kms_key.openpacs.arn
   server_role_arn = module.compute.role_arn
+
+  replicate            = var.replica_region != ""
+  replica_bucket_arn   = try(module.replica[0].bucket_arn, "")
+  replica_kms_key_arn  = try(module.replica[0].kms_key_arn, "")
+  replication_role_arn = try(module.replica[0].replication_role_arn, "")
+}
+
+# --- with replica_region: the images copied to a second region --------------------------------
+
+provider "aws" {
+  alias  = "replica"
+  region = coalesce(var.replica_region, var.region) # unused without replica_region
+  default_tags {
+    tags = merge(var.tags, { Application = "openpacs", Deployment = var.name })
+  }
+}
+
+module "replica" {
+  source             = "../../modules/replica"
+  count              = var.replica_region != "" ? 1 : 0
+  providers          = { aws = aws.replica }
+  name               = var.name
+  source_bucket_arn  = module.storage.bucket_arn
+  source_kms_key_arn = aws_kms_key.openpacs.arn
+  source_region      = var.region
+  prefix             = module.storage.prefix
 }
 
 module "database" {

@@ -67,3 +67,8 @@ output "ecs_service" {
   description = "With platform = \"fargate\": the ECS cluster and service of the servers (aws ecs update-service --force-new-deployment rolls them)."
   value       = module.compute.ecs_service
 }
+
+output "replica_bucket" {
+  description = "With replica_region: the copy of the images in the second region."
+  value       = try(module.replica[0].bucket, null)
+}

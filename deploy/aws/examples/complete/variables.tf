@@ -344,3 +344,13 @@ variable "fargate_memory" {
     error_message = "fargate_memory: whole GiB (a multiple of 1024) from 2048 to 122880."
   }
 }
+
+variable "replica_region" {
+  description = "A second region the images are replicated to (S3 replication, a key of that region, deletions mirrored, old versions kept 90 days there; see deploy/README.md, Backups and recovery); empty: none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.replica_region == "" || (can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.replica_region)) && var.replica_region != var.region)
+    error_message = "replica_region: empty or an AWS region name such as eu-central-1, other than region."
+  }
+}
