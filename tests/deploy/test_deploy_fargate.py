@@ -260,6 +260,27 @@ def test_the_tasks_openpacs_toml_is_the_instances(tmp_path: Path) -> None:
     assert settings.storage.url == SAMPLE["storage_url"]
 
 
+@pytest.mark.slow
+def test_terraform_extracts_the_same_toml(tmp_path: Path) -> None:
+    """RE2 (Terraform's regex) and Python's re agree on the pattern: terraform console
+    evaluates fargate.tf's expression over the rendered boot script."""
+    from tests.deploy.terraform_cli import terraform_binary
+
+    (tmp_path / "user-data.sh").write_text(
+        render(TEMPLATE.read_text(encoding="utf-8"), SAMPLE), encoding="utf-8"
+    )
+    source = (COMPUTE / "fargate.tf").read_text(encoding="utf-8")
+    (literal,) = re.findall(r'"(\(\?s\)<<\'TOML\'[^"]*)"', source)
+    expression = f'jsonencode(regex("{literal}", file("user-data.sh"))[0])\n'
+    result = subprocess.run(
+        [terraform_binary(), "console"], input=expression, cwd=tmp_path, capture_output=True,
+        text=True, timeout=120, check=False,
+        env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(json.loads(result.stdout)) == fargate_toml()
+
+
 # --- the prepare step, run for real ---------------------------------------------------------
 
 
