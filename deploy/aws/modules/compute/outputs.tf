@@ -15,7 +15,7 @@ output "autoscaling_group_name" {
 
 output "ecs_service" {
   description = "The ECS cluster and service of the servers on Fargate; null on EC2."
-  value       = local.on_fargate ? { cluster = aws_ecs_cluster.openpacs[0].name, service = aws_ecs_service.server[0].name } : null
+  value       = local.on_fargate ? { cluster = one(aws_ecs_cluster.openpacs[*].name), service = one(aws_ecs_service.server[*].name) } : null
 }
 
 output "admin_password_secret_arn" {
