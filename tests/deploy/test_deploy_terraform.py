@@ -36,8 +36,16 @@ from tests.deploy.terraform_model import (
 )
 
 MODULE_NAMES = (
-    "network", "database", "storage", "compute", "ingress", "operations", "intake", "identity",
-)  # fmt: skip
+    "network",
+    "database",
+    "storage",
+    "compute",
+    "ingress",
+    "operations",
+    "intake",
+    "identity",
+    "replica",
+)
 FOLDERS = [MODULES / name for name in MODULE_NAMES] + [EXAMPLE]
 
 

@@ -84,6 +84,38 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
+  # platform = "fargate": Fargate encrypts the tasks' storage with this key (cluster setting).
+  dynamic "statement" {
+    for_each = var.platform == "fargate" ? ["kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant"] : []
+    content {
+      sid       = statement.value == "kms:CreateGrant" ? "FargateGrantsForTaskStorage" : "FargateEncryptsTaskStorage"
+      actions   = [statement.value]
+      resources = ["*"]
+      principals {
+        type        = "Service"
+        identifiers = ["fargate.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:ecs:clusterAccount"
+        values   = [local.account]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:ecs:clusterName"
+        values   = [var.name]
+      }
+      dynamic "condition" {
+        for_each = statement.value == "kms:CreateGrant" ? ["Decrypt"] : []
+        content {
+          test     = "ForAllValues:StringEquals"
+          variable = "kms:GrantOperations"
+          values   = [condition.value]
+        }
+      }
+    }
+  }
+
   statement {
     sid       = "AutoScalingGrantsForVolumes"
     actions   = ["kms:CreateGrant"]
@@ -128,6 +160,32 @@ module "storage" {
   name            = var.name
   kms_key_arn     = aws_kms_key.openpacs.arn
   server_role_arn = module.compute.role_arn
+
+  replicate            = var.replica_region != ""
+  replica_bucket_arn   = try(module.replica[0].bucket_arn, "")
+  replica_kms_key_arn  = try(module.replica[0].kms_key_arn, "")
+  replication_role_arn = try(module.replica[0].replication_role_arn, "")
+}
+
+# --- with replica_region: the images copied to a second region --------------------------------
+
+provider "aws" {
+  alias  = "replica"
+  region = coalesce(var.replica_region, var.region) # unused without replica_region
+  default_tags {
+    tags = merge(var.tags, { Application = "openpacs", Deployment = var.name })
+  }
+}
+
+module "replica" {
+  source             = "../../modules/replica"
+  count              = var.replica_region != "" ? 1 : 0
+  providers          = { aws = aws.replica }
+  name               = var.name
+  source_bucket_arn  = module.storage.bucket_arn
+  source_kms_key_arn = aws_kms_key.openpacs.arn
+  source_region      = var.region
+  prefix             = module.storage.prefix
 }
 
 module "database" {
@@ -156,6 +214,8 @@ module "ingress" {
   dicom_client_cidrs  = var.dicom_client_cidrs
   log_bucket          = module.storage.log_bucket
   deletion_protection = var.deletion_protection
+
+  target_type = var.platform == "fargate" ? "ip" : "instance"
 
   privatelink_allowed_principals = var.privatelink_allowed_principals
   private_subnet_ids             = module.network.application_subnet_ids
@@ -199,6 +259,10 @@ module "compute" {
   intake_bucket_arn                = try(module.intake[0].bucket_arn, "")
   intake_queue_arn                 = try(module.intake[0].queue_arn, "")
   oidc_settings_secret_arn         = try(module.identity[0].settings_secret_arn, "")
+
+  platform       = var.platform
+  fargate_cpu    = var.fargate_cpu
+  fargate_memory = var.fargate_memory
 }
 
 module "operations" {

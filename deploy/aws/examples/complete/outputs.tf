@@ -39,7 +39,7 @@ output "database_secret_arn" {
 }
 
 output "autoscaling_group" {
-  description = "Auto Scaling group of the servers (administration: aws ssm start-session --target INSTANCE_ID)."
+  description = "Auto Scaling group of the servers (administration: aws ssm start-session --target INSTANCE_ID); null with platform = \"fargate\"."
   value       = module.compute.autoscaling_group_name
 }
 
@@ -72,4 +72,14 @@ output "identity" {
     client_id    = module.identity[0].client_id
     groups       = module.identity[0].groups
   } : null
+}
+
+output "ecs_service" {
+  description = "With platform = \"fargate\": the ECS cluster and service of the servers (aws ecs update-service --force-new-deployment rolls them)."
+  value       = module.compute.ecs_service
+}
+
+output "replica_bucket" {
+  description = "With replica_region: the copy of the images in the second region."
+  value       = try(module.replica[0].bucket, null)
 }
