@@ -9,6 +9,7 @@ store cannot make bytes durable, so callers never handle backend-specific except
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterator
@@ -55,6 +56,20 @@ def validate_range(start: int, length: int) -> None:
         raise ValueError(f"invalid byte range: start={start} length={length}")
 
 
+class ByteSource(Protocol):
+    """What ``put_stream`` reads from: a binary file, or any reader with ``read(size)``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def sha256_hex(stream: ByteSource, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of what ``stream`` yields to its end, read a chunk at a time."""
+    digest = hashlib.sha256()
+    while data := stream.read(chunk):
+        digest.update(data)
+    return digest.hexdigest()
+
+
 class BlobStore(Protocol):
     """Where the archive keeps received bytes, by opaque key.
 
@@ -74,7 +89,7 @@ class BlobStore(Protocol):
         """Make ``data`` durable under ``key``, atomically."""
         ...
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: ByteSource) -> int:
         """Copy ``stream`` to its end under ``key``, atomically; return the bytes written.
 
         If the stream raises, nothing is stored; an OSError becomes StoreUnavailable and any

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from openpacs.errors import NotFound, StoreUnavailable
-from openpacs.storage.base import validate_key, validate_range
+from openpacs.storage.base import ByteSource, validate_key, validate_range
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class FolderStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         self._spool(key, self._path(key), lambda out: out.write(data))
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: ByteSource) -> int:
         return self._spool(key, self._path(key), lambda out: _copy_stream(stream, out))
 
     def _spool(self, key: str, path: Path, fill: Callable[[BinaryIO], int]) -> int:
@@ -274,7 +274,7 @@ def _copy_file(source: Path, out: BinaryIO) -> int:
         return _copy_stream(src, out)
 
 
-def _copy_stream(stream: BinaryIO, out: BinaryIO) -> int:
+def _copy_stream(stream: ByteSource, out: BinaryIO) -> int:
     written = 0
     while chunk := stream.read(_CHUNK):
         out.write(chunk)

@@ -38,7 +38,13 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from openpacs.errors import NotFound, OpenPacsError, StoreUnavailable
-from openpacs.storage.base import MAX_KEY_LENGTH, SeekableReader, validate_key, validate_range
+from openpacs.storage.base import (
+    MAX_KEY_LENGTH,
+    ByteSource,
+    SeekableReader,
+    validate_key,
+    validate_range,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -196,7 +202,7 @@ class S3Store:
         name = self._name(key)
         self._upload(key, name, io.BytesIO(data), len(data))
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: ByteSource) -> int:
         """Up to the multipart threshold one PUT, else a multipart upload read from ``stream``
         in the transfer manager's thread (never two threads at once)."""
         name = self._name(key)
@@ -531,7 +537,7 @@ class _Source:
     stream's own idea of its size.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: ByteSource) -> None:
         self._stream = stream
         self._pending = b""
         self.count = 0
