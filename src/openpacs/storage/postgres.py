@@ -35,7 +35,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from openpacs.errors import NotFound, StoreUnavailable
-from openpacs.storage.base import ByteSource, SeekableReader, validate_key, validate_range
+from openpacs.storage.base import ByteSource, SeekableReader, validate_key
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -151,9 +151,6 @@ class PostgresStore:
                 with suppress(FileNotFoundError):
                     source.unlink()
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self.put_stream(key, io.BytesIO(data))
-
     def put_stream(self, key: str, stream: ByteSource) -> int:
         """Insert the chunks under a new keyless row, then give it the key, in one
         transaction: a failure anywhere rolls it all back."""
@@ -263,17 +260,6 @@ class PostgresStore:
         )
         return io.BufferedReader(raw, buffer_size=_READ_BUFFER)
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
-        validate_range(start, length)
-        blob_id, size, chunk_size, _ = self._lookup(key)
-        end = min(start + length, size)
-        if end <= start:
-            return b""
-        first, last = start // chunk_size, (end - 1) // chunk_size
-        data = b"".join(self._fetch(key, blob_id, first, last))
-        offset = start - first * chunk_size
-        return data[offset : offset + end - start]
-
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         """Download to a temporary file (same suffix as the key), removed after the block."""
@@ -303,13 +289,6 @@ class PostgresStore:
 
     def modified(self, key: str) -> float:
         return self._lookup(key)[3]
-
-    def exists(self, key: str) -> bool:
-        try:
-            self._lookup(key)
-        except NotFound:
-            return False
-        return True
 
     # -- removing and listing -----------------------------------------------------------------
 
