@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openpacs.config import Settings
-from openpacs.errors import ConfigError
+from openpacs.errors import ConfigError, require_extra
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -62,6 +62,7 @@ def build_store(settings: Settings) -> BlobStore:
         return FolderStore(storage.folder_path)
     if storage.kind == "postgresql":
         return build_postgres_store(settings)
+    require_extra("s3", "boto3", "an S3 blob store")
     try:
         from openpacs.storage.s3 import S3Store  # boto3 costs ~20 MB: only when used
 
@@ -80,6 +81,7 @@ def build_store(settings: Settings) -> BlobStore:
 def build_postgres_store(settings: Settings) -> BlobStore:
     """Blobs in the index database (`"postgresql"`, with the index's credentials) or in
     a database of their own (a postgresql:// URL)."""
+    require_extra("postgresql", "psycopg", "a PostgreSQL blob store")
     from openpacs.index.engine import create_index_engine
     from openpacs.storage.postgres import PostgresStore
 
@@ -176,6 +178,7 @@ def _import_sources(archive: Archive, settings: Settings) -> Sources:
     storage = settings.storage
 
     def s3_client() -> object:
+        require_extra("s3", "boto3", "an s3:// import")
         from openpacs.storage.s3 import make_client  # boto3: only when an import needs it
 
         return make_client(

@@ -6,6 +6,8 @@ the two front doors translate errors the same way and nothing else needs to.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 
 class OpenPacsError(Exception):
     """Base of every error openpacs raises on purpose."""
@@ -20,6 +22,24 @@ class OpenPacsError(Exception):
 
 class ConfigError(OpenPacsError):
     """The configuration is wrong; the message names the key and the problem."""
+
+
+class MissingExtra(ConfigError):
+    """The configuration asks for a backend whose optional dependencies are not installed."""
+
+    def __init__(self, extra: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs the optional dependencies openpacs[{extra}], which are not"
+            f' installed: pip install "openpacs[{extra}]"'
+        )
+        self.extra = extra
+
+
+def require_extra(extra: str, module: str, feature: str) -> None:
+    """Raise MissingExtra unless ``module`` (of ``extra``) can be imported; it is not imported
+    here, so a check costs nothing when the backend is not used."""
+    if find_spec(module) is None:
+        raise MissingExtra(extra, feature)
 
 
 class InvalidInstance(OpenPacsError):

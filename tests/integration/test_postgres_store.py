@@ -22,6 +22,7 @@ from openpacs.errors import StoreUnavailable
 from openpacs.index.engine import create_index_engine
 from openpacs.storage.postgres import PostgresStore
 from tests.support import postgres as pg_support
+from tests.support.blobs import holds, put, read_at
 from tests.support.s3 import free_port
 
 CHUNK = 64 * 1024
@@ -81,9 +82,9 @@ def _digest(stream: io.RawIOBase | io.BufferedIOBase, size: int = 1024 * 1024) -
 
 def test_ranges_and_seeks_across_chunks(store: PostgresStore) -> None:
     data = os.urandom(3 * CHUNK + 123)
-    store.put_bytes("r/k", data)
+    put(store, "r/k", data)
     for start, length in [(CHUNK - 5, 10), (0, 3 * CHUNK + 123), (2 * CHUNK, CHUNK + 500)]:
-        assert store.read_range("r/k", start, length) == data[start : start + length]
+        assert read_at(store, "r/k", start, length) == data[start : start + length]
     with store.open("r/k") as blob:
         blob.seek(CHUNK + 7)
         assert blob.read(CHUNK) == data[CHUNK + 7 : 2 * CHUNK + 7]
@@ -96,7 +97,7 @@ def test_ranges_and_seeks_across_chunks(store: PostgresStore) -> None:
 def test_blob_is_kept_in_chunks_of_the_configured_size(
     store: PostgresStore, postgres_url: str
 ) -> None:
-    store.put_bytes("c/k", b"x" * (2 * CHUNK + 1))
+    put(store, "c/k", b"x" * (2 * CHUNK + 1))
     sizes = _scalar(postgres_url, f"SELECT count(*) FROM blob_chunks WHERE length(data) = {CHUNK}")
     assert sizes == 2
     assert _rows(postgres_url) == (1, 3)
@@ -132,14 +133,14 @@ def test_servers_writing_one_key_at_once_leave_one_whole_blob(
     payloads = [bytes([n]) * (3 * CHUNK + n) for n in range(4)]
     errors: list[BaseException] = []
 
-    def put(n: int) -> None:
+    def write(n: int) -> None:
         try:
             for _ in range(5):
-                others[n].put_bytes("same/key", payloads[n])
+                put(others[n], "same/key", payloads[n])
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=put, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -155,13 +156,13 @@ def test_servers_writing_one_key_at_once_leave_one_whole_blob(
 
 
 def test_a_reader_notices_its_blob_replaced(store: PostgresStore) -> None:
-    store.put_bytes("v/k", b"a" * (2 * CHUNK))
+    put(store, "v/k", b"a" * (2 * CHUNK))
     with store.open("v/k") as blob:
         assert blob.read(10) == b"a" * 10
-        store.put_bytes("v/k", b"b" * (2 * CHUNK))
+        put(store, "v/k", b"b" * (2 * CHUNK))
         with pytest.raises(StoreUnavailable, match="replaced or deleted"):
             blob.read()
-    assert store.read_range("v/k", 0, 3) == b"bbb"
+    assert read_at(store, "v/k", 0, 3) == b"bbb"
 
 
 _WRITER = textwrap.dedent(
@@ -193,7 +194,7 @@ def test_a_server_killed_mid_write_leaves_nothing(store: PostgresStore, postgres
             assert writer.stdout is not None
             assert writer.stdout.readline().strip() == "written"
             assert _rows(postgres_url)[0] == 0  # the pending row is invisible to others
-            assert not store.exists("crashed/key")
+            assert not holds(store, "crashed/key")
             writer.send_signal(signal.SIGKILL)
             writer.wait(timeout=30)
         finally:
@@ -250,6 +251,6 @@ def test_unreachable_database_is_store_unavailable() -> None:
         with pytest.raises(StoreUnavailable, match="cannot check the PostgreSQL blob store"):
             store.check()
         with pytest.raises(StoreUnavailable, match="cannot write blob"):
-            store.put_bytes("k", b"x")
+            put(store, "k", b"x")
     finally:
         store.close()

@@ -19,6 +19,7 @@ from openpacs.compose import build_archive
 from openpacs.config import load_settings
 from tests.support import scu
 from tests.support.backends import Backend
+from tests.support.blobs import put
 from tests.support.node import write_config
 from tests.support.query_archive import SUCCESS, archive_datasets
 from tests.support.web import WebNode, running_web_node
@@ -160,7 +161,7 @@ def test_blobs_that_are_not_instances_are_reported(tmp_path: Path) -> None:
     config = write_config(tmp_path, {})
     archive = build_archive(load_settings(config, environ={}))
     try:
-        archive.store.put_bytes("ab/cd/junk.dcm", b"not a dicom file")
+        put(archive.store, "ab/cd/junk.dcm", b"not a dicom file")
     finally:
         archive.close()
     report = tmp_path / "report.jsonl"

@@ -11,6 +11,7 @@ from openpacs.archive.verify import verify
 from openpacs.compose import build_archive
 from openpacs.config import load_settings
 from tests.support import corpus
+from tests.support.blobs import holds, put
 from tests.support.node import write_config
 
 
@@ -43,7 +44,7 @@ def test_a_consistent_archive_is_clean(tmp_path: Path) -> None:
 def test_problems_are_found_and_repaired(tmp_path: Path) -> None:
     archive, _, uids = _archive_with(tmp_path, 4)
     try:
-        archive.store.put_bytes("aa/bb/orphan.dcm", b"left by a crash")
+        put(archive.store, "aa/bb/orphan.dcm", b"left by a crash")
         _blob_path(archive, tmp_path, uids[0]).unlink()
         corrupt = _blob_path(archive, tmp_path, uids[1])
         data = bytearray(corrupt.read_bytes())
@@ -65,7 +66,7 @@ def test_problems_are_found_and_repaired(tmp_path: Path) -> None:
 
         repaired = verify(archive, repair=True, min_orphan_age=0)
         assert len(repaired.repaired) == 2
-        assert not archive.store.exists("aa/bb/orphan.dcm")
+        assert not holds(archive.store, "aa/bb/orphan.dcm")
         assert archive.instance(uids[0]) is None
         after = verify(archive, checksums=True, min_orphan_age=0)
         assert after.orphan_blobs == after.missing_blobs == []

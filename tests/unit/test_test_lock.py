@@ -36,9 +36,22 @@ def _locked() -> dict[str, Version]:
 
 
 def _declared() -> list[Requirement]:
+    """The dependencies and every extra's (the test extra installs them all), less the
+    project's references to its own extras."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    requirements = [Requirement(text) for text in project["dependencies"]]
-    return requirements + [Requirement(text) for text in project["optional-dependencies"]["test"]]
+    texts = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        texts.extend(extra)
+    requirements = [Requirement(text) for text in texts]
+    return [r for r in requirements if canonicalize_name(r.name) != project["name"]]
+
+
+def test_the_test_extra_installs_every_other_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    own = [Requirement(text) for text in extras["test"]]
+    included = {name for r in own if r.name == project["name"] for name in r.extras}
+    assert included == set(extras) - {"test"}
 
 
 def test_every_line_is_an_exact_version_from_the_package_index() -> None:

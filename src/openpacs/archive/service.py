@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import logging
 import math
 import os
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from openpacs.archive import staging
 from openpacs.archive.audit import AuditTrail
@@ -354,7 +355,7 @@ def _new_blob_key(study_uid: str) -> str:
     return f"{study[:2]}/{study[2:20]}/{uuid.uuid4().hex}.dcm"
 
 
-def _size_and_digest(source: BinaryIO) -> tuple[int, str]:
+def _size_and_digest(source: io.BufferedReader) -> tuple[int, str]:
     return os.fstat(source.fileno()).st_size, hashlib.file_digest(source, "sha256").hexdigest()
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from openpacs.errors import NotFound, OpenPacsError
-from openpacs.storage.base import BlobStore
+from openpacs.storage.base import BlobStore, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _migrate_one(
             return
         with source.open(key) as blob:
             reader = _Hashing(blob)
-            target.put_stream(key, reader)  # type: ignore[arg-type]
+            target.put_stream(key, reader)
         digest = reader.digest.hexdigest()
         if record is not None and (reader.count, digest) != (record.size, record.sha256):
             target.delete(key)
@@ -150,7 +150,7 @@ def _already_there(target: BlobStore, key: str, record: KnownBlob | None) -> boo
 
 def _sha256(store: BlobStore, key: str) -> str:
     with store.open(key) as blob:
-        return hashlib.file_digest(blob, "sha256").hexdigest()
+        return sha256_hex(blob)
 
 
 def known_blobs(rows: Iterable[tuple[str, int, str]]) -> dict[str, KnownBlob]:

@@ -14,7 +14,6 @@ They are wasted space, not damage: they do not make the store unclean.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.errors import NotFound, OpenPacsError
+from openpacs.storage.base import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _remove(leftovers: list[Path], report: VerifyReport) -> None:
 
 def _sha256(archive: Archive, key: str) -> str:
     with archive.store.open(key) as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+        return sha256_hex(stream)
 
 
 def _repair(archive: Archive, report: VerifyReport) -> None:

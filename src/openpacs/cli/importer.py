@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from openpacs.archive.importing import ImportResult, import_file
 from openpacs.cli import parallel
+from openpacs.errors import require_extra
 from openpacs.storage.sources import (
     SourceItem,
     Sources,
@@ -35,6 +36,7 @@ class S3Access:
     region: str | None
 
     def client(self) -> Any:
+        require_extra("s3", "boto3", "an s3:// import")
         from openpacs.storage.s3 import make_client
 
         return make_client(endpoint_url=self.endpoint, region=self.region)

@@ -22,6 +22,7 @@ from typing import Literal
 from openpacs.archive.importing import ImportResult, import_file
 from openpacs.archive.service import Archive
 from openpacs.cli.importer import S3Access, Tally, write_report_line
+from openpacs.errors import require_extra
 from openpacs.storage.intake import IntakeQueue, Notice
 from openpacs.storage.sources import Fetcher, SourceItem
 
@@ -126,6 +127,7 @@ def _import(archive: Archive, fetcher: Fetcher, item: SourceItem) -> ImportResul
 
 
 def _sqs_client(endpoint: str | None, region: str | None) -> object:
+    require_extra("s3", "boto3", "watching an SQS queue")
     import boto3
 
     return boto3.client("sqs", endpoint_url=endpoint or None, region_name=region or None)

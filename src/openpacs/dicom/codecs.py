@@ -29,6 +29,7 @@ def syntax_support(uids: Iterable[str]) -> list[SyntaxSupport]:
     support = []
     for value in uids:
         uid = UID(value)
+        plugins: tuple[str, ...]
         try:
             decoder = get_decoder(uid)
         except NotImplementedError:  # pydicom has no decoder for the syntax at all

@@ -20,12 +20,13 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
 from pydicom.pixels import pack_bits, pixel_array
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from openpacs.dicom.pixels import PixelDecodeError, frame_count
 from openpacs.errors import InvalidQuery, NotFound
 
-_PIXEL_DATA = 0x7FE00010
+_PIXEL_DATA = BaseTag(0x7FE00010)
 _DEFER_BYTES = 4096
 _MAX_FRAMES_LISTED = 10_000
 _SEEKABLE = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})

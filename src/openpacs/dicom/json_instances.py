@@ -23,7 +23,7 @@ from typing import Any
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
 from openpacs.errors import InvalidInstance
 
@@ -129,7 +129,7 @@ def instance_from_json(metadata: Any, bulk: Mapping[str, BulkPart], target: Path
         raise InvalidInstance(f"the data set is not valid DICOM JSON: {exc}") from None
     for element in list(dataset.group_dataset(0x0002)):
         del dataset[element.tag]  # file meta is written here, not taken from the JSON
-    syntax = ExplicitVRLittleEndian
+    syntax: str = ExplicitVRLittleEndian
     if "PixelData" in dataset and pixel_part:
         syntax = _encapsulate(dataset, pixel_part[0])
     _write(dataset, syntax, target)
@@ -213,7 +213,7 @@ def _write(dataset: Dataset, syntax: str, target: Path) -> None:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = dataset.SOPClassUID
     meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(syntax)
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     dataset.file_meta = meta
     try:

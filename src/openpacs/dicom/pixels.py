@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -214,7 +214,11 @@ def _first(value: Any) -> float | None:
     return _number(value, None)
 
 
-def _number(value: Any, default: float | None) -> Any:
+@overload
+def _number(value: Any, default: float) -> float: ...
+@overload
+def _number(value: Any, default: None) -> float | None: ...
+def _number(value: Any, default: float | None) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -48,7 +48,8 @@ class Resource(enum.Enum):
 
     @property
     def level(self) -> Level:
-        return self.value[0]  # type: ignore[no-any-return]
+        level: Level = self.value[0]
+        return level
 
 
 def _tags(*keywords: str) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ other attribute, with the same semantics.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +27,7 @@ from openpacs.dicom.levels import (
 )
 from openpacs.dicom.uids import is_valid_uid
 from openpacs.dicom.values import (
+    Bound,
     normalize_date,
     normalize_datetime,
     normalize_int,
@@ -199,6 +200,8 @@ _RANGE_SPLIT = re.compile(r"-")
 
 def _time_alternative(keyword: str, kind: MatchKind, value: str) -> Alternative:
     normalize = normalize_time if kind == "time" else normalize_datetime
+    low_text: str | None
+    high_text: str | None
     if kind == "datetime" and normalize(value) is not None:
         low_text = high_text = value  # a single DT value, perhaps with a "-hhmm" offset
     elif "-" in value:
@@ -214,12 +217,14 @@ def _time_alternative(keyword: str, kind: MatchKind, value: str) -> Alternative:
     return Range(low, high)
 
 
-def _split_range(value: str, normalize: object) -> tuple[str | None, str | None]:
+def _split_range(
+    value: str, normalize: Callable[[str, Bound], str | None]
+) -> tuple[str | None, str | None]:
     """Split "A-B" at the hyphen that leaves two valid ends (DT ends may carry -hhmm)."""
     for match in _RANGE_SPLIT.finditer(value):
         low, high = value[: match.start()], value[match.end() :]
-        if (not low or normalize(low, "low") is not None) and (  # type: ignore[operator]
-            not high or normalize(high, "high") is not None  # type: ignore[operator]
+        if (not low or normalize(low, "low") is not None) and (
+            not high or normalize(high, "high") is not None
         ):
             return low, high
     return None, None

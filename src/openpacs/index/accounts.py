@@ -173,17 +173,18 @@ class SqlAccounts:
         name: str,
         expires_epoch: float | None,
     ) -> ApiToken:
+        created_at = now_iso()
         row = {
             "token_id": token_id,
             "token_sha256": token_sha256,
             "username": username,
             "name": name,
-            "created_at": now_iso(),
+            "created_at": created_at,
             "expires_epoch": expires_epoch,
             "last_used_at": None,
         }
         self._tx.write(lambda conn: conn.execute(_tokens.insert().values(row)))
-        return ApiToken(token_id, username, name, row["created_at"], expires_epoch, None)
+        return ApiToken(token_id, username, name, created_at, expires_epoch, None)
 
     def token_user(self, token_sha256: str, now_epoch: float) -> User | None:
         """The owner of a live token, or None; records when the token was last used."""

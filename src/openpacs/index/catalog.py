@@ -13,7 +13,18 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from openpacs.dicom.header import Header
@@ -283,12 +294,15 @@ class Catalog:
                 .order_by(i.c.pk)
                 .limit(batch)
             )
-            rows = self._transaction(lambda conn, s=statement: list(conn.execute(s)), write=False)
+            rows = self._read_rows(statement)
             if not rows:
                 return
             for row in rows:
                 yield IndexedBlob(row.sop_uid, row.blob_key, row.blob_size, row.blob_sha256)
             after = rows[-1].pk
+
+    def _read_rows(self, statement: Select[Any]) -> list[Row[Any]]:
+        return self._transaction(lambda conn: list(conn.execute(statement)), write=False)
 
     def all_blob_keys(self) -> set[str]:
         return self._transaction(
@@ -300,27 +314,31 @@ class Catalog:
         def count(conn: Connection) -> Totals:
             if visibility is not None:
                 return self._visible_totals(conn, visibility)
-            counts = [
-                conn.execute(select(func.count()).select_from(table)).scalar_one()
+            patients, studies, series, instances = (
+                int(conn.execute(select(func.count()).select_from(table)).scalar_one())
                 for table in schema.LEVEL_TABLES
-            ]
+            )
             size = conn.execute(select(func.coalesce(func.sum(schema.instances.c.blob_size), 0)))
-            return Totals(*counts, bytes=int(size.scalar_one()))
+            return Totals(patients, studies, series, instances, bytes=int(size.scalar_one()))
 
         return self._transaction(count, write=False)
 
     def _visible_totals(self, conn: Connection, visibility: Visibility) -> Totals:
-        counts = []
-        for level in Level:
-            statement = select(func.count()).select_from(_joined(level))
-            counts.append(
-                int(conn.execute(statement.where(level_clause(level, visibility))).scalar_one())
+        patients, studies, series, instances = (
+            int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(_joined(level))
+                    .where(level_clause(level, visibility))
+                ).scalar_one()
             )
+            for level in Level
+        )
         size = select(func.coalesce(func.sum(schema.instances.c.blob_size), 0)).select_from(
             _joined(Level.IMAGE)
         )
         total = conn.execute(size.where(level_clause(Level.IMAGE, visibility))).scalar_one()
-        return Totals(*counts, bytes=int(total))
+        return Totals(patients, studies, series, instances, bytes=int(total))
 
     # -- delete ---------------------------------------------------------------------------
 
@@ -391,9 +409,10 @@ class Catalog:
         if level is Level.PATIENT:
             return None
         table = _TABLE[level]
-        return conn.execute(
+        parent: int | None = conn.execute(
             select(table.c[_PARENT_COLUMN[level]]).where(table.c.pk == pk)
         ).scalar_one()
+        return parent
 
     def _prune_upwards(self, conn: Connection, level: Level, pk: int) -> None:
         """Delete `pk` at `level` and its ancestors while they have no children left."""

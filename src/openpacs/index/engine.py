@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
-from openpacs.errors import ConfigError
+from openpacs.errors import ConfigError, require_extra
 
 log = logging.getLogger("openpacs.index")
 
@@ -44,6 +44,8 @@ def create_index_engine(
         return _sqlite_engine(parsed, pool_size=pool_size, max_overflow=max_overflow)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "postgresql+psycopg":
+        require_extra("postgresql", "psycopg", "a PostgreSQL database")
     engine = create_engine(
         parsed, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
     )

@@ -36,7 +36,11 @@ class Cursor:
     pk: int | None = None
 
     def encode(self) -> str:
-        fields = {"s": self.sort, "d": self.descending, "b": self.backward}
+        fields: dict[str, str | int | bool | None] = {
+            "s": self.sort,
+            "d": self.descending,
+            "b": self.backward,
+        }
         if self.pk is not None:
             fields.update(v=self.value, k=self.pk)
         text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
@@ -65,7 +69,7 @@ class Cursor:
         )
         if not valid:
             raise InvalidQuery("cursor: not a cursor this server made")
-        return cls(sort, descending, backward, value, pk)
+        return cls(sort, bool(descending), bool(backward), value, pk)
 
 
 def ordering(column: Any, pk: Any, descending: bool) -> list[Any]:
@@ -85,7 +89,7 @@ def beyond(
 
     The bound on the column comes first and alone (`col <= v` descending), so the column's
     index starts the scan at the boundary instead of filtering every row in front of it."""
-    pk_after = pk < boundary if descending else pk > boundary
+    pk_after: ColumnElement[bool] = pk < boundary if descending else pk > boundary
     if column is None:
         return pk_after
     if value is None:

@@ -10,8 +10,9 @@ index. SQLite: an FTS5 table of the same values (`instances_text`), kept by trig
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, func, literal, literal_column, select, table
+from sqlalchemy import ColumnElement, Select, String, func, literal, literal_column, select, table
 
 from openpacs.errors import InvalidQuery
 from openpacs.index import schema
@@ -45,7 +46,7 @@ def instance_clause(found: list[str], dialect: str) -> ColumnElement[bool]:
         to_query = func.to_tsquery(literal_column("'simple'::regconfig"), literal(query, String))
         return literal_column(POSTGRESQL_VECTOR).op("@@")(to_query)
     match = " AND ".join(f'"{w}"*' for w in found)
-    rowids = (
+    rowids: Select[tuple[Any]] = (
         select(literal_column("rowid"))
         .select_from(table("instances_text"))
         .where(literal_column("instances_text").op("MATCH")(literal(match, String)))

@@ -9,6 +9,7 @@ store cannot make bytes durable, so callers never handle backend-specific except
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterator
@@ -45,14 +46,18 @@ def validate_key(key: str) -> str:
     return key
 
 
-def validate_range(start: int, length: int) -> None:
-    """Reject a negative ``start`` or ``length`` for ``read_range`` with ValueError.
+class ByteSource(Protocol):
+    """What ``put_stream`` reads from: a binary file, or any reader with ``read(size)``."""
 
-    Shared so that every backend answers a bad range the same way instead of, say, an S3
-    backend sending an invalid Range header.
-    """
-    if start < 0 or length < 0:
-        raise ValueError(f"invalid byte range: start={start} length={length}")
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def sha256_hex(stream: ByteSource, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of what ``stream`` yields to its end, read a chunk at a time."""
+    digest = hashlib.sha256()
+    while data := stream.read(chunk):
+        digest.update(data)
+    return digest.hexdigest()
 
 
 class BlobStore(Protocol):
@@ -70,11 +75,7 @@ class BlobStore(Protocol):
         """
         ...
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Make ``data`` durable under ``key``, atomically."""
-        ...
-
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: ByteSource) -> int:
         """Copy ``stream`` to its end under ``key``, atomically; return the bytes written.
 
         If the stream raises, nothing is stored; an OSError becomes StoreUnavailable and any
@@ -84,13 +85,6 @@ class BlobStore(Protocol):
 
     def open(self, key: str) -> BinaryIO:
         """Open the blob for reading; the caller closes it. NotFound if missing."""
-        ...
-
-    def read_range(self, key: str, start: int, length: int) -> bytes:
-        """Return up to ``length`` bytes from offset ``start``; short or empty past the end.
-
-        NotFound if missing; ValueError for a negative ``start`` or ``length``.
-        """
         ...
 
     def local_path(self, key: str) -> AbstractContextManager[Path]:
@@ -112,10 +106,6 @@ class BlobStore(Protocol):
 
     def size(self, key: str) -> int:
         """Return the blob's length in bytes. NotFound if missing."""
-        ...
-
-    def exists(self, key: str) -> bool:
-        """Tell whether a complete blob is stored under ``key``."""
         ...
 
     def modified(self, key: str) -> float:

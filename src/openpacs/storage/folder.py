@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from openpacs.errors import NotFound, StoreUnavailable
-from openpacs.storage.base import validate_key, validate_range
+from openpacs.storage.base import ByteSource, validate_key
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,7 @@ class FolderStore:
                 with suppress(FileNotFoundError):
                     source.unlink()
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self._spool(key, self._path(key), lambda out: out.write(data))
-
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: ByteSource) -> int:
         return self._spool(key, self._path(key), lambda out: _copy_stream(stream, out))
 
     def _spool(self, key: str, path: Path, fill: Callable[[BinaryIO], int]) -> int:
@@ -155,12 +152,6 @@ class FolderStore:
         except OSError as exc:
             raise StoreUnavailable(f"cannot read blob {key!r}: {_why(exc)}") from exc
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
-        validate_range(start, length)
-        with self.open(key) as blob:
-            blob.seek(start)
-            return blob.read(length)
-
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         path = self._path(key)
@@ -188,9 +179,6 @@ class FolderStore:
         if not stat.S_ISREG(st.st_mode):
             raise NotFound(f"no blob under key {key!r}")
         return st
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
 
     # -- removing and listing -----------------------------------------------------------------
 
@@ -274,7 +262,7 @@ def _copy_file(source: Path, out: BinaryIO) -> int:
         return _copy_stream(src, out)
 
 
-def _copy_stream(stream: BinaryIO, out: BinaryIO) -> int:
+def _copy_stream(stream: ByteSource, out: BinaryIO) -> int:
     written = 0
     while chunk := stream.read(_CHUNK):
         out.write(chunk)

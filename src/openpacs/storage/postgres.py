@@ -29,13 +29,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from openpacs.errors import NotFound, StoreUnavailable
-from openpacs.storage.base import SeekableReader, validate_key, validate_range
+from openpacs.storage.base import ByteSource, SeekableReader, validate_key
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -103,7 +103,9 @@ class PostgresStore:
         except Exception as exc:  # SQLAlchemy wraps the driver's connection errors
             raise StoreUnavailable(f"cannot {action}: {_reason(exc)}") from exc
         try:
-            connection: psycopg.Connection[Any] = fairy.driver_connection  # type: ignore[assignment]
+            # SQLAlchemy types the driver's connection as any DB-API connection; this
+            # engine's driver is psycopg (the URL is postgresql+psycopg).
+            connection = cast("psycopg.Connection[Any]", fairy.driver_connection)
             if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 connection.rollback()  # e.g. the pool's ping: transaction() must BEGIN anew
             if not self._schema_ready:
@@ -149,10 +151,7 @@ class PostgresStore:
                 with suppress(FileNotFoundError):
                     source.unlink()
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self.put_stream(key, io.BytesIO(data))
-
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: ByteSource) -> int:
         """Insert the chunks under a new keyless row, then give it the key, in one
         transaction: a failure anywhere rolls it all back."""
         validate_key(key)
@@ -261,17 +260,6 @@ class PostgresStore:
         )
         return io.BufferedReader(raw, buffer_size=_READ_BUFFER)
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
-        validate_range(start, length)
-        blob_id, size, chunk_size, _ = self._lookup(key)
-        end = min(start + length, size)
-        if end <= start:
-            return b""
-        first, last = start // chunk_size, (end - 1) // chunk_size
-        data = b"".join(self._fetch(key, blob_id, first, last))
-        offset = start - first * chunk_size
-        return data[offset : offset + end - start]
-
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         """Download to a temporary file (same suffix as the key), removed after the block."""
@@ -301,13 +289,6 @@ class PostgresStore:
 
     def modified(self, key: str) -> float:
         return self._lookup(key)[3]
-
-    def exists(self, key: str) -> bool:
-        try:
-            self._lookup(key)
-        except NotFound:
-            return False
-        return True
 
     # -- removing and listing -----------------------------------------------------------------
 
@@ -391,7 +372,7 @@ class _ChunkReader(SeekableReader):
         super().close()
 
 
-def _chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
+def _chunks(stream: ByteSource, size: int) -> Iterator[bytes]:
     """Full chunks of ``size`` from ``stream`` (the last one shorter), since readers find a
     byte's chunk by division."""
     while True:
