@@ -39,7 +39,7 @@ from openpacs.archive.staging import StagingReport
 from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, MatchKind, Query
-from openpacs.errors import NotFound, OpenPacsError, PermissionDenied
+from openpacs.errors import InvalidInstance, NotFound, OpenPacsError, PermissionDenied
 from openpacs.index.records import (
     DuplicatePolicy,
     Match,
@@ -169,6 +169,7 @@ class Archive:
         consume: bool = False,
         skip_stored: bool = False,
         origin: Origin | None = None,
+        digest: tuple[int, str] | None = None,
     ) -> StoreOutcome:
         """Store the Part 10 file at `path`, byte for byte.
 
@@ -180,8 +181,7 @@ class Archive:
         """
         try:
             parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
-            with path.open("rb") as source:
-                size, checksum = _size_and_digest(source)
+            size, checksum = _checked_digest(path, digest)
             if skip_stored:
                 existing = self.index.instance(parsed.sop_uid)
                 if existing is not None and existing.blob_size == size:
@@ -352,6 +352,21 @@ def _new_blob_key(study_uid: str) -> str:
     create per study, not per instance), and a new key per write makes overwrites safe."""
     study = hashlib.sha1(study_uid.encode(), usedforsecurity=False).hexdigest()
     return f"{study[:2]}/{study[2:20]}/{uuid.uuid4().hex}.dcm"
+
+
+def _checked_digest(path: Path, digest: tuple[int, str] | None) -> tuple[int, str]:
+    """The file's size and SHA-256: computed, or the caller's after a check of the size
+    (a mismatch means the file is not what was received)."""
+    if digest is None:
+        with path.open("rb") as source:
+            return _size_and_digest(source)
+    size, checksum = digest
+    if len(checksum) != 64 or any(c not in "0123456789abcdef" for c in checksum):
+        raise InvalidInstance("the SHA-256 given with the file is not 64 lower-case hex digits")
+    actual = path.stat().st_size
+    if actual != size:
+        raise InvalidInstance(f"the file has {actual} bytes, not the {size} received")
+    return size, checksum
 
 
 def _size_and_digest(source: BinaryIO) -> tuple[int, str]:

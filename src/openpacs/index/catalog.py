@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,7 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from openpacs.dicom.header import Header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
-from openpacs.errors import DuplicateInstance
+from openpacs.errors import DuplicateInstance, OpenPacsError, StoreUnavailable
+from openpacs.grouping import GroupRunner, GroupTimeout
 from openpacs.index import schema
 from openpacs.index.finder import Finder, _joined
 from openpacs.index.records import (
@@ -52,6 +53,7 @@ _UID_COLUMN = {
 _PARENT_COLUMN = {Level.STUDY: "patient_pk", Level.SERIES: "study_pk", Level.IMAGE: "series_pk"}
 _PARENT_LEVEL = {Level.STUDY: Level.PATIENT, Level.SERIES: Level.STUDY, Level.IMAGE: Level.SERIES}
 T = TypeVar("T")
+_AddRequest = tuple[Header, dict[str, Any], DuplicatePolicy, Origin]
 
 
 def _institution(header: Header) -> str:
@@ -85,6 +87,8 @@ class Catalog:
             for level, table in _TABLE.items()
         }
         self._insert[Level.IMAGE] = self._insert[Level.IMAGE].returning(schema.instances.c.pk)
+        # Concurrent ingests (several associations) share one transaction, one commit.
+        self._adds: GroupRunner[_AddRequest, AddResult] = GroupRunner(self._add_batch)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -105,7 +109,10 @@ class Catalog:
         origin: Origin | None = None,
     ) -> AddResult:
         """Index one stored blob; the caller deletes the blob if this raises. `origin`: the
-        AE titles of the C-STORE, recorded on a new study."""
+        AE titles of the C-STORE, recorded on a new study.
+
+        Returns once the instance is committed. Calls arriving from other threads while a
+        commit is under way are committed together in the next transaction (group commit)."""
         row = {
             **header.columns[Level.IMAGE],
             "transfer_syntax": header.transfer_syntax,
@@ -114,10 +121,39 @@ class Catalog:
             "blob_sha256": blob_sha256,
             "header": json.dumps(header.json, ensure_ascii=False, separators=(",", ":")),
         }
-        origin = origin or Origin()
-        return self._transaction(
-            lambda conn: self._add(conn, header, row, policy, origin), write=True
-        )
+        try:
+            return self._adds.run((header, row, policy, origin or Origin()))
+        except GroupTimeout as exc:
+            raise StoreUnavailable(f"the index is unavailable: {exc}") from exc
+
+    def _add_batch(self, requests: Sequence[_AddRequest]) -> list[AddResult | BaseException]:
+        """One transaction for the batch, each instance in a savepoint of its own, so that an
+        instance refused by the policy fails alone. A failure that ends the transaction
+        (after its retries) sends each instance through a transaction of its own instead,
+        so it fails only the instance that causes it."""
+        if len(requests) > 1:
+            try:
+                return self._transaction(
+                    lambda conn: [self._add_guarded(conn, r) for r in requests], write=True
+                )
+            except Exception as exc:
+                log.warning(
+                    "group commit of %d instances failed (%s): one by one", len(requests), exc
+                )
+        return [self._add_alone(request) for request in requests]
+
+    def _add_guarded(self, conn: Connection, request: _AddRequest) -> AddResult | BaseException:
+        try:
+            with conn.begin_nested():
+                return self._add(conn, *request)
+        except OpenPacsError as exc:
+            return exc
+
+    def _add_alone(self, request: _AddRequest) -> AddResult | BaseException:
+        try:
+            return self._transaction(lambda conn: self._add(conn, *request), write=True)
+        except Exception as exc:
+            return exc
 
     def _add(
         self,
