@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from openpacs.archive import staging
 from openpacs.archive.audit import AuditTrail
+from openpacs.archive.headers import HeaderBuilder
 from openpacs.archive.jobs import JobRunner
 from openpacs.archive.ports import (
     Accounts,
@@ -99,6 +100,8 @@ class Archive:
         """None: every study; otherwise the studies a restricted user may see (`scoped`)."""
         self.dicom: DicomClient | None = None
         self.jobs: JobRunner | None = None
+        self.headers = HeaderBuilder(index, store)
+        """Whole headers built after ingest while serving (`archive.headers`)."""
         self._staging_made = False
         self._last_sweep = -math.inf
 
@@ -131,6 +134,7 @@ class Archive:
         if self.jobs is not None:
             duties.append(self.jobs.reap)
         self.presence.start(duties)
+        self.headers.start()
 
     def staging_dir(self) -> Path | None:
         """Where this server's front doors spool received bytes, so that storing them is a
@@ -196,8 +200,13 @@ class Archive:
             raise
         key = _new_blob_key(parsed.study_uid)
         self.store.put_file(key, path, consume=consume)
+        deferred = self.headers.defer  # serving: the whole header is built afterwards
         try:
-            header = parsed.header()
+            if deferred:
+                header = parsed.summary()
+                self.headers.keep(key, parsed)
+            else:
+                header = parsed.header()
             result = self.index.add_instance(
                 header,
                 blob_key=key,
@@ -207,8 +216,14 @@ class Archive:
                 origin=origin,
             )
         except BaseException:
+            self.headers.forget(key)
             self._delete_blob(key)
             raise
+        if deferred:
+            if result.stored:
+                self.headers.due()
+            else:
+                self.headers.forget(key)
         if not result.stored:
             self._delete_blob(key)
         if result.replaced_blob:
@@ -235,6 +250,7 @@ class Archive:
         return view
 
     def find(self, query: Query) -> list[Match]:
+        self.headers.settle_for_reading()  # results and header matching read whole headers
         return self.index.find(query, self.visibility)
 
     def instances_for(self, query: Query) -> list[StoredInstance]:
@@ -254,6 +270,8 @@ class Archive:
         text: str | None = None,
     ) -> Page:
         """A paged, sorted listing from the index columns (the REST API)."""
+        if text or conditions:  # text search and conditions on other attributes read headers
+            self.headers.settle_for_reading()
         return self.browser.page(
             level,
             conditions,
@@ -331,6 +349,7 @@ class Archive:
         if self.jobs is not None:
             self.jobs.close()  # hands unfinished jobs back while this server is still listed
         self.presence.stop()
+        self.headers.stop()
         own = self.staging_dir()
         if own is not None:
             with suppress(OSError):  # not empty, or never made: the next sweep sees to it

@@ -29,10 +29,12 @@ from openpacs.index.records import (
     IndexedBlob,
     Match,
     Origin,
+    PendingHeader,
     StoredInstance,
     Totals,
     Visibility,
 )
+from openpacs.index.schema import PENDING
 from openpacs.index.transaction import Transactions
 from openpacs.index.visibility import level_clause
 
@@ -58,7 +60,7 @@ _AddRequest = tuple[Header, dict[str, Any], DuplicatePolicy, Origin]
 
 def _institution(header: Header) -> str:
     """InstitutionName (0008,0080) of the header, or empty."""
-    values = header.json.get("00080080", {}).get("Value") or [""]
+    values = header.known.get("00080080", {}).get("Value") or [""]
     return str(values[0] or "")[:64]
 
 
@@ -66,6 +68,10 @@ def _duplicate(header: Header, policy: DuplicatePolicy) -> AddResult:
     if policy == "reject":
         raise DuplicateInstance(f"SOP instance {header.sop_uid} is already stored")
     return AddResult(stored=False)
+
+
+def _json_text(header_json: dict[str, Any]) -> str:
+    return json.dumps(header_json, ensure_ascii=False, separators=(",", ":"))
 
 
 class Catalog:
@@ -119,7 +125,8 @@ class Catalog:
             "blob_key": blob_key,
             "blob_size": blob_size,
             "blob_sha256": blob_sha256,
-            "header": json.dumps(header.json, ensure_ascii=False, separators=(",", ":")),
+            "header": _json_text(header.known),
+            "header_ready": header.json is not None,
         }
         try:
             return self._adds.run((header, row, policy, origin or Origin()))
@@ -245,6 +252,57 @@ class Catalog:
         if self._dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+    # -- headers built after ingest -----------------------------------------------------
+
+    def pending_headers(
+        self, limit: int, *, after: int = 0, upto: int | None = None
+    ) -> list[PendingHeader]:
+        """Instances indexed with a summary whose whole header is not built yet, in key
+        order after `after` and up to `upto` (the last pending when None: the caller then
+        settles what was pending when it started, not what keeps arriving)."""
+        i = schema.instances
+
+        def work(conn: Connection) -> list[PendingHeader]:
+            ceiling = upto
+            if ceiling is None:
+                ceiling = conn.execute(select(func.max(i.c.pk)).where(PENDING)).scalar()
+                if ceiling is None:
+                    return []
+            statement = (
+                select(i.c.pk, i.c.blob_key)
+                .where(PENDING, i.c.pk > after, i.c.pk <= ceiling)
+                .order_by(i.c.pk)
+                .limit(limit)
+            )
+            return [
+                PendingHeader(row.pk, row.blob_key, int(ceiling)) for row in conn.execute(statement)
+            ]
+
+        return self._transaction(work, write=False)
+
+    def fill_headers(self, headers: dict[str, dict[str, Any] | None]) -> None:
+        """Store the whole headers built for pending instances, by blob key; None keeps the
+        summary as the instance's header (its blob could not be read). An instance deleted
+        or overwritten meanwhile has another blob key, or none, and is left alone."""
+        i = schema.instances
+        fill = (
+            update(i)
+            .where(i.c.blob_key == bindparam("key"), PENDING)
+            .values(header=bindparam("text"), header_ready=True)
+        )
+        keep = update(i).where(i.c.blob_key == bindparam("key"), PENDING).values(header_ready=True)
+
+        def work(conn: Connection) -> None:
+            built = [{"key": k, "text": _json_text(h)} for k, h in headers.items() if h is not None]
+            kept = [{"key": k} for k, h in headers.items() if h is None]
+            if built:
+                conn.execute(fill, built)
+            if kept:
+                conn.execute(keep, kept)
+
+        if headers:
+            self._transaction(work, write=True)
 
     # -- queries --------------------------------------------------------------------------
 
