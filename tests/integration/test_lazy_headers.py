@@ -141,3 +141,22 @@ def test_an_unreadable_blob_leaves_its_summary(tmp_path: Path, backend: Backend)
         assert archive.index.pending_headers(10) == []
     finally:
         archive.close()
+
+
+def test_an_overwriting_copy_gets_its_own_whole_header(tmp_path: Path, backend: Backend) -> None:
+    (tmp_path / "node").mkdir()
+    sections = {**backend.sections(tmp_path / "node"), "archive": {"duplicates": "overwrite"}}
+    archive = build_archive(load_settings(write_config(tmp_path / "node", sections), environ={}))
+    try:
+        archive.headers.defer = True
+        dataset = _datasets()[0]
+        dataset.ImageComments = "first"
+        _store(archive, [dataset], tmp_path)
+        dataset.ImageComments = "second"
+        archive.store_file(corpus.write_part10(dataset, tmp_path / "again.dcm"))
+        (match,) = archive.find(headers_query(dataset.StudyInstanceUID))
+        assert match.header is not None
+        assert match.header["00204000"]["Value"] == ["second"]
+        assert archive.headers._kept == {}
+    finally:
+        archive.close()

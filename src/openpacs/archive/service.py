@@ -227,6 +227,7 @@ class Archive:
         if not result.stored:
             self._delete_blob(key)
         if result.replaced_blob:
+            self.headers.forget(result.replaced_blob)
             self._delete_blob(result.replaced_blob)
         return StoreOutcome(header.sop_uid, header.study_uid, stored=result.stored)
 
@@ -338,6 +339,7 @@ class Archive:
                 raise PermissionDenied("some of it is not visible to you")
         blob_keys = self.index.delete(level, uid)
         for key in blob_keys:
+            self.headers.forget(key)
             self._delete_blob(key)
         log.info("deleted level=%s instances=%d", level.value, len(blob_keys))
         return len(blob_keys)
