@@ -3,9 +3,10 @@
 A serving archive indexes each instance with a summary (its indexed and identifying elements as
 DICOM JSON) and builds the whole header afterwards: a background thread converts the parses
 ingest kept in memory, in batches, one transaction per batch. Everything that reads stored
-headers (C-FIND and QIDO-RS return keys and header matching, WADO-RS metadata, text search)
-first settles the instances pending when it starts, so it reads whole headers whichever way
-they were built; instances another process left pending (it stopped, or crashed, first) are
+headers first settles the instances pending when it starts (queries, for C-FIND and QIDO-RS
+return keys and header matching and WADO-RS metadata, when their own transaction finds one
+pending: `Catalog.find`; text search and header conditions of listings before they run), so it
+reads whole headers whichever way they were built; instances another process left pending (it stopped, or crashed, first) are
 built from their blobs. A header built later is the one ingest would have built: the same
 parse, the same conversion (`openpacs.dicom.header`).
 """

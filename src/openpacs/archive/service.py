@@ -102,6 +102,7 @@ class Archive:
         self.jobs: JobRunner | None = None
         self.headers = HeaderBuilder(index, store)
         """Whole headers built after ingest while serving (`archive.headers`)."""
+        index.settle_with(self.headers.settle_for_reading)  # queries read whole headers
         self._staging_made = False
         self._last_sweep = -math.inf
 
@@ -251,7 +252,6 @@ class Archive:
         return view
 
     def find(self, query: Query) -> list[Match]:
-        self.headers.settle_for_reading()  # results and header matching read whole headers
         return self.index.find(query, self.visibility)
 
     def instances_for(self, query: Query) -> list[StoredInstance]:

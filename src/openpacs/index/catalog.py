@@ -74,9 +74,14 @@ def _json_text(header_json: dict[str, Any]) -> str:
     return json.dumps(header_json, ensure_ascii=False, separators=(",", ":"))
 
 
+_ANY_PENDING = select(schema.instances.c.pk).where(PENDING).limit(1)
+_SETTLE_ATTEMPTS = 3
+
+
 class Catalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._settle: Callable[[], None] | None = None
         self._dialect = engine.dialect.name
         self._tx = Transactions(engine, what="index", retry_conflicts=True)
         self._finder = Finder(self._dialect)
@@ -316,7 +321,26 @@ class Catalog:
 
     # -- queries --------------------------------------------------------------------------
 
+    def settle_with(self, settle: Callable[[], None]) -> None:
+        """Have `find` call `settle` first when an instance's whole header is pending."""
+        self._settle = settle
+
     def find(self, query: Query, visibility: Visibility | None = None) -> list[Match]:
+        """The matches of `query`, answered from whole headers: when an instance is pending
+        (`pending_headers`), the settle callback builds them first. The check is one
+        statement of the query's own transaction, on an index of the pending rows only."""
+
+        def work(conn: Connection) -> list[Match] | None:
+            if self._settle is not None and conn.execute(_ANY_PENDING).first() is not None:
+                return None
+            return self._finder.find(conn, query, visibility)
+
+        for _ in range(_SETTLE_ATTEMPTS):
+            found = self._transaction(work, write=False)
+            if found is not None:
+                return found
+            self._settle()  # type: ignore[misc]
+        # Still pending (what could not be built is logged by the settle callback).
         return self._transaction(
             lambda conn: self._finder.find(conn, query, visibility), write=False
         )
