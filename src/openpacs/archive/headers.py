@@ -6,9 +6,9 @@ ingest kept in memory, in batches, one transaction per batch. Everything that re
 headers first settles the instances pending when it starts (queries, for C-FIND and QIDO-RS
 return keys and header matching and WADO-RS metadata, when their own transaction finds one
 pending: `Catalog.find`; text search and header conditions of listings before they run), so it
-reads whole headers whichever way they were built; instances another process left pending (it stopped, or crashed, first) are
-built from their blobs. A header built later is the one ingest would have built: the same
-parse, the same conversion (`openpacs.dicom.header`).
+reads whole headers whichever way they were built; instances another process left pending
+(it stopped, or crashed, first) are built from their blobs. A header built later is the one
+ingest would have built: the same parse, the same conversion (`openpacs.dicom.header`).
 """
 
 from __future__ import annotations
