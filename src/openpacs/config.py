@@ -601,7 +601,9 @@ class OidcSettings(_Section):
     )
     client_id: str = Field(default="", description="Our client id at the provider.")
     client_secret_file: FileName = Field(
-        default="", description="File holding our client secret at the provider."
+        default="",
+        description="File holding our client secret at the provider; empty: a public client "
+        "(PKCE, no secret: `token_endpoint_auth_method` none).",
     )
     redirect_uri: Annotated[str, AfterValidator(_http_url)] = Field(
         default="",
@@ -635,9 +637,8 @@ class OidcSettings(_Section):
     def _consistent(self) -> Self:
         problems: list[tuple[str, str]] = []
         if self.issuer:
-            for key in ("client_id", "client_secret_file"):
-                if not getattr(self, key):
-                    problems.append((key, "required when auth.oidc.issuer is set"))
+            if not self.client_id:
+                problems.append(("client_id", "required when auth.oidc.issuer is set"))
             if not self.roles:
                 problems.append(("roles", "required when auth.oidc.issuer is set"))
         if self.audience and not self.issuer:

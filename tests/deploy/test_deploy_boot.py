@@ -53,6 +53,7 @@ SAMPLE = {
     "workers": "2",
     "pool_size": "5",
     "max_overflow": "10",
+    "oidc_secret_arn": "",
 }
 
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{([^}]*)\}")
@@ -146,7 +147,7 @@ def booted(script: str, tmp_path_factory: pytest.TempPathFactory) -> Machine:
 
 SERVER_FILES = {
     "database.json", "admin-password", "dicom.pem", "dicom.key", "dicom-ca.pem",
-    "server.pem", "server.key", "ca.pem",
+    "server.pem", "server.key", "ca.pem", "oidc.env",
 }  # fmt: skip
 
 
@@ -340,3 +341,67 @@ def test_a_config_without_its_secret_files_is_refused(booted: Machine, tmp_path:
     config.write_text(text.replace("/admin-password", "/no-such-file"), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"auth\.admin_password_file"):
         load_settings(config, environ={})
+
+
+# --- single sign-on: the identity module's [auth.oidc] settings -----------------------------
+
+OIDC_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:oidc-settings-AbCdEf"
+#: What the identity module writes (its local.oidc_settings, jsonencoded).
+OIDC_SETTINGS = {
+    "issuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEfGhI",
+    "client_id": "4example0client0id0abcdefg",
+    "redirect_uri": "https://pacs.hospital.example/api/oidc/callback",
+    "scopes": "openid profile email",
+    "username_claim": "cognito:username",
+    "role_claim": "cognito:groups",
+    "roles": ["admin=admin", "user=user", "uploader=uploader"],
+}
+
+
+def test_an_empty_oidc_environment_without_single_sign_on(booted: Machine) -> None:
+    assert booted.read("/run/openpacs/oidc.env") == ""
+    unit = booted.read("/etc/systemd/system/openpacs.service")
+    assert "--env-file /run/openpacs/oidc.env" in unit
+
+
+def test_the_identity_modules_settings_reach_openpacs_as_auth_oidc(tmp_path: Path) -> None:
+    """The identity module's secret (JSON) becomes the container's OPENPACS_AUTH__OIDC__*
+    environment (docker --env-file), which openpacs loads as a public client's [auth.oidc]."""
+    identity = (MODULES / "identity" / "main.tf").read_text(encoding="utf-8")
+    assert set(OIDC_SETTINGS) == set(locals_of(MODULES / "identity")["oidc_settings"]), identity
+    secrets, parameters = make_account(tmp_path)
+    secrets[OIDC_SECRET_ARN] = json.dumps(OIDC_SETTINGS)
+    script = render(
+        TEMPLATE.read_text(encoding="utf-8"), SAMPLE | {"oidc_secret_arn": OIDC_SECRET_ARN}
+    )
+    with machine(tmp_path / "root", secrets, parameters) as instance:
+        assert instance.boot(script).returncode == 0, instance.boot_log
+        prepared = instance.run_unit_script("openpacs-prepare")
+        assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+        env_file = instance.path("/run/openpacs/oidc.env")
+        assert env_file.stat().st_mode & 0o077 == 0
+        lines = env_file.read_text(encoding="utf-8").splitlines()
+        assert not (instance.path("/run/openpacs") / "oidc.json").exists()
+        environ = container_environment(instance) | dict(line.split("=", 1) for line in lines)
+        config = tmp_path / "openpacs.toml"
+        config.write_text(instance.localize(written_config(instance)), encoding="utf-8")
+        oidc = load_settings(config, environ=environ).auth.oidc
+    assert oidc.issuer == OIDC_SETTINGS["issuer"]
+    assert oidc.client_id == OIDC_SETTINGS["client_id"]
+    assert oidc.client_secret_file == ""  # a public client
+    assert (oidc.username_claim, oidc.role_claim) == ("cognito:username", "cognito:groups")
+    assert oidc.roles == ("admin=admin", "user=user", "uploader=uploader")
+    assert oidc.redirect_uri == OIDC_SETTINGS["redirect_uri"]
+
+
+def test_an_unusable_oidc_setting_stops_the_boot(tmp_path: Path) -> None:
+    secrets, parameters = make_account(tmp_path)
+    secrets[OIDC_SECRET_ARN] = json.dumps({"issuer": "https://x.example\nOPENPACS_X=1"})
+    script = render(
+        TEMPLATE.read_text(encoding="utf-8"), SAMPLE | {"oidc_secret_arn": OIDC_SECRET_ARN}
+    )
+    with machine(tmp_path / "root", secrets, parameters) as instance:
+        assert instance.boot(script).returncode == 0
+        result = instance.run_unit_script("openpacs-prepare")
+        assert result.returncode != 0
+        assert "unusable [auth.oidc] setting issuer" in result.stderr

@@ -18,6 +18,7 @@ import re
 import ssl
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,20 @@ HOST = "127.0.0.1"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path, int]]:
     compose: dict[str, Any] = yaml.safe_load((COMPOSE / "compose.yaml").read_text("utf-8"))
-    folder = prepare_stack(tmp_path_factory.mktemp("stack-run") / "compose")
+    with running_stack(tmp_path_factory.mktemp("stack-run") / "compose", compose) as running:
+        yield running
+
+
+@contextmanager
+def running_stack(
+    folder: Path, compose: dict[str, Any], https_port: int | None = None
+) -> Iterator[tuple[ServerProcess, Path, int]]:
+    """openpacs serving the stack `compose` describes (compose.yaml, perhaps with an override
+    merged in) from a copy of deploy/compose in `folder`: (server, secrets folder, HTTPS port)."""
+    folder = prepare_stack(folder)
     config, environ = localized(compose, folder)
-    port, tls_port, https_port = free_port(), free_port(), free_port()
+    port, tls_port = free_port(), free_port()
+    https_port = https_port or free_port()
     secrets = folder / "secrets"
     tls = Tls(secrets / "postgres" / "server.pem", secrets / "postgres" / "server.key",
               COMPOSE / "pg_hba.conf")  # fmt: skip

@@ -35,7 +35,17 @@ from tests.deploy.terraform_model import (
     variables,
 )
 
-MODULE_NAMES = ("network", "database", "storage", "compute", "ingress", "operations", "intake")
+MODULE_NAMES = (
+    "network",
+    "database",
+    "storage",
+    "compute",
+    "ingress",
+    "operations",
+    "intake",
+    "identity",
+    "replica",
+)
 FOLDERS = [MODULES / name for name in MODULE_NAMES] + [EXAMPLE]
 
 
@@ -319,7 +329,7 @@ def test_the_instance_role_is_least_privilege() -> None:
         for entry in listed(block.body.get("dynamic", []))
         for content in listed(entry["statement"]["content"])
     ]
-    assert len(dynamic) == 4  # the ECR pull and the intake, only when there are ones
+    assert len(dynamic) == 5  # the ECR pull, the intake, single sign-on: only when there are ones
     statements = statements + dynamic
     for statement in statements:
         actions = listed(statement.get("actions", []))
@@ -339,6 +349,7 @@ def test_the_instance_role_is_least_privilege() -> None:
         "${aws_secretsmanager_secret.admin.arn}",
         "${var.dicom_tls_secret_arn}",
     }
+    assert by_sid["ReadItsSingleSignOnSettings"]["resources"] == ["${statement.value}"]
     assert by_sid["ReadItsDatabaseCa"]["resources"] == ["${aws_ssm_parameter.database_ca.arn}"]
     attachment = one(MODULES / "compute", "aws_iam_role_policy_attachment")
     assert attachment["policy_arn"].endswith(":iam::aws:policy/AmazonSSMManagedInstanceCore")

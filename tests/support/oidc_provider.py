@@ -159,8 +159,14 @@ def running_oidc_provider(
     accounts: dict[str, dict[str, Any]],
     robot_claims: dict[str, Any] | None = None,
     access_token_seconds: int = 600,
+    client: dict[str, Any] | None = None,
+    client_auth_methods: list[str] | None = None,
 ) -> Iterator[OidcIdp]:
-    """The provider on `port` (chosen first: openpacs' configuration names the issuer)."""
+    """The provider on `port` (chosen first: openpacs' configuration names the issuer).
+
+    `client` changes openpacs' client registration (e.g. `token_endpoint_auth_method`
+    "none" and no `client_secret` for a public client); `client_auth_methods`, the methods
+    the provider offers (its discovery's `token_endpoint_auth_methods_supported`)."""
     folder.mkdir(parents=True, exist_ok=True)
     key, jwk = new_key("key-1")
     config = {
@@ -177,6 +183,7 @@ def running_oidc_provider(
                 "grant_types": ["authorization_code"],
                 "response_types": ["code"],
                 "scope": "openid profile groups",
+                **(client or {}),
             },
             {
                 "client_id": "robot",
@@ -193,6 +200,9 @@ def running_oidc_provider(
         "audience": AUDIENCE,
         "access_token_seconds": access_token_seconds,
     }
+    if client_auth_methods:
+        config["client_auth_methods"] = client_auth_methods
+    config["clients"][0] = {k: v for k, v in config["clients"][0].items() if v is not None}
     idp = OidcIdp(folder, port, config, key, "key-1")
     idp.start()
     try:

@@ -14,6 +14,9 @@ def test_configuration_reference_is_current() -> None:
     assert settings_reference().rstrip() in text, (
         "docs/configuration.md is stale: regenerate it from settings_reference()"
     )
+    rows = [line for line in text.splitlines() if line.startswith("| [")]
+    generated = [line for line in settings_reference().splitlines() if line.startswith("| [")]
+    assert rows == generated, "docs/configuration.md has table rows the settings do not make"
 
 
 def test_readme_starts_with_the_two_setup_commands() -> None:

@@ -17,6 +17,14 @@ costs some 250 `recv` calls and as many copies, a large share of the CPU an inge
 the network layer. `recv` here reads into one buffer of the PDU's size with as few calls as
 the kernel allows. Behaviour is unchanged: it returns what was read, which is short only when
 the peer closed the connection, exactly as pynetdicom's own method does.
+
+pynetdicom's reactor thread can take the response a `send_c_store` on another thread waits for:
+its pause handshake (`_reactor_checkpoint`, `_is_paused`) leaves a window in which the reactor
+has passed its checkpoint yet still reads as paused. It then discards the response as an
+unexpected message, the sender waits out the DIMSE timeout and aborts the association, and every
+later sub-operation of a C-MOVE fails. That happens under load. On an association we requested
+(C-MOVE sub-operations, jobs' sends) a response the reactor takes goes back to the queue the
+sender reads.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from pynetdicom.transport import AssociationSocket
 
 _INSTALLED = False
 _ORIGINAL_SEND_C_STORE = Association.send_c_store
+_ORIGINAL_SERVE_REQUEST = Association._serve_request
 
 
 class StoredFile(Dataset):
@@ -59,6 +68,13 @@ def _send_c_store(self: Association, dataset: Any, *args: Any, **kwargs: Any) ->
             # is: decode the file and let pynetdicom encode it.
             dataset = dcmread(dataset.stored_path)
     return _ORIGINAL_SEND_C_STORE(self, dataset, *args, **kwargs)
+
+
+def _serve_request(self: Association, msg: Any, context_id: int) -> None:
+    if self.is_requestor and not msg.is_valid_request:
+        self.dimse.msg_queue.put((context_id, msg))  # the sender's response: hand it back
+        return
+    _ORIGINAL_SERVE_REQUEST(self, msg, context_id)
 
 
 def sends_stored_files() -> bool:
@@ -103,10 +119,11 @@ def _recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
 
 
 def install() -> None:
-    """Replace pynetdicom's `AssociationSocket.recv` and `Association.send_c_store`
-    (idempotent)."""
+    """Replace pynetdicom's `AssociationSocket.recv`, `Association.send_c_store` and
+    `Association._serve_request` (idempotent)."""
     global _INSTALLED
     AssociationSocket.recv = _recv  # type: ignore[method-assign]
     Association.send_c_store = _send_c_store  # type: ignore[method-assign,assignment]
+    Association._serve_request = _serve_request  # type: ignore[method-assign]
     pynetdicom_config.STORE_SEND_CHUNKED_DATASET = True  # sending a path streams the file
     _INSTALLED = True

@@ -87,8 +87,15 @@ class Catalog:
         self._finder = Finder(self._dialect)
         # The ingest statements, built once: building and hashing a statement per instance
         # costs more than running it. Values travel as bound parameters.
+        # A parent found is locked against deletion (FOR KEY SHARE, what a foreign key check
+        # takes; SQLite ignores it, its writers being serial) until the instance under it is
+        # committed: a study delete racing this store waits for it, or commits first and the
+        # look-up finds nothing and inserts the parent again, instead of the insert failing
+        # on a parent removed between look-up and insert, time after time under load.
         self._lookup = {
-            level: select(table.c.pk).where(table.c[_UID_COLUMN[level]] == bindparam("uid"))
+            level: select(table.c.pk)
+            .where(table.c[_UID_COLUMN[level]] == bindparam("uid"))
+            .with_for_update(read=True, key_share=True)
             for level, table in _TABLE.items()
         }
         self._insert = {
@@ -455,9 +462,12 @@ class Catalog:
 
     def _delete(self, conn: Connection, level: Level, uid: str) -> list[str]:
         table = _TABLE[level]
-        pk = conn.execute(select(table.c.pk).where(table.c[_UID_COLUMN[level]] == uid)).scalar()
+        pk = conn.execute(
+            select(table.c.pk).where(table.c[_UID_COLUMN[level]] == uid).with_for_update()
+        ).scalar()
         if pk is None:
             return []
+        self._lock_below(conn, level, int(pk))
         blob_keys = list(conn.execute(self._finder.blob_keys_below(level, int(pk))).scalars())
         self._delete_below(conn, level, int(pk))
         parent_pk = self._parent_of(conn, level, int(pk))
@@ -467,6 +477,24 @@ class Catalog:
         if parent_pk is not None:
             self._prune_upwards(conn, _PARENT_LEVEL[level], parent_pk)
         return blob_keys
+
+    def _lock_below(self, conn: Connection, level: Level, pk: int) -> None:
+        """Lock the studies and series under `pk` (PostgreSQL; SQLite's writers are serial)
+        before reading what to delete: a store that found one of them holds it until its
+        instance is committed, so the delete waits and then sees that instance, and a store
+        that looks one up later waits for the delete and finds it gone. Without the locks a
+        store committing in between made the delete fail on its foreign key."""
+        if self._dialect != "postgresql" or level is Level.IMAGE:
+            return
+        series, studies = schema.series, schema.studies
+        study_pks = select(studies.c.pk).where(studies.c.patient_pk == pk)
+        if level is Level.PATIENT:
+            conn.execute(study_pks.with_for_update())
+            conn.execute(
+                select(series.c.pk).where(series.c.study_pk.in_(study_pks)).with_for_update()
+            )
+        elif level is Level.STUDY:
+            conn.execute(select(series.c.pk).where(series.c.study_pk == pk).with_for_update())
 
     def _delete_below(self, conn: Connection, level: Level, pk: int) -> None:
         series_pks = select(schema.series.c.pk)

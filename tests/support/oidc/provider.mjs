@@ -5,7 +5,7 @@
 //   node provider.mjs CONFIG.json
 //
 // CONFIG: {module, issuer, port, jwks, clients, accounts, resource, audience,
-//          access_token_seconds}. Prints "listening" once it serves.
+//          access_token_seconds, client_auth_methods}. Prints "listening" once it serves.
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 
@@ -20,6 +20,7 @@ const provider = new Provider(config.issuer, {
   clients: config.clients.map(({ extra_claims, ...client }) => client),
   jwks: config.jwks,
   pkce: { required: () => true },
+  ...(config.client_auth_methods ? { clientAuthMethods: config.client_auth_methods } : {}),
   conformIdTokenClaims: false,
   claims: {
     openid: ["sub"],

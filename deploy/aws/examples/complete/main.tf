@@ -84,6 +84,38 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
+  # platform = "fargate": Fargate encrypts the tasks' storage with this key (cluster setting).
+  dynamic "statement" {
+    for_each = var.platform == "fargate" ? ["kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant"] : []
+    content {
+      sid       = statement.value == "kms:CreateGrant" ? "FargateGrantsForTaskStorage" : "FargateEncryptsTaskStorage"
+      actions   = [statement.value]
+      resources = ["*"]
+      principals {
+        type        = "Service"
+        identifiers = ["fargate.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:ecs:clusterAccount"
+        values   = [local.account]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:ecs:clusterName"
+        values   = [var.name]
+      }
+      dynamic "condition" {
+        for_each = statement.value == "kms:CreateGrant" ? ["Decrypt"] : []
+        content {
+          test     = "ForAllValues:StringEquals"
+          variable = "kms:GrantOperations"
+          values   = [condition.value]
+        }
+      }
+    }
+  }
+
   statement {
     sid       = "AutoScalingGrantsForVolumes"
     actions   = ["kms:CreateGrant"]
@@ -128,6 +160,32 @@ module "storage" {
   name            = var.name
   kms_key_arn     = aws_kms_key.openpacs.arn
   server_role_arn = module.compute.role_arn
+
+  replicate            = var.replica_region != ""
+  replica_bucket_arn   = try(module.replica[0].bucket_arn, "")
+  replica_kms_key_arn  = try(module.replica[0].kms_key_arn, "")
+  replication_role_arn = try(module.replica[0].replication_role_arn, "")
+}
+
+# --- with replica_region: the images copied to a second region --------------------------------
+
+provider "aws" {
+  alias  = "replica"
+  region = coalesce(var.replica_region, var.region) # unused without replica_region
+  default_tags {
+    tags = merge(var.tags, { Application = "openpacs", Deployment = var.name })
+  }
+}
+
+module "replica" {
+  source             = "../../modules/replica"
+  count              = var.replica_region != "" ? 1 : 0
+  providers          = { aws = aws.replica }
+  name               = var.name
+  source_bucket_arn  = module.storage.bucket_arn
+  source_kms_key_arn = aws_kms_key.openpacs.arn
+  source_region      = var.region
+  prefix             = module.storage.prefix
 }
 
 module "database" {
@@ -156,6 +214,8 @@ module "ingress" {
   dicom_client_cidrs  = var.dicom_client_cidrs
   log_bucket          = module.storage.log_bucket
   deletion_protection = var.deletion_protection
+
+  target_type = var.platform == "fargate" ? "ip" : "instance"
 
   privatelink_allowed_principals = var.privatelink_allowed_principals
   private_subnet_ids             = module.network.application_subnet_ids
@@ -191,13 +251,18 @@ module "compute" {
   service_linked_role_arn          = aws_iam_service_linked_role.autoscaling.arn
   endpoint_security_group_id       = module.network.endpoint_security_group_id
   s3_prefix_list_id                = module.network.s3_prefix_list_id
-  https_egress_cidrs               = var.https_egress_cidrs
+  https_egress_cidrs               = local.https_egress_cidrs
   trusted_proxy_cidrs              = module.network.public_subnet_cidrs
   dicom_tls_secret_arn             = var.dicom_tls_secret_arn
   dicom_peers                      = var.dicom_peers
   dicom_destinations               = var.dicom_destinations
   intake_bucket_arn                = try(module.intake[0].bucket_arn, "")
   intake_queue_arn                 = try(module.intake[0].queue_arn, "")
+  oidc_settings_secret_arn         = try(module.identity[0].settings_secret_arn, "")
+
+  platform       = var.platform
+  fargate_cpu    = var.fargate_cpu
+  fargate_memory = var.fargate_memory
 }
 
 module "operations" {
@@ -217,4 +282,25 @@ module "intake" {
   kms_key_arn             = aws_kms_key.openpacs.arn
   log_bucket              = module.storage.log_bucket
   uploader_principal_arns = var.intake_uploader_principal_arns
+}
+
+# --- single sign-on (identity = true) -------------------------------------------------------
+# A Cognito user pool; openpacs is its public client. A user pool with a domain cannot be
+# reached through a VPC endpoint: the servers reach Cognito over HTTPS through the NAT
+# gateways (discovery, keys, the token endpoint), so identity needs nat_gateways >= 1.
+
+locals {
+  portal_url         = "https://${var.web_host_name != "" ? var.web_host_name : module.ingress.web_dns_name}"
+  https_egress_cidrs = var.identity ? distinct(concat(var.https_egress_cidrs, ["0.0.0.0/0"])) : var.https_egress_cidrs
+}
+
+module "identity" {
+  source              = "../../modules/identity"
+  count               = var.identity ? 1 : 0
+  name                = var.name
+  kms_key_arn         = aws_kms_key.openpacs.arn
+  portal_url          = local.portal_url
+  domain_prefix       = var.identity_domain_prefix
+  mfa                 = var.identity_mfa
+  deletion_protection = var.deletion_protection
 }

@@ -39,7 +39,7 @@ output "database_secret_arn" {
 }
 
 output "autoscaling_group" {
-  description = "Auto Scaling group of the servers (administration: aws ssm start-session --target INSTANCE_ID)."
+  description = "Auto Scaling group of the servers (administration: aws ssm start-session --target INSTANCE_ID); null with platform = \"fargate\"."
   value       = module.compute.autoscaling_group_name
 }
 
@@ -61,4 +61,25 @@ output "privatelink_service_name" {
 output "intake" {
   description = "Bulk-upload intake: bucket to upload to and the queue openpacs consumes (with intake = true)."
   value       = var.intake ? { bucket = module.intake[0].bucket, queue_url = module.intake[0].queue_url } : null
+}
+
+output "identity" {
+  description = "Single sign-on (with identity = true): the user pool, where users are made and put in the role groups, and its hosted UI."
+  value = var.identity ? {
+    user_pool_id = module.identity[0].user_pool_id
+    hosted_ui    = module.identity[0].hosted_ui
+    issuer       = module.identity[0].issuer
+    client_id    = module.identity[0].client_id
+    groups       = module.identity[0].groups
+  } : null
+}
+
+output "ecs_service" {
+  description = "With platform = \"fargate\": the ECS cluster and service of the servers (aws ecs update-service --force-new-deployment rolls them)."
+  value       = module.compute.ecs_service
+}
+
+output "replica_bucket" {
+  description = "With replica_region: the copy of the images in the second region."
+  value       = try(module.replica[0].bucket, null)
 }

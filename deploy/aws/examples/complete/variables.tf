@@ -314,3 +314,73 @@ variable "intake_uploader_principal_arns" {
     error_message = "intake_uploader_principal_arns: IAM principal ARNs."
   }
 }
+
+variable "identity" {
+  description = "Single sign-on with a Cognito user pool (identity module): openpacs' [auth.oidc] points at it. Needs nat_gateways >= 1: the servers reach Cognito over the internet."
+  type        = bool
+  default     = false
+  validation {
+    condition     = !var.identity || var.nat_gateways >= 1
+    error_message = "identity: needs nat_gateways = 1 or 2 (a user pool with a domain has no VPC endpoint)."
+  }
+}
+
+variable "identity_domain_prefix" {
+  description = "Prefix of the user pool's hosted UI (<prefix>.auth.<region>.amazoncognito.com); empty: <name>-<account id>."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.identity_domain_prefix == "" || can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.identity_domain_prefix))
+    error_message = "identity_domain_prefix: empty, or lower case letters, digits and hyphens."
+  }
+}
+
+variable "identity_mfa" {
+  description = "Multi-factor authentication in the user pool: \"required\" or \"optional\"."
+  type        = string
+  default     = "required"
+  validation {
+    condition     = contains(["required", "optional"], var.identity_mfa)
+    error_message = "identity_mfa: \"required\" or \"optional\"."
+  }
+}
+
+variable "platform" {
+  description = "Where the servers run: \"ec2\" (Auto Scaling group, the default) or \"fargate\" (an ECS service on Fargate with the same image, role and load balancers; see deploy/README.md)."
+  type        = string
+  default     = "ec2"
+  validation {
+    condition     = contains(["ec2", "fargate"], var.platform)
+    error_message = "platform: \"ec2\" or \"fargate\"."
+  }
+}
+
+variable "fargate_cpu" {
+  description = "CPU units of a Fargate task (1024 = one vCPU), with platform = \"fargate\"."
+  type        = number
+  default     = 2048
+  validation {
+    condition     = contains([1024, 2048, 4096, 8192, 16384], var.fargate_cpu)
+    error_message = "fargate_cpu: 1024, 2048, 4096, 8192 or 16384."
+  }
+}
+
+variable "fargate_memory" {
+  description = "Memory of a Fargate task in MiB (2 to 8 GB per vCPU), with platform = \"fargate\"."
+  type        = number
+  default     = 8192
+  validation {
+    condition     = var.fargate_memory >= 2048 && var.fargate_memory <= 122880 && var.fargate_memory % 1024 == 0
+    error_message = "fargate_memory: whole GiB (a multiple of 1024) from 2048 to 122880."
+  }
+}
+
+variable "replica_region" {
+  description = "A second region the images are replicated to (S3 replication, a key of that region, deletions mirrored, old versions kept 90 days there; see deploy/README.md, Backups and recovery); empty: none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.replica_region == "" || (can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.replica_region)) && var.replica_region != var.region)
+    error_message = "replica_region: empty or an AWS region name such as eu-central-1, other than region."
+  }
+}

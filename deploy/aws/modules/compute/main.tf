@@ -11,6 +11,8 @@ data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
+  on_ec2         = var.platform == "ec2"
+  on_fargate     = var.platform == "fargate"
   region         = data.aws_region.current.name
   bucket_arn     = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}"
   dicom_tls_port = 2762
@@ -58,6 +60,7 @@ locals {
     workers              = var.workers
     pool_size            = var.database_pool_size
     max_overflow         = var.database_max_overflow
+    oidc_secret_arn      = var.oidc_settings_secret_arn
   }
 }
 
@@ -107,12 +110,22 @@ resource "aws_cloudwatch_log_group" "openpacs" {
 
 # --- the instance role ----------------------------------------------------------------------
 
+# The same role, with the same policy, serves both platforms: the instances' role on EC2, the
+# tasks' role on Fargate (trusted by ECS tasks of this account only).
 data "aws_iam_policy_document" "assume" {
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
+      identifiers = [local.on_fargate ? "ecs-tasks.amazonaws.com" : "ec2.amazonaws.com"]
+    }
+    dynamic "condition" {
+      for_each = local.on_fargate ? [data.aws_caller_identity.current.account_id] : []
+      content {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [condition.value]
+      }
     }
   }
 }
@@ -125,6 +138,7 @@ resource "aws_iam_role" "server" {
 }
 
 resource "aws_iam_role_policy_attachment" "ssm" {
+  count      = local.on_ec2 ? 1 : 0
   role       = aws_iam_role.server.name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
@@ -190,6 +204,15 @@ data "aws_iam_policy_document" "server" {
   }
 
   dynamic "statement" {
+    for_each = var.oidc_settings_secret_arn != "" ? [var.oidc_settings_secret_arn] : []
+    content {
+      sid       = "ReadItsSingleSignOnSettings"
+      actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
     for_each = var.intake_bucket_arn != "" ? [var.intake_bucket_arn] : []
     content {
       sid       = "ImportFromItsIntake"
@@ -233,6 +256,7 @@ resource "aws_iam_role_policy" "server" {
 }
 
 resource "aws_iam_instance_profile" "server" {
+  count       = local.on_ec2 ? 1 : 0
   name_prefix = "${var.name}-server-"
   role        = aws_iam_role.server.name
   tags        = var.tags
@@ -324,6 +348,7 @@ resource "aws_vpc_security_group_egress_rule" "dicom_destinations" {
 # --- instances ------------------------------------------------------------------------------
 
 resource "aws_launch_template" "server" {
+  count                  = local.on_ec2 ? 1 : 0
   name_prefix            = "${var.name}-server-"
   description            = "openpacs server"
   image_id               = var.ami_id
@@ -334,7 +359,7 @@ resource "aws_launch_template" "server" {
   ebs_optimized          = true
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.server.arn
+    arn = aws_iam_instance_profile.server[0].arn
   }
 
   metadata_options {
@@ -373,6 +398,7 @@ resource "aws_launch_template" "server" {
 }
 
 resource "aws_autoscaling_group" "server" {
+  count                     = local.on_ec2 ? 1 : 0
   name_prefix               = "${var.name}-server-"
   vpc_zone_identifier       = var.subnet_ids
   min_size                  = var.min_size
@@ -385,8 +411,8 @@ resource "aws_autoscaling_group" "server" {
   service_linked_role_arn   = var.service_linked_role_arn
 
   launch_template {
-    id      = aws_launch_template.server.id
-    version = aws_launch_template.server.latest_version
+    id      = aws_launch_template.server[0].id
+    version = aws_launch_template.server[0].latest_version
   }
 
   instance_refresh {
@@ -414,4 +440,25 @@ resource "aws_autoscaling_group" "server" {
       error_message = "Database connections: max_size x workers x (database_pool_size + database_max_overflow) + 10 reserved must not exceed database_max_connections."
     }
   }
+}
+
+# The EC2 resources gained a count (platform); existing deployments keep them.
+moved {
+  from = aws_iam_role_policy_attachment.ssm
+  to   = aws_iam_role_policy_attachment.ssm[0]
+}
+
+moved {
+  from = aws_iam_instance_profile.server
+  to   = aws_iam_instance_profile.server[0]
+}
+
+moved {
+  from = aws_launch_template.server
+  to   = aws_launch_template.server[0]
+}
+
+moved {
+  from = aws_autoscaling_group.server
+  to   = aws_autoscaling_group.server[0]
 }

@@ -9,8 +9,13 @@ output "security_group_id" {
 }
 
 output "autoscaling_group_name" {
-  description = "The Auto Scaling group (aws ssm start-session works on its instances)."
-  value       = aws_autoscaling_group.server.name
+  description = "The Auto Scaling group (aws ssm start-session works on its instances); empty on Fargate."
+  value       = one(aws_autoscaling_group.server[*].name)
+}
+
+output "ecs_service" {
+  description = "The ECS cluster and service of the servers on Fargate; null on EC2."
+  value       = local.on_fargate ? { cluster = one(aws_ecs_cluster.openpacs[*].name), service = one(aws_ecs_service.server[*].name) } : null
 }
 
 output "admin_password_secret_arn" {

@@ -361,3 +361,43 @@ variable "intake_queue_arn" {
     error_message = "intake_queue_arn: empty or an SQS queue ARN."
   }
 }
+
+variable "oidc_settings_secret_arn" {
+  description = "Secrets Manager secret (JSON) with openpacs' [auth.oidc] settings, from the identity module; the servers pass them to openpacs as OPENPACS_AUTH__OIDC__* values. Empty: no single sign-on."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.oidc_settings_secret_arn == "" || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.oidc_settings_secret_arn))
+    error_message = "oidc_settings_secret_arn: empty or a Secrets Manager secret ARN."
+  }
+}
+
+variable "platform" {
+  description = "Where the servers run: \"ec2\" (an Auto Scaling group of instances running the image in Docker, the default) or \"fargate\" (an ECS service on Fargate: the same image, role, security group and target groups, which must then have target type ip)."
+  type        = string
+  default     = "ec2"
+  validation {
+    condition     = contains(["ec2", "fargate"], var.platform)
+    error_message = "platform: \"ec2\" or \"fargate\"."
+  }
+}
+
+variable "fargate_cpu" {
+  description = "CPU units of a Fargate task (1024 = one vCPU); with platform = \"fargate\" only."
+  type        = number
+  default     = 2048
+  validation {
+    condition     = contains([1024, 2048, 4096, 8192, 16384], var.fargate_cpu)
+    error_message = "fargate_cpu: 1024, 2048, 4096, 8192 or 16384."
+  }
+}
+
+variable "fargate_memory" {
+  description = "Memory of a Fargate task in MiB (allowed values depend on fargate_cpu: 2 to 8 GB per vCPU); with platform = \"fargate\" only."
+  type        = number
+  default     = 8192
+  validation {
+    condition     = var.fargate_memory >= 2048 && var.fargate_memory <= 122880 && var.fargate_memory % 1024 == 0
+    error_message = "fargate_memory: whole GiB (a multiple of 1024) from 2048 to 122880."
+  }
+}

@@ -65,7 +65,7 @@ resource "aws_lb_target_group" "web" {
   port        = var.target_https_port
   protocol    = "HTTPS"
   vpc_id      = var.vpc_id
-  target_type = "instance"
+  target_type = var.target_type
   health_check {
     protocol            = "HTTPS"
     path                = "/health"
@@ -167,7 +167,10 @@ resource "aws_lb_target_group" "dicom" {
   port        = var.target_dicom_tls_port
   protocol    = "TCP"
   vpc_id      = var.vpc_id
-  target_type = "instance"
+  target_type = var.target_type
+  # openpacs sees the modality's address (peers' `addresses`, the audit trail) with IP
+  # targets too, where the default for TCP is the load balancer's.
+  preserve_client_ip = true
   health_check {
     protocol            = "HTTPS"
     port                = tostring(var.target_https_port)

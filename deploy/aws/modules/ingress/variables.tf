@@ -129,3 +129,13 @@ variable "private_subnet_ids" {
     error_message = "private_subnet_ids: none, or at least two (one per availability zone)."
   }
 }
+
+variable "target_type" {
+  description = "How the servers register with the target groups: \"instance\" (EC2 Auto Scaling) or \"ip\" (ECS tasks on Fargate)."
+  type        = string
+  default     = "instance"
+  validation {
+    condition     = contains(["instance", "ip"], var.target_type)
+    error_message = "target_type: \"instance\" or \"ip\"."
+  }
+}

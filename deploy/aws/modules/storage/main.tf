@@ -11,7 +11,7 @@ locals {
   account           = data.aws_caller_identity.current.account_id
   region            = data.aws_region.current.name
   bucket_name       = var.bucket_name != "" ? var.bucket_name : "${var.name}-images-${local.account}-${local.region}"
-  object_principals = concat([var.server_role_arn], var.break_glass_principal_arns)
+  object_principals = concat([var.server_role_arn], var.break_glass_principal_arns, var.replicate ? [var.replication_role_arn] : [])
   object_actions = [
     "s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*", "s3:ListBucket*", "s3:RestoreObject",
     "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ReplicateObject",
@@ -19,7 +19,6 @@ locals {
 }
 
 resource "aws_s3_bucket" "images" {
-  #checkov:skip=CKV_AWS_144:Cross-region replication doubles storage cost; versioning and RDS backups cover recovery, and a site adds replication when its policy asks for a second region.
   #checkov:skip=CKV2_AWS_62:No consumer of object events exists; openpacs' own index records every change.
   bucket = local.bucket_name
   tags   = var.tags
@@ -174,6 +173,49 @@ resource "aws_s3_bucket_policy" "images" {
   bucket     = aws_s3_bucket.images.id
   policy     = data.aws_iam_policy_document.images.json
   depends_on = [aws_s3_bucket_public_access_block.images]
+}
+
+# --- a copy in a second region (replica module), when asked for ------------------------------
+# New and replaced images and openpacs' deletions (delete markers) are copied; deleting a
+# version for good is not (S3 never replicates that), so the copy survives a purge here.
+
+resource "aws_s3_bucket_replication_configuration" "images" {
+  count  = var.replicate ? 1 : 0
+  bucket = aws_s3_bucket.images.id
+  role   = var.replication_role_arn
+
+  rule {
+    id       = "second-region"
+    status   = "Enabled"
+    priority = 1
+    filter {
+      prefix = "${var.prefix}/"
+    }
+    delete_marker_replication {
+      status = "Enabled"
+    }
+    source_selection_criteria {
+      sse_kms_encrypted_objects {
+        status = "Enabled"
+      }
+    }
+    destination {
+      bucket        = var.replica_bucket_arn
+      storage_class = var.replica_storage_class
+      encryption_configuration {
+        replica_kms_key_id = var.replica_kms_key_arn
+      }
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.images]
+
+  lifecycle {
+    precondition {
+      condition     = var.replica_bucket_arn != "" && var.replication_role_arn != "" && var.replica_kms_key_arn != ""
+      error_message = "Replication needs replica_bucket_arn, replica_kms_key_arn and replication_role_arn (the replica module's outputs)."
+    }
+  }
 }
 
 # --- access logs ----------------------------------------------------------------------------

@@ -100,3 +100,49 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "replicate" {
+  description = "Replicate the images to a copy in a second region (replica_bucket_arn, replica_kms_key_arn, replication_role_arn: the replica module's outputs)."
+  type        = bool
+  default     = false
+}
+
+variable "replica_bucket_arn" {
+  description = "The copy in a second region (replica module's bucket_arn), with replicate = true."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.replica_bucket_arn == "" || can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]+$", var.replica_bucket_arn))
+    error_message = "replica_bucket_arn: empty or an S3 bucket ARN."
+  }
+}
+
+variable "replica_kms_key_arn" {
+  description = "The second region's key the copy is encrypted with (replica module's kms_key_arn); with replica_bucket_arn."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.replica_kms_key_arn == "" || can(regex("^arn:aws[a-z-]*:kms:", var.replica_kms_key_arn))
+    error_message = "replica_kms_key_arn: empty or a KMS key ARN."
+  }
+}
+
+variable "replication_role_arn" {
+  description = "The role S3 replication assumes (replica module's replication_role_arn), admitted to the bucket's objects; with replica_bucket_arn."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.replication_role_arn == "" || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", var.replication_role_arn))
+    error_message = "replication_role_arn: empty or an IAM role ARN."
+  }
+}
+
+variable "replica_storage_class" {
+  description = "Storage class of the copies (read only in a recovery, so Standard-IA by default)."
+  type        = string
+  default     = "STANDARD_IA"
+  validation {
+    condition     = contains(["STANDARD", "STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "INTELLIGENT_TIERING"], var.replica_storage_class)
+    error_message = "replica_storage_class: STANDARD, STANDARD_IA, ONEZONE_IA, GLACIER_IR or INTELLIGENT_TIERING."
+  }
+}

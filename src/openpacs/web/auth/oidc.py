@@ -1,5 +1,6 @@
 """OpenID Connect: the provider's discovery document and keys, the authorization code exchange
-(with PKCE), and the checks on its ID tokens and access tokens.
+(with PKCE, as a public client or with a client secret), and the checks on its ID tokens and
+access tokens.
 
 Tokens are JWTs checked with PyJWT against the provider's JWKS: signature (asymmetric
 algorithms only, never `none` or HMAC with a public key), `iss`, `aud`, `exp`, `iat`, `nbf`
@@ -27,7 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openpacs.config import OidcSettings
-from openpacs.errors import NotAuthenticated, PermissionDenied, ProviderUnavailable
+from openpacs.errors import (
+    ConfigError,
+    NotAuthenticated,
+    PermissionDenied,
+    ProviderUnavailable,
+)
 from openpacs.index.records import Role
 
 if TYPE_CHECKING:
@@ -90,7 +96,16 @@ class OidcProvider:
 
     def __init__(self, settings: OidcSettings) -> None:
         self.settings = settings
-        self.client_secret = Path(settings.client_secret_file).read_text(encoding="utf-8").strip()
+        secret_file = settings.client_secret_file
+        self.client_secret = (
+            Path(secret_file).read_text(encoding="utf-8").strip() if secret_file else ""
+        )
+        if secret_file and not self.client_secret:
+            # A confidential client's secret went missing: never fall back to a public client.
+            raise ConfigError(
+                "auth.oidc.client_secret_file: the file is empty; leave the key empty for a "
+                "public client"
+            )
         self._discovery: dict[str, Any] | None = None
         self._discovered_at = 0.0
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -239,27 +254,32 @@ class OidcProvider:
         return endpoint + ("&" if "?" in endpoint else "?") + urllib.parse.urlencode(query)
 
     def exchange(self, code: str, login: LoginRequest, redirect_uri: str) -> dict[str, Any]:
-        """The token response for an authorization code (client_secret_basic)."""
-        body = urllib.parse.urlencode(
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": login.verifier,
-            }
-        ).encode()
-        basic = base64.b64encode(
-            f"{urllib.parse.quote(self.settings.client_id, safe='')}:"
-            f"{urllib.parse.quote(self.client_secret, safe='')}".encode()
-        ).decode()
+        """The token response for an authorization code, authenticated as `client_auth` says."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": login.verifier,
+        }
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+        method = self.client_auth()
+        if method == "client_secret_basic":
+            basic = base64.b64encode(
+                f"{urllib.parse.quote(self.settings.client_id, safe='')}:"
+                f"{urllib.parse.quote(self.client_secret, safe='')}".encode()
+            ).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        else:  # a public client (none) names itself in the body; client_secret_post adds its secret
+            form["client_id"] = self.settings.client_id
+            if method == "client_secret_post":
+                form["client_secret"] = self.client_secret
         request = urllib.request.Request(  # noqa: S310 - http(s) only: _http_only
             _http_only(self.metadata()["token_endpoint"]),
-            data=body,
-            headers={
-                "Authorization": f"Basic {basic}",
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Accept": "application/json",
-            },
+            data=urllib.parse.urlencode(form).encode(),
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:  # noqa: S310
@@ -273,6 +293,24 @@ class OidcProvider:
         if not isinstance(answer, dict) or not isinstance(answer.get("id_token"), str):
             raise NotAuthenticated("the provider's token response has no ID token")
         return answer
+
+    def client_auth(self) -> str:
+        """How we authenticate at the token endpoint (OpenID Connect Core 9).
+
+        Without a client secret we are a public client (`none`: PKCE protects the code);
+        with one, `client_secret_basic` (the default of the specification) unless the
+        provider's discovery document lists `client_secret_post` and not basic.
+        """
+        if not self.client_secret:
+            return "none"
+        methods = self.metadata().get("token_endpoint_auth_methods_supported")
+        if (
+            isinstance(methods, list)
+            and "client_secret_basic" not in methods
+            and "client_secret_post" in methods
+        ):
+            return "client_secret_post"
+        return "client_secret_basic"
 
     def logout_url(self, id_token: str | None, after_logout: str) -> str | None:
         """The provider's end-session URL (RP-Initiated Logout 1.0), if it has one."""
