@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +77,11 @@ class ParsedHeader:
     series_uid: str
     transfer_syntax: str
     dataset: Dataset
+    _summary: dict[str, Any] | None = field(default=None, repr=False)
 
     def header(self) -> Header:
         """The index values and the whole header as DICOM JSON. Consumes `dataset`."""
-        header_json = dataset_json(self.dataset)
+        header_json = dataset_json(self.dataset, converted=self._summary)
         return self._header(index_columns(header_json), header_json, None)
 
     def summary(self) -> Header:
@@ -88,6 +89,7 @@ class ParsedHeader:
         alone are converted, exactly as `header()` converts them, so the columns are the
         same either way. `header()` may still be called afterwards."""
         summary = summary_json(self.dataset)
+        self._summary = summary
         return self._header(index_columns(summary), None, summary)
 
     def _header(
@@ -198,8 +200,11 @@ def _identifiers(dataset: Dataset) -> dict[str, str]:
     return found
 
 
-def dataset_json(dataset: Dataset) -> dict[str, Any]:
+def dataset_json(dataset: Dataset, *, converted: dict[str, Any] | None = None) -> dict[str, Any]:
     """The DICOM JSON model of `dataset` with bulk data replaced by BulkDataURI markers.
+
+    `converted`: elements of this dataset already converted by `summary_json` (the same
+    conversion), taken as they are; an element it lacks is converted (again).
 
     The marker is the element's tag in hex; the web layer turns it into a retrievable URL.
     Values that were deferred while parsing (large ones) are never read: they are removed
@@ -213,13 +218,18 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
             vr = element.VR or _dictionary_vr(tag)
             deferred[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": f"{tag:08X}"}
             del dataset._dict[tag]
-    converted: dict[str, Any] = {}
+    done = converted or {}
+    converted = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for tag in list(dataset.keys()):
+            key = f"{tag:08X}"
+            if key in done:
+                converted[key] = done[key]
+                continue
             # Element by element, so one unconvertible value costs only its own element.
             try:
-                converted[f"{tag:08X}"] = element_json(
+                converted[key] = element_json(
                     dataset[tag], bulk_handler=_bulk_marker, bulk_threshold=BULK_DATA_THRESHOLD
                 )
             except Exception as exc:
