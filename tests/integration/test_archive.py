@@ -18,7 +18,7 @@ from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query, condition_for
 from openpacs.errors import DuplicateInstance, IdentifierMismatch, InvalidInstance, StoreUnavailable
 from openpacs.index.engine import create_index_engine
-from tests.support import corpus
+from tests.support import blobs, corpus
 from tests.support import s3 as s3_support
 from tests.support.backends import Backend
 from tests.support.node import write_config
@@ -264,3 +264,57 @@ def test_delete_at_every_level_removes_rows_and_blobs(
     assert removed == 4 - totals.instances
     assert len(_blobs(archive)) == totals.instances
     assert archive.delete(level, str(getattr(first[0], keyword))) == 0  # idempotent
+
+
+def test_concurrent_stores_share_commits_and_fail_alone(tmp_path: Path, backend: Backend) -> None:
+    """Threads storing at once (several associations) are acknowledged each when its own
+    instance is durable; a duplicate refused by the policy fails alone in its group."""
+
+    import threading
+
+    (tmp_path / "node").mkdir()
+    archive = _archive(tmp_path / "node", backend, duplicates="reject")
+    try:
+        datasets = _series(12)
+        files = [_file(tmp_path, ds, f"in{i}.dcm") for i, ds in enumerate(datasets)]
+        archive.store_file(files[0])  # the one the group will try again
+        outcomes: dict[int, object] = {}
+        start = threading.Barrier(len(files))
+
+        def store(i: int) -> None:
+            start.wait(10)
+            try:
+                outcomes[i] = archive.store_file(files[i]).stored
+            except DuplicateInstance as exc:
+                outcomes[i] = exc
+
+        threads = [threading.Thread(target=store, args=(i,)) for i in range(len(files))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert isinstance(outcomes[0], DuplicateInstance)
+        assert all(outcomes[i] is True for i in range(1, len(files)))
+        for ds in datasets:  # acknowledged means indexed, with its blob
+            instance = archive.instance(ds.SOPInstanceUID)
+            assert instance is not None
+            assert blobs.holds(archive.store, instance.blob_key)
+        assert len(_blobs(archive)) == len(datasets)
+    finally:
+        archive.close()
+
+
+def test_a_precomputed_digest_spares_reading_the_file(archive: Archive, tmp_path: Path) -> None:
+    import hashlib
+
+    source = _file(tmp_path, _series(1)[0])
+    data = source.read_bytes()
+    digest = (len(data), hashlib.sha256(data).hexdigest())
+    with pytest.raises(InvalidInstance, match="bytes"):
+        archive.store_file(source, digest=(len(data) + 1, digest[1]))
+    with pytest.raises(InvalidInstance, match="SHA-256"):
+        archive.store_file(source, digest=(len(data), "not hex"))
+    assert _blobs(archive) == []
+    assert archive.store_file(source, digest=digest).stored
+    blobs = list(archive.index.iter_blobs())
+    assert [(b.blob_size, b.blob_sha256) for b in blobs] == [digest]

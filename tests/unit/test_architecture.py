@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "dicom": {"pydicom", "numpy", "PIL", "openpacs.errors", "openpacs.dicom"},
     "storage": {
         "openpacs.errors",
+        "openpacs.grouping",
         "openpacs.storage",
         "boto3",
         "botocore",
@@ -31,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
         "alembic",
         "psycopg",
         "openpacs.errors",
+        "openpacs.grouping",
         "openpacs.dicom",
         "openpacs.index",
     },

@@ -94,3 +94,9 @@ def test_serve_prepares_the_shared_state_without_the_serving_stack(tmp_path: Pat
     """
     modules = _modules_after(code, tmp_path)
     assert _loaded(modules, SERVING_STACK) == []
+
+
+def test_the_http_stack_loads_no_token_library_until_a_token_comes() -> None:
+    """PyJWT and cryptography (about 9 MB resident) serve single sign-on tokens only."""
+    modules = _modules_after("import openpacs.web.app", Path.cwd())
+    assert _loaded(modules, ("jwt", "cryptography")) == []

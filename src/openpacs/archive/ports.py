@@ -19,6 +19,7 @@ from openpacs.index.records import (
     Match,
     Origin,
     Page,
+    PendingHeader,
     RemoteNode,
     Role,
     Server,
@@ -47,6 +48,14 @@ class Index(Protocol):
         policy: DuplicatePolicy,
         origin: Origin | None = None,
     ) -> AddResult: ...
+
+    def pending_headers(
+        self, limit: int, *, after: int = 0, upto: int | None = None
+    ) -> list[PendingHeader]: ...
+
+    def fill_headers(self, headers: dict[str, dict[str, Any] | None]) -> None: ...
+
+    def settle_with(self, settle: Callable[[], None]) -> None: ...
 
     # `visibility`: only what a restricted user may see (None: everything).
     def find(self, query: Query, visibility: Visibility | None = None) -> list[Match]: ...

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from openpacs.archive import staging
 from openpacs.archive.audit import AuditTrail
+from openpacs.archive.headers import HeaderBuilder
 from openpacs.archive.jobs import JobRunner
 from openpacs.archive.ports import (
     Accounts,
@@ -40,7 +41,7 @@ from openpacs.archive.staging import StagingReport
 from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Equals, MatchKind, Query
-from openpacs.errors import NotFound, OpenPacsError, PermissionDenied
+from openpacs.errors import InvalidInstance, NotFound, OpenPacsError, PermissionDenied
 from openpacs.index.records import (
     DuplicatePolicy,
     Match,
@@ -100,6 +101,9 @@ class Archive:
         """None: every study; otherwise the studies a restricted user may see (`scoped`)."""
         self.dicom: DicomClient | None = None
         self.jobs: JobRunner | None = None
+        self.headers = HeaderBuilder(index, store)
+        """Whole headers built after ingest while serving (`archive.headers`)."""
+        index.settle_with(self.headers.settle_for_reading)  # queries read whole headers
         self._staging_made = False
         self._last_sweep = -math.inf
 
@@ -132,6 +136,7 @@ class Archive:
         if self.jobs is not None:
             duties.append(self.jobs.reap)
         self.presence.start(duties)
+        self.headers.start()
 
     def staging_dir(self) -> Path | None:
         """Where this server's front doors spool received bytes, so that storing them is a
@@ -170,6 +175,7 @@ class Archive:
         consume: bool = False,
         skip_stored: bool = False,
         origin: Origin | None = None,
+        digest: tuple[int, str] | None = None,
     ) -> StoreOutcome:
         """Store the Part 10 file at `path`, byte for byte.
 
@@ -181,8 +187,7 @@ class Archive:
         """
         try:
             parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
-            with path.open("rb") as source:
-                size, checksum = _size_and_digest(source)
+            size, checksum = _checked_digest(path, digest)
             if skip_stored:
                 existing = self.index.instance(parsed.sop_uid)
                 if existing is not None and existing.blob_size == size:
@@ -197,8 +202,13 @@ class Archive:
             raise
         key = _new_blob_key(parsed.study_uid)
         self.store.put_file(key, path, consume=consume)
+        deferred = self.headers.defer  # serving: the whole header is built afterwards
         try:
-            header = parsed.header()
+            if deferred:
+                header = parsed.summary()
+                self.headers.keep(key, parsed)
+            else:
+                header = parsed.header()
             result = self.index.add_instance(
                 header,
                 blob_key=key,
@@ -208,11 +218,18 @@ class Archive:
                 origin=origin,
             )
         except BaseException:
+            self.headers.forget(key)
             self._delete_blob(key)
             raise
+        if deferred:
+            if result.stored:
+                self.headers.due()
+            else:
+                self.headers.forget(key)
         if not result.stored:
             self._delete_blob(key)
         if result.replaced_blob:
+            self.headers.forget(result.replaced_blob)
             self._delete_blob(result.replaced_blob)
         return StoreOutcome(header.sop_uid, header.study_uid, stored=result.stored)
 
@@ -255,6 +272,8 @@ class Archive:
         text: str | None = None,
     ) -> Page:
         """A paged, sorted listing from the index columns (the REST API)."""
+        if text or conditions:  # text search and conditions on other attributes read headers
+            self.headers.settle_for_reading()
         return self.browser.page(
             level,
             conditions,
@@ -321,6 +340,7 @@ class Archive:
                 raise PermissionDenied("some of it is not visible to you")
         blob_keys = self.index.delete(level, uid)
         for key in blob_keys:
+            self.headers.forget(key)
             self._delete_blob(key)
         log.info("deleted level=%s instances=%d", level.value, len(blob_keys))
         return len(blob_keys)
@@ -332,6 +352,7 @@ class Archive:
         if self.jobs is not None:
             self.jobs.close()  # hands unfinished jobs back while this server is still listed
         self.presence.stop()
+        self.headers.stop()
         own = self.staging_dir()
         if own is not None:
             with suppress(OSError):  # not empty, or never made: the next sweep sees to it
@@ -353,6 +374,21 @@ def _new_blob_key(study_uid: str) -> str:
     create per study, not per instance), and a new key per write makes overwrites safe."""
     study = hashlib.sha1(study_uid.encode(), usedforsecurity=False).hexdigest()
     return f"{study[:2]}/{study[2:20]}/{uuid.uuid4().hex}.dcm"
+
+
+def _checked_digest(path: Path, digest: tuple[int, str] | None) -> tuple[int, str]:
+    """The file's size and SHA-256: computed, or the caller's after a check of the size
+    (a mismatch means the file is not what was received)."""
+    if digest is None:
+        with path.open("rb") as source:
+            return _size_and_digest(source)
+    size, checksum = digest
+    if len(checksum) != 64 or any(c not in "0123456789abcdef" for c in checksum):
+        raise InvalidInstance("the SHA-256 given with the file is not 64 lower-case hex digits")
+    actual = path.stat().st_size
+    if actual != size:
+        raise InvalidInstance(f"the file has {actual} bytes, not the {size} received")
+    return size, checksum
 
 
 def _size_and_digest(source: io.BufferedReader) -> tuple[int, str]:

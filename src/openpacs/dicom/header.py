@@ -2,9 +2,11 @@
 
 A header gives the identifying UIDs, the values of the indexed keys (decoded to Unicode from the
 file's SpecificCharacterSet by pydicom) and the whole header as the DICOM JSON model with bulk
-data left out (PS3.18 F.2). Reading also proves the file is complete: pydicom returns short
-values for a truncated file instead of failing, so the end of the last element is checked
-against the file size.
+data left out (PS3.18 F.2). Building that JSON is the dearest part of ingest, so it can wait:
+`ParsedHeader.summary()` converts only the elements the index keeps as columns, and
+`ParsedHeader.header()` the whole header, later and from the same parse. Reading also proves
+the file is complete: pydicom returns short values for a truncated file instead of failing, so
+the end of the last element is checked against the file size.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,16 @@ class Header:
     transfer_syntax: str
     columns: dict[Level, dict[str, Any]]
     """Column values for each level's index row (normalised for matching)."""
-    json: dict[str, Any]
+    json: dict[str, Any] | None
+    """The whole header as DICOM JSON; None while it is not built yet (`summary`)."""
+    summary: dict[str, Any] | None = None
+    """Without `json`: the DICOM JSON of the indexed and identifying elements only, which
+    the index keeps until the whole header is built."""
+
+    @property
+    def known(self) -> dict[str, Any]:
+        """The elements built so far: the whole header, or its summary."""
+        return self.json if self.json is not None else (self.summary or {})
 
 
 @dataclass
@@ -66,17 +77,36 @@ class ParsedHeader:
     series_uid: str
     transfer_syntax: str
     dataset: Dataset
+    _summary: dict[str, Any] | None = field(default=None, repr=False)
 
     def header(self) -> Header:
-        header_json = dataset_json(self.dataset)
+        """The index values and the whole header as DICOM JSON. Consumes `dataset`."""
+        header_json = dataset_json(self.dataset, converted=self._summary)
+        return self._header(index_columns(header_json), header_json, None)
+
+    def summary(self) -> Header:
+        """The index values without the whole header (`json` None): the indexed elements
+        alone are converted, exactly as `header()` converts them, so the columns are the
+        same either way. `header()` may still be called afterwards."""
+        summary = summary_json(self.dataset)
+        self._summary = summary
+        return self._header(index_columns(summary), None, summary)
+
+    def _header(
+        self,
+        columns: dict[Level, dict[str, Any]],
+        header_json: dict[str, Any] | None,
+        summary: dict[str, Any] | None,
+    ) -> Header:
         return Header(
             sop_class_uid=self.sop_class_uid,
             sop_uid=self.sop_uid,
             study_uid=self.study_uid,
             series_uid=self.series_uid,
             transfer_syntax=self.transfer_syntax,
-            columns=index_columns(header_json),
+            columns=columns,
             json=header_json,
+            summary=summary,
         )
 
 
@@ -170,8 +200,11 @@ def _identifiers(dataset: Dataset) -> dict[str, str]:
     return found
 
 
-def dataset_json(dataset: Dataset) -> dict[str, Any]:
+def dataset_json(dataset: Dataset, *, converted: dict[str, Any] | None = None) -> dict[str, Any]:
     """The DICOM JSON model of `dataset` with bulk data replaced by BulkDataURI markers.
+
+    `converted`: elements of this dataset already converted by `summary_json` (the same
+    conversion), taken as they are; an element it lacks is converted (again).
 
     The marker is the element's tag in hex; the web layer turns it into a retrievable URL.
     Values that were deferred while parsing (large ones) are never read: they are removed
@@ -185,19 +218,42 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
             vr = element.VR or _dictionary_vr(tag)
             deferred[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": f"{tag:08X}"}
             del dataset._dict[tag]
-    converted: dict[str, Any] = {}
+    done = converted or {}
+    converted = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for tag in list(dataset.keys()):
+            key = f"{tag:08X}"
+            if key in done:
+                converted[key] = done[key]
+                continue
             # Element by element, so one unconvertible value costs only its own element.
             try:
-                converted[f"{tag:08X}"] = element_json(
+                converted[key] = element_json(
                     dataset[tag], bulk_handler=_bulk_marker, bulk_threshold=BULK_DATA_THRESHOLD
                 )
             except Exception as exc:
                 log.warning("header element %08X left out of the index: %s", tag, exc)
     converted.update(deferred)
     return dict(sorted(converted.items()))
+
+
+def summary_json(dataset: Dataset) -> dict[str, Any]:
+    """The DICOM JSON of the elements a summary keeps (`SUMMARY_TAGS`), each converted as
+    `dataset_json` converts it; `dataset` stays usable."""
+    converted: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for tag in SUMMARY_TAGS:
+            if tag not in dataset._dict:
+                continue
+            try:
+                converted[f"{tag:08X}"] = element_json(
+                    dataset[tag], bulk_handler=_bulk_marker, bulk_threshold=BULK_DATA_THRESHOLD
+                )
+            except Exception as exc:
+                log.warning("header element %08X left out of the index: %s", tag, exc)
+    return converted
 
 
 def _bulk_marker(element: DataElement) -> str:
@@ -240,3 +296,13 @@ def _tag(keyword: str) -> int:
     tag = tag_for_keyword(keyword)
     assert tag is not None, keyword  # the keywords above are all in the dictionary
     return int(tag)
+
+
+# What a summary keeps: the character set, the identifiers, InstitutionName (visibility) and
+# every indexed key.
+SUMMARY_TAGS = tuple(
+    sorted(
+        {_tag(keyword) for keyword in ("SpecificCharacterSet", "InstitutionName", *_IDENTIFIERS)}
+        | {_tag(key.keyword) for key in INDEXED_KEYS.values()}
+    )
+)

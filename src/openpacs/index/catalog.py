@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -30,7 +30,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from openpacs.dicom.header import Header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
-from openpacs.errors import DuplicateInstance
+from openpacs.errors import DuplicateInstance, OpenPacsError, StoreUnavailable
+from openpacs.grouping import GroupRunner, GroupTimeout
 from openpacs.index import schema
 from openpacs.index.finder import Finder, _joined
 from openpacs.index.records import (
@@ -39,10 +40,12 @@ from openpacs.index.records import (
     IndexedBlob,
     Match,
     Origin,
+    PendingHeader,
     StoredInstance,
     Totals,
     Visibility,
 )
+from openpacs.index.schema import PENDING
 from openpacs.index.transaction import Transactions
 from openpacs.index.visibility import level_clause
 
@@ -63,11 +66,12 @@ _UID_COLUMN = {
 _PARENT_COLUMN = {Level.STUDY: "patient_pk", Level.SERIES: "study_pk", Level.IMAGE: "series_pk"}
 _PARENT_LEVEL = {Level.STUDY: Level.PATIENT, Level.SERIES: Level.STUDY, Level.IMAGE: Level.SERIES}
 T = TypeVar("T")
+_AddRequest = tuple[Header, dict[str, Any], DuplicatePolicy, Origin]
 
 
 def _institution(header: Header) -> str:
     """InstitutionName (0008,0080) of the header, or empty."""
-    values = header.json.get("00080080", {}).get("Value") or [""]
+    values = header.known.get("00080080", {}).get("Value") or [""]
     return str(values[0] or "")[:64]
 
 
@@ -77,9 +81,18 @@ def _duplicate(header: Header, policy: DuplicatePolicy) -> AddResult:
     return AddResult(stored=False)
 
 
+def _json_text(header_json: dict[str, Any]) -> str:
+    return json.dumps(header_json, ensure_ascii=False, separators=(",", ":"))
+
+
+_ANY_PENDING = select(schema.instances.c.pk).where(PENDING).limit(1)
+_SETTLE_ATTEMPTS = 3
+
+
 class Catalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._settle: Callable[[], None] | None = None
         self._dialect = engine.dialect.name
         self._tx = Transactions(engine, what="index", retry_conflicts=True)
         self._finder = Finder(self._dialect)
@@ -103,6 +116,14 @@ class Catalog:
             for level, table in _TABLE.items()
         }
         self._insert[Level.IMAGE] = self._insert[Level.IMAGE].returning(schema.instances.c.pk)
+        # SQLite runs one writer at a time, each commit its own fsync: concurrent ingests
+        # (several associations) share one transaction and one commit instead. PostgreSQL
+        # runs their transactions in parallel and already flushes the WAL of commits that
+        # coincide together; one batch there would serialise the work and add a savepoint's
+        # round trips per instance, which measured slower.
+        self._adds: GroupRunner[_AddRequest, AddResult] | None = (
+            GroupRunner(self._add_batch) if self._dialect == "sqlite" else None
+        )
 
     def close(self) -> None:
         self._engine.dispose()
@@ -123,19 +144,56 @@ class Catalog:
         origin: Origin | None = None,
     ) -> AddResult:
         """Index one stored blob; the caller deletes the blob if this raises. `origin`: the
-        AE titles of the C-STORE, recorded on a new study."""
+        AE titles of the C-STORE, recorded on a new study.
+
+        Returns once the instance is committed. On SQLite, calls arriving from other threads
+        while a commit is under way are committed together in the next transaction (group
+        commit)."""
         row = {
             **header.columns[Level.IMAGE],
             "transfer_syntax": header.transfer_syntax,
             "blob_key": blob_key,
             "blob_size": blob_size,
             "blob_sha256": blob_sha256,
-            "header": json.dumps(header.json, ensure_ascii=False, separators=(",", ":")),
+            "header": _json_text(header.known),
+            "header_ready": header.json is not None,
         }
-        origin = origin or Origin()
-        return self._transaction(
-            lambda conn: self._add(conn, header, row, policy, origin), write=True
-        )
+        request = (header, row, policy, origin or Origin())
+        if self._adds is None:
+            return self._transaction(lambda conn: self._add(conn, *request), write=True)
+        try:
+            return self._adds.run(request)
+        except GroupTimeout as exc:
+            raise StoreUnavailable(f"the index is unavailable: {exc}") from exc
+
+    def _add_batch(self, requests: Sequence[_AddRequest]) -> list[AddResult | BaseException]:
+        """One transaction for the batch, each instance in a savepoint of its own, so that an
+        instance refused by the policy fails alone. A failure that ends the transaction
+        (after its retries) sends each instance through a transaction of its own instead,
+        so it fails only the instance that causes it."""
+        if len(requests) > 1:
+            try:
+                return self._transaction(
+                    lambda conn: [self._add_guarded(conn, r) for r in requests], write=True
+                )
+            except Exception as exc:
+                log.warning(
+                    "group commit of %d instances failed (%s): one by one", len(requests), exc
+                )
+        return [self._add_alone(request) for request in requests]
+
+    def _add_guarded(self, conn: Connection, request: _AddRequest) -> AddResult | BaseException:
+        try:
+            with conn.begin_nested():
+                return self._add(conn, *request)
+        except OpenPacsError as exc:
+            return exc
+
+    def _add_alone(self, request: _AddRequest) -> AddResult | BaseException:
+        try:
+            return self._transaction(lambda conn: self._add(conn, *request), write=True)
+        except Exception as exc:
+            return exc
 
     def _add(
         self,
@@ -228,9 +286,79 @@ class Catalog:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
+    # -- headers built after ingest -----------------------------------------------------
+
+    def pending_headers(
+        self, limit: int, *, after: int = 0, upto: int | None = None
+    ) -> list[PendingHeader]:
+        """Instances indexed with a summary whose whole header is not built yet, in key
+        order after `after` and up to `upto` (the last pending when None: the caller then
+        settles what was pending when it started, not what keeps arriving)."""
+        i = schema.instances
+
+        def work(conn: Connection) -> list[PendingHeader]:
+            ceiling = upto
+            if ceiling is None:
+                ceiling = conn.execute(select(func.max(i.c.pk)).where(PENDING)).scalar()
+                if ceiling is None:
+                    return []
+            statement = (
+                select(i.c.pk, i.c.blob_key)
+                .where(PENDING, i.c.pk > after, i.c.pk <= ceiling)
+                .order_by(i.c.pk)
+                .limit(limit)
+            )
+            return [
+                PendingHeader(row.pk, row.blob_key, int(ceiling)) for row in conn.execute(statement)
+            ]
+
+        return self._transaction(work, write=False)
+
+    def fill_headers(self, headers: dict[str, dict[str, Any] | None]) -> None:
+        """Store the whole headers built for pending instances, by blob key; None keeps the
+        summary as the instance's header (its blob could not be read). An instance deleted
+        or overwritten meanwhile has another blob key, or none, and is left alone."""
+        i = schema.instances
+        fill = (
+            update(i)
+            .where(i.c.blob_key == bindparam("key"), PENDING)
+            .values(header=bindparam("text"), header_ready=True)
+        )
+        keep = update(i).where(i.c.blob_key == bindparam("key"), PENDING).values(header_ready=True)
+
+        def work(conn: Connection) -> None:
+            built = [{"key": k, "text": _json_text(h)} for k, h in headers.items() if h is not None]
+            kept = [{"key": k} for k, h in headers.items() if h is None]
+            if built:
+                conn.execute(fill, built)
+            if kept:
+                conn.execute(keep, kept)
+
+        if headers:
+            self._transaction(work, write=True)
+
     # -- queries --------------------------------------------------------------------------
 
+    def settle_with(self, settle: Callable[[], None]) -> None:
+        """Have `find` call `settle` first when an instance's whole header is pending."""
+        self._settle = settle
+
     def find(self, query: Query, visibility: Visibility | None = None) -> list[Match]:
+        """The matches of `query`, answered from whole headers: when an instance is pending
+        (`pending_headers`), the settle callback builds them first. The check is one
+        statement of the query's own transaction, on an index of the pending rows only."""
+
+        def work(conn: Connection) -> list[Match] | None:
+            if self._settle is not None and conn.execute(_ANY_PENDING).first() is not None:
+                return None
+            return self._finder.find(conn, query, visibility)
+
+        for _ in range(_SETTLE_ATTEMPTS):
+            found = self._transaction(work, write=False)
+            if found is not None:
+                return found
+            self._settle()  # type: ignore[misc]
+        # Still pending (what could not be built is logged by the settle callback).
         return self._transaction(
             lambda conn: self._finder.find(conn, query, visibility), write=False
         )

@@ -39,6 +39,16 @@ class AddResult:
 
 
 @dataclass(frozen=True)
+class PendingHeader:
+    """An instance indexed before its whole header was built (`Catalog.pending_headers`)."""
+
+    pk: int
+    blob_key: str
+    upto: int
+    """The last pending instance's key when the listing began: where settling stops."""
+
+
+@dataclass(frozen=True)
 class Totals:
     patients: int
     studies: int

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    true,
 )
 
 metadata = MetaData()
@@ -112,8 +113,20 @@ instances = Table(
     Column("blob_sha256", String(64), nullable=False),
     Column("created_at", String, nullable=False),
     Column("header", Text, nullable=False),
+    # False while `header` holds only the summary of the indexed elements: the whole header
+    # is built after the store is acknowledged (`Archive.settle_headers`).
+    Column("header_ready", Boolean, nullable=False, default=True, server_default=true()),
     Index("ix_instances_series", "series_pk", "instance_number"),
     Index("ix_instances_sop_class", "sop_class_uid"),
+)
+# The instances whose whole header is still to be built; a partial index keeps finding
+# them (each query that reads headers asks) as cheap as an empty index.
+PENDING = ~instances.c.header_ready
+Index(
+    "ix_instances_header_pending",
+    instances.c.pk,
+    sqlite_where=PENDING,
+    postgresql_where=PENDING,
 )
 
 # Indexes the migrations create on PostgreSQL only, outside these models: expression indexes

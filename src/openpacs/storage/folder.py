@@ -15,12 +15,13 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
 from openpacs.errors import NotFound, StoreUnavailable
+from openpacs.grouping import GroupRunner
 from openpacs.storage.base import ByteSource, validate_key
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class FolderStore:
                 f"cannot create blob store folder {self._staging}: {_why(exc)}"
             ) from exc
         self._staging_dev = os.stat(self._staging).st_dev
+        # Writers that finish together (several associations) share their folder's fsync.
+        self._folder_syncs: GroupRunner[Path, None] = GroupRunner(_fsync_dirs)
 
     def __repr__(self) -> str:
         return f"FolderStore(root={str(self._root)!r})"
@@ -87,7 +90,7 @@ class FolderStore:
                 os.fsync(out.fileno())
             self._rename_into_place(tmp, path)
             tmp = None
-            _fsync_dir(path.parent)
+            self._folder_syncs.run(path.parent)
             return written
         except OSError as exc:
             raise StoreUnavailable(f"cannot write blob {key!r}: {_why(exc)}") from exc
@@ -115,7 +118,7 @@ class FolderStore:
                 return False
             raise StoreUnavailable(f"cannot write blob {key!r}: {_why(exc)}") from exc
         try:
-            _fsync_dir(path.parent)
+            self._folder_syncs.run(path.parent)
         except OSError as exc:
             raise StoreUnavailable(f"cannot write blob {key!r}: {_why(exc)}") from exc
         return True
@@ -277,6 +280,20 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dirs(folders: Sequence[Path]) -> list[BaseException | None]:
+    """Persist the entries of each folder once, however many renames it took: a folder's
+    fsync covers every rename done in it before the fsync began."""
+    outcomes: dict[Path, BaseException | None] = {}
+    for folder in folders:
+        if folder not in outcomes:
+            try:
+                _fsync_dir(folder)
+                outcomes[folder] = None
+            except OSError as exc:
+                outcomes[folder] = exc
+    return [outcomes[folder] for folder in folders]
 
 
 def _is_key(candidate: str) -> bool:

@@ -25,9 +25,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from openpacs.config import OidcSettings
 from openpacs.errors import (
@@ -37,6 +35,9 @@ from openpacs.errors import (
     ProviderUnavailable,
 )
 from openpacs.index.records import Role
+
+if TYPE_CHECKING:
+    import jwt  # PyJWT and cryptography (about 9 MB) load with the first token, not idle
 
 log = logging.getLogger("openpacs.auth")
 
@@ -134,6 +135,8 @@ class OidcProvider:
         return document
 
     def _signing_key(self, token: str) -> jwt.PyJWK:
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -156,6 +159,8 @@ class OidcProvider:
             return self._keys.get(kid) if isinstance(kid, str) else None
 
     def _fetch_keys(self) -> None:
+        import jwt
+
         document = _get_json(self.metadata()["jwks_uri"])
         keys: dict[str, jwt.PyJWK] = {}
         for entry in document.get("keys", []) if isinstance(document, dict) else []:
@@ -173,6 +178,8 @@ class OidcProvider:
     # -- tokens ------------------------------------------------------------------------------
 
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        import jwt
+
         key = self._signing_key(token)
         try:
             claims: dict[str, Any] = jwt.decode(
