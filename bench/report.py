@@ -96,6 +96,8 @@ def machine_facts() -> dict[str, Any]:
 def _number(value: float, unit: str) -> str:
     if unit == "%":
         return f"{value:.0f}%"
+    if unit == "x":
+        return f"{value:.2f}x"
     if unit == "MB" or abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
@@ -115,7 +117,7 @@ def cell(entry: dict[str, Any] | None, unit: str, width: int = 34) -> str:
 
 
 def ratio(figure: Figure, ours: str, theirs: str) -> str:
-    if figure.unit == "%":  # a share of a core: compare the throughputs instead
+    if figure.unit in ("%", "x"):  # a share of a core, or already a ratio
         return ""
     a, b = figure.entries.get(ours, {}), figure.entries.get(theirs, {})
     if "value" in a and "value" in b and b["value"]:
