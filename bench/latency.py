@@ -59,12 +59,15 @@ def chunks(items: Sequence[T], count: int) -> list[list[T]]:
 
 @dataclass
 class StoreLog:
-    """What one storescu log says: each answered C-STORE's latency (seconds) and the statuses
-    that were not Success."""
+    """What one storescu log says: each answered C-STORE's latency (seconds), the statuses
+    that were not Success, and when (epoch microseconds) the first request went out and the
+    last response came in."""
 
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     unanswered: int = 0
+    first_request: int | None = None
+    last_response: int | None = None
 
 
 def parse_store_log(lines: Iterable[str]) -> StoreLog:
@@ -84,11 +87,14 @@ def parse_store_log(lines: Iterable[str]) -> StoreLog:
             if pending is not None:
                 found.unanswered += 1
             pending = stamp
+            if found.first_request is None:
+                found.first_request = stamp
             continue
         response = _RESPONSE.search(message)
         if response is None or pending is None:
             continue
         found.latencies.append((stamp - pending) / 1e6)
+        found.last_response = stamp
         pending = None
         status = response.group(1) or ""
         if status != "Success":
@@ -96,3 +102,13 @@ def parse_store_log(lines: Iterable[str]) -> StoreLog:
     if pending is not None:
         found.unanswered += 1
     return found
+
+
+def window_seconds(logs: Iterable[StoreLog]) -> float | None:
+    """Seconds from the first request of any log to the last response of any: the time the
+    server was storing, without the clients' start-up and association set-up before it."""
+    firsts = [log.first_request for log in logs if log.first_request is not None]
+    lasts = [log.last_response for log in logs if log.last_response is not None]
+    if not firsts or not lasts:
+        return None
+    return (max(lasts) - min(firsts)) / 1e6

@@ -26,13 +26,16 @@ from bench.results import BenchError
 @dataclass
 class StoreOutcome:
     seconds: float
+    """From the first process's start to the last one's exit."""
+    window_seconds: float
+    """From the first C-STORE request to the last response (no process start-up)."""
     instances: int
     latencies: list[float]
     client_cpu_seconds: float
 
     @property
     def instances_per_s(self) -> float:
-        return self.instances / self.seconds
+        return self.instances / self.window_seconds
 
     def latency_ms(self, q: float) -> float:
         return 1000 * latency.percentile(self.latencies, q)
@@ -108,6 +111,7 @@ class TimedStore:
                 f"{len(failed)} storescu failed, e.g. exit {failed[0][0]} ({failed[0][1]})"
             )
         latencies: list[float] = []
+        parsed_logs = []
         for log in self.logs:
             parsed = latency.parse_store_log(log.read_text(errors="replace").splitlines())
             if parsed.failures or parsed.unanswered:
@@ -115,9 +119,11 @@ class TimedStore:
                     f"{log.name}: {parsed.unanswered} unanswered, statuses {parsed.failures[:3]}"
                 )
             latencies += parsed.latencies
-        if len(latencies) != self.instances:
+            parsed_logs.append(parsed)
+        window = latency.window_seconds(parsed_logs)
+        if len(latencies) != self.instances or not window:
             raise BenchError(f"{len(latencies)} C-STORE responses logged for {self.instances}")
-        return StoreOutcome(seconds, self.instances, latencies, cpu)
+        return StoreOutcome(seconds, window, self.instances, latencies, cpu)
 
 
 def corpus_files(parts: Sequence[Path]) -> list[Path]:

@@ -4,7 +4,6 @@ C-STORE latencies read from storescu's timestamped log."""
 from __future__ import annotations
 
 import pytest
-
 from bench import latency
 from bench.report import cell, ratio
 from bench.results import Figure
@@ -39,7 +38,7 @@ def test_percentile_of_one_hundred_samples_p99() -> None:
 
 @pytest.mark.parametrize(("samples", "q"), [([], 50), ([1.0], -1), ([1.0], 101)])
 def test_percentile_rejects_bad_input(samples: list[float], q: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="percentile"):
         latency.percentile(samples, q)
 
 
@@ -48,7 +47,7 @@ def test_chunks_are_contiguous_and_balanced() -> None:
     assert latency.chunks(list(range(100)), 50)[1] == [2, 3]
     assert latency.chunks([1, 2], 5) == [[1], [2]]  # no empty association
     assert latency.chunks([], 4) == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 1"):
         latency.chunks([1], 0)
 
 
@@ -80,7 +79,8 @@ def test_store_log_reports_failures_and_unanswered_requests() -> None:
 
 def test_store_log_ignores_a_response_without_request() -> None:
     parsed = latency.parse_store_log(["1 000.500 Received Store Response (Success)"])
-    assert parsed.latencies == [] and parsed.unanswered == 0
+    assert parsed.latencies == []
+    assert parsed.unanswered == 0
 
 
 def test_a_ratio_row_shows_its_value_and_no_second_ratio() -> None:
@@ -88,3 +88,15 @@ def test_a_ratio_row_shows_its_value_and_no_second_ratio() -> None:
     figure.entries = {"openpacs-sqlite": {"value": 0.4567}, "orthanc-sqlite": {"value": 1.0}}
     assert cell(figure.entries["openpacs-sqlite"], "x") == "0.46x"
     assert ratio(figure, "openpacs-sqlite", "orthanc-sqlite") == ""
+
+
+def test_window_spans_first_request_to_last_response_of_all_logs() -> None:
+    one = latency.parse_store_log(LOG.splitlines())
+    other = latency.parse_store_log(
+        [
+            "1796312925 700.000 Sending Store Request (MsgID 1, CT)",
+            "1796312925 800.000 Received Store Response (Success)",
+        ]
+    )
+    assert latency.window_seconds([one, other]) == pytest.approx(0.301264)
+    assert latency.window_seconds([latency.StoreLog()]) is None
