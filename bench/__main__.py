@@ -31,7 +31,15 @@ from bench.results import Results
 LOG_COPY = BENCH_DIR / ".cache" / "logs"
 PLANS = {
     "small": query.Plan(
-        find_process=5, find_assoc=20, qido=5, wado=2, render=5, move=1, get=1, find_busy=50
+        find_process=5,
+        find_assoc=20,
+        qido=5,
+        wado=2,
+        render=5,
+        move=1,
+        get=1,
+        find_idle=50,
+        find_busy=50,
     ),
     "full": query.Plan(),
 }

@@ -38,8 +38,10 @@ class Plan:
     render: int = 20
     move: int = 3
     get: int = 3
+    find_idle: int = 40
     find_busy: int = 200
-    """C-FINDs idle, then at most as many while eight associations store (p95 of each)."""
+    """C-FINDs idle, then as many as fit (at most `find_busy`) while eight associations
+    store; the p95 of each."""
 
 
 BUSY_STREAMS = 8
@@ -425,7 +427,7 @@ class QueryPhase:
         session = dimse.FindSession(running.port, running.aet)
         try:
             session.query(identifier)  # warm-up
-            idle = [1000 * session.query(identifier)[0] for _ in range(self.plan.find_busy)]
+            idle = [1000 * session.query(identifier)[0] for _ in range(self.plan.find_idle)]
             self.results.put(
                 keys[0], running.name, latency.percentile(idle, 95), samples=idle,
                 median=median(idle),
