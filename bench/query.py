@@ -1,8 +1,8 @@
 """Query and retrieve figures on long-lived systems: memory idle and after loading, C-FIND
 study-level latency at each index size, QIDO-RS, and on the CT study C-MOVE, C-GET, WADO-RS
-and rendered frames (first render and repeated); at the end, C-FIND latency while eight
-associations store. Every system is started once; each measurement visits the systems in
-turn."""
+and rendered frames (first render and repeated), then C-FIND latency while eight
+associations store (their instances join the index before the next tier). Every system is
+started once; each measurement visits the systems in turn."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Plan:
     render: int = 20
     move: int = 3
     get: int = 3
-    find_idle: int = 40
+    find_idle: int = 100
     find_busy: int = 200
     """C-FINDs idle, then as many as fit (at most `find_busy`) while eight associations
     store; the p95 of each."""
@@ -116,8 +116,6 @@ class QueryPhase:
             self._probe_http()
             for index, tier in enumerate(tiers):
                 self._tier(tier, first=index == 0, with_ct=running is None and index == 0)
-            if self.busy is not None and tiers:
-                self._find_busy(tiers[-1], self.busy)
         finally:
             with ThreadPoolExecutor(max(1, len(self.running))) as pool:
                 list(pool.map(systems.Running.stop, self.running.values()))
@@ -188,6 +186,8 @@ class QueryPhase:
             self._move()
             self._get()
             self._wado_render()
+            if self.busy is not None:  # last: it adds `busy` to the index
+                self._find_busy(tier, self.busy)
 
     # -- loading --------------------------------------------------------------------------------
 
