@@ -30,9 +30,20 @@ from bench.results import Results
 
 LOG_COPY = BENCH_DIR / ".cache" / "logs"
 PLANS = {
-    "small": query.Plan(find_process=5, find_assoc=20, qido=5, wado=2, render=5, move=1),
+    "small": query.Plan(
+        find_process=5,
+        find_assoc=20,
+        qido=5,
+        wado=2,
+        render=5,
+        move=1,
+        get=1,
+        find_idle=50,
+        find_busy=50,
+    ),
     "full": query.Plan(),
 }
+MANY_ASSOCIATIONS = 50
 
 
 class Clock:
@@ -86,6 +97,7 @@ def run(args: argparse.Namespace, ctx: systems.Context, clock: Clock) -> dict[st
     clock.log(f"corpora ({size})")
     ct_a, ct_b = corpus.ct_corpus(size, "A"), corpus.ct_corpus(size, "B")
     small_a, small_b = corpus.small_corpus(size, "A"), corpus.small_corpus(size, "B")
+    many, busy = corpus.many_corpus(size), corpus.busy_corpus(size)
     if "openpacs-pg-s3" in args.names:  # start the S3 emulator while other systems run
         threading.Thread(target=ctx.s3, daemon=True).start()
     results = Results()
@@ -94,6 +106,7 @@ def run(args: argparse.Namespace, ctx: systems.Context, clock: Clock) -> dict[st
         ingest.Run("ct", 4, ct_b),
         ingest.Run("small", 1, small_a),
         ingest.Run("small", 4, small_b),
+        ingest.Run("many", MANY_ASSOCIATIONS, many),
     ]
     # small: the systems of the (last) ingest repetition go on to the query phase, topped up
     # to 300 studies (the ingested corpora hold 202); full: the query phase starts them anew
@@ -105,20 +118,22 @@ def run(args: argparse.Namespace, ctx: systems.Context, clock: Clock) -> dict[st
     )
     tiers = [query.Tier(300, (first,), (small_a if reuse else first).sample_patient_id)]
     if size == "full":
-        index20k = corpus.index_corpus("index20k", 20_000 - 300, seed=200)
+        # the first tier ends with C-FIND while storing `busy`: it counts towards the 20,000
+        index20k = corpus.index_corpus("index20k", 20_000 - 300 - busy.studies, seed=200)
         tiers.append(query.Tier(20_000, (index20k,), index20k.sample_patient_id))
     kept = ingest.measure(ctx, args.names, runs, repetitions, results, clock.log, keep_last=reuse)
+    ingest.floor_ratio(results, args.names)
     try:
         for name in set(kept) - set(query_names):
             kept.pop(name).stop()
         if query_names:
-            phase = query.QueryPhase(ctx, ct_a, PLANS[size], results, clock.log)
+            phase = query.QueryPhase(ctx, ct_a, PLANS[size], results, clock.log, busy=busy)
             loaded = sum(run.corpus.instances for run in runs) if reuse else 0
             phase.run(query_names, tiers, running=kept if reuse else None, loaded=loaded)
     finally:
         for running in kept.values():
             running.stop()  # a no-op for those the query phase stopped
-    corpora = [ct_a, ct_b, small_a, small_b, *(c for t in tiers for c in t.load)]
+    corpora = [ct_a, ct_b, small_a, small_b, many, busy, *(c for t in tiers for c in t.load)]
     return {
         "results": results,
         "repetitions": repetitions,

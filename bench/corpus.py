@@ -197,3 +197,43 @@ def small_corpus(size: str, copy: str = "A") -> Corpus:
 def index_corpus(name: str, studies: int, seed: int) -> Corpus:
     """One 64x64 instance per study: loads an index with `studies` studies."""
     return build(name, "small", {"studies": studies, "series": 1, "per_series": 1, "seed": seed})
+
+
+def many_corpus(size: str) -> Corpus:
+    """64x64 instances, 50 studies of one series (20 instances each, 60 with size full): one
+    study per association when fifty associations store at once."""
+    per_series = 20 if size == "small" else 60
+    return build(
+        "many", "small", {"studies": 50, "series": 1, "per_series": per_series, "seed": 300}
+    )
+
+
+def busy_corpus(size: str) -> Corpus:
+    """64x64 instances, 5 per study (2,000, or 6,000 with size full): what eight associations
+    store while C-FIND is measured."""
+    studies = 400 if size == "small" else 1200
+    return build("busy", "small", {"studies": studies, "series": 1, "per_series": 5, "seed": 400})
+
+
+def study_instances(corpus: Corpus, study_uid: str) -> list[dict[str, str]]:
+    """study_uid, series_uid and sop_uid of every instance of `study_uid` in `corpus`, in file
+    order (read from the files' headers: the manifest names one instance per corpus)."""
+    from pydicom import dcmread
+
+    found = []
+    for part in corpus.parts:
+        for path in sorted(part.iterdir()):
+            ds = dcmread(
+                path,
+                stop_before_pixels=True,
+                specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"],
+            )
+            if str(ds.StudyInstanceUID) == study_uid:
+                found.append(
+                    {
+                        "study_uid": study_uid,
+                        "series_uid": str(ds.SeriesInstanceUID),
+                        "sop_uid": str(ds.SOPInstanceUID),
+                    }
+                )
+    return found

@@ -1,6 +1,6 @@
-"""The DICOM clients of the benchmark: DCMTK's storescu, findscu and movescu as processes (run
-with TCP_NODELAY=1), and pynetdicom in the harness for C-ECHO and for C-FIND in one open
-association."""
+"""The DICOM clients of the benchmark: DCMTK's storescu, findscu, movescu and getscu as
+processes (run with TCP_NODELAY=1), and pynetdicom in the harness for C-ECHO and for C-FIND in
+one open association."""
 
 from __future__ import annotations
 
@@ -180,4 +180,19 @@ def movescu(port: int, aet: str, destination: str, study_uid: str, timeout: floa
     seconds = time.perf_counter() - start
     if result.returncode != 0 or b"E: " in result.stderr:
         raise BenchError(f"movescu: {result.stderr.decode(errors='replace').strip()[-200:]}")
+    return seconds
+
+
+def getscu(port: int, aet: str, study_uid: str, out: Path, timeout: float) -> float:
+    """Wall seconds of a getscu process retrieving one study (C-GET) into folder `out`."""
+    command = [tool("getscu"), "-S", "-aet", CALLING_AET, "-aec", aet, "-od", str(out)]
+    command += ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}"]
+    command += [HOST, str(port)]
+    start = time.perf_counter()
+    result = subprocess.run(
+        command, capture_output=True, env=dcmtk_env(), timeout=timeout, check=False
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0 or b"E: " in result.stderr:
+        raise BenchError(f"getscu: {result.stderr.decode(errors='replace').strip()[-200:]}")
     return seconds

@@ -1,6 +1,8 @@
 """Query and retrieve figures on long-lived systems: memory idle and after loading, C-FIND
-study-level latency at each index size, QIDO-RS, and on the CT study C-MOVE, WADO-RS and a
-rendered frame. Every system is started once; each measurement visits the systems in turn."""
+study-level latency at each index size, QIDO-RS, and on the CT study C-MOVE, C-GET, WADO-RS
+and rendered frames (first render and repeated), then C-FIND latency while eight
+associations store (their instances join the index before the next tier). Every system is
+started once; each measurement visits the systems in turn."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-from bench import corpus, dimse, systems, web
+from bench import corpus, dimse, latency, storers, systems, web
 from bench.corpus import Corpus
 from bench.procs import Child, dcmtk_env, port_open
 from bench.results import BenchError, Results
@@ -35,6 +37,15 @@ class Plan:
     wado: int = 3
     render: int = 20
     move: int = 3
+    get: int = 3
+    find_idle: int = 100
+    find_busy: int = 200
+    """C-FINDs idle, then as many as fit (at most `find_busy`) while eight associations
+    store; the p95 of each."""
+
+
+BUSY_STREAMS = 8
+BUSY_MINIMUM = 5  # C-FINDs that must complete while storing, or the figure is an error
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,16 @@ def conditions(query: str, tier: Tier) -> dict[str, str]:
 
 class QueryPhase:
     def __init__(
-        self, ctx: systems.Context, ct: Corpus, plan: Plan, results: Results, log: Log
+        self,
+        ctx: systems.Context,
+        ct: Corpus,
+        plan: Plan,
+        results: Results,
+        log: Log,
+        busy: Corpus | None = None,
     ) -> None:
         self.ctx, self.ct, self.plan, self.results, self.log = ctx, ct, plan, results, log
+        self.busy = busy
         self.running: dict[str, systems.Running] = {}
         self.http: dict[str, str | None] = {}  # None: DICOMweb answers; else why not
         self.loaded = 0
@@ -166,7 +184,10 @@ class QueryPhase:
         self._qido(tier, suffix)
         if first:
             self._move()
+            self._get()
             self._wado_render()
+            if self.busy is not None:  # last: it adds `busy` to the index
+                self._find_busy(tier, self.busy)
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -235,19 +256,32 @@ class QueryPhase:
 
     # -- HTTP -----------------------------------------------------------------------------------
 
-    def _http(self, key: str, action: Callable[[web.Client, systems.Running], None]) -> None:
+    def _http(
+        self,
+        key: str,
+        action: Callable[[web.Client, systems.Running], None],
+        *more_keys: str,
+    ) -> None:
+        """Run `action` on every system that serves DICOMweb; a failure (or no DICOMweb)
+        becomes that system's entry in `key` and `more_keys` (rows it has not filled)."""
         for name, running in self.running.items():
             reason = self.http.get(name)
+            keys = (key, *more_keys)
             if reason is not None or running.http_port is None:
-                self.results.not_applicable(key, name, reason or "no HTTP port")
+                for each in keys:
+                    self.results.not_applicable(each, name, reason or "no HTTP port")
                 continue
-            client = web.Client(running.http_port, login=running.http_login)
+            client = None
             try:
+                client = web.Client(running.http_port, login=running.http_login)
                 action(client, running)
             except Exception as exc:
-                self.results.error(key, name, exc)
+                for each in keys:
+                    if "value" not in self.results.figures[each].entries.get(name, {}):
+                        self.results.error(each, name, exc)
             finally:
-                client.close()
+                if client is not None:
+                    client.close()
 
     def _qido(self, tier: Tier, suffix: str) -> None:
         for name, query in (("limit", "limit=100"), ("name", "PatientName=A*")):
@@ -265,32 +299,67 @@ class QueryPhase:
             self._http(key, measure)
 
     def _wado_render(self) -> None:
+        """Rendered frames first (so that no WADO-RS has just read their files), then WADO-RS;
+        the rows keep the order WADO-RS, rendered."""
         study = self.ct.first_study
-        key = "wado.study"
+        wado_key = "wado.study"
         label = (
             f"WADO-RS CT study ({study['instances']} inst, {study['bytes'] / 1e6:.0f} MB) (MB/s)"
         )
-        self.results.define(key, label, "MB/s", higher_is_better=True)
-        self.log("WADO-RS and rendered frames")
+        self.results.define(wado_key, label, "MB/s", higher_is_better=True)
+        self._render(study)
+        self.log("WADO-RS")
         self._http(
-            key,
+            wado_key,
             lambda c, r: self.results.put(
-                key, r.name, **web.wado_study(c, study["study_uid"], self.plan.wado)
+                wado_key, r.name, **web.wado_study(c, study["study_uid"], self.plan.wado)
             ),
         )
-        for media in ("image/png", "image/jpeg"):
-            key = f"render.{media.split('/')[1]}"
-            label = f"Rendered 512x512 CT frame, {media.split('/')[1].upper()} (ms)"
-            self.results.define(key, label, "ms", higher_is_better=False)
+
+    def _render(self, study: dict[str, str]) -> None:
+        """Per media type: the first render of frames not requested before (a fresh instance
+        each sample, so no render cache can answer), and one frame requested again and again.
+        The fresh frames are split between the media types; a warm-up request on the repeated
+        frame comes first."""
+        warm = {"study_uid": study["study_uid"], "series_uid": study["series_uid"]}
+        warm["sop_uid"] = study["sop_uid"]
+        fresh = [
+            uids
+            for uids in corpus.study_instances(self.ct, study["study_uid"])
+            if uids["sop_uid"] != warm["sop_uid"]
+        ]
+        medias = ("image/png", "image/jpeg")
+        count = min(self.plan.render, len(fresh) // len(medias))  # 119 fresh frames
+        self.log("rendered frames, first render and repeated")
+        for index, media in enumerate(medias):
+            kind = media.split("/")[1]
+            first_key, again_key = f"render.{kind}.first", f"render.{kind}"
+            head = f"Rendered 512x512 CT frame, {kind.upper()}"
+            self.results.define(
+                first_key, f"{head}, first render (ms)", "ms", higher_is_better=False
+            )
+            label = f"{head}, same frame again (ms)"
+            self.results.define(again_key, label, "ms", higher_is_better=False)
+            frames = fresh[index * count : (index + 1) * count]
 
             def measure(
-                client: web.Client, running: systems.Running, key: str = key, media: str = media
+                client: web.Client,
+                running: systems.Running,
+                media: str = media,
+                keys: tuple[str, str] = (first_key, again_key),
+                frames: list[dict[str, str]] = frames,
             ) -> None:
-                web.rendered(client, study, media, 1)  # warm-up
-                entry = web.rendered(client, study, media, self.plan.render)
-                self.results.put(key, running.name, **entry)
+                web.rendered(client, warm, media, 1)  # warm-up (and into any cache)
+                firsts = [web.rendered(client, uids, media, 1) for uids in frames]
+                samples = [float(entry["value"]) for entry in firsts]  # type: ignore[arg-type]
+                self.results.put(
+                    keys[0], running.name, median(samples), samples=samples,
+                    p95=latency.percentile(samples, 95), frames=len(frames),
+                )  # fmt: skip
+                entry = web.rendered(client, warm, media, self.plan.render)
+                self.results.put(keys[1], running.name, **entry)
 
-            self._http(key, measure)
+            self._http(first_key, measure, again_key)
 
     # -- C-MOVE ---------------------------------------------------------------------------------
 
@@ -302,6 +371,97 @@ class QueryPhase:
         self.log("C-MOVE of the CT study")
         for _ in range(self.plan.move):
             self._each(key, self._move_once)
+
+    def _get(self) -> None:
+        study = self.ct.first_study
+        key = "get.study"
+        label = f"C-GET CT study ({study['instances']} inst) with getscu (inst/s)"
+        self.results.define(key, label, "inst/s", higher_is_better=True)
+        self.log("C-GET of the CT study")
+        for _ in range(self.plan.get):
+            self._each(key, self._get_once)
+
+    def _get_once(self, running: systems.Running) -> None:
+        study = self.ct.first_study
+        out = self.ctx.work / "get-destination"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        try:
+            timeout = 60.0 + study["instances"]
+            seconds = dimse.getscu(running.port, running.aet, study["study_uid"], out, timeout)
+            received = systems.count_files(out)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        if received != study["instances"]:
+            raise BenchError(f"getscu received {received} of {study['instances']}")
+        rate = study["instances"] / seconds
+        self.results.add_sample("get.study", running.name, rate, seconds=seconds)
+
+    # -- C-FIND while storing -------------------------------------------------------------------
+
+    def _find_busy(self, tier: Tier, busy: Corpus) -> None:
+        idle_key, busy_key = "find.idle.p95", "find.busy.p95"
+        head = f"C-FIND PatientName=A*, one association, {tier.label}"
+        self.results.define(idle_key, f"{head}, idle (p95 ms)", "ms", higher_is_better=False)
+        label = f"{head}, while {BUSY_STREAMS} associations store 64x64 (p95 ms)"
+        self.results.define(busy_key, label, "ms", higher_is_better=False)
+        groups = latency.chunks(storers.corpus_files(busy.parts), BUSY_STREAMS)
+        self.log(f"C-FIND while {BUSY_STREAMS} associations store {busy.instances:,} instances")
+        for name, running in self.running.items():
+            try:
+                self._find_busy_once(running, tier, busy, groups, (idle_key, busy_key))
+            except Exception as exc:
+                self.results.error(busy_key, name, exc)
+        self.loaded += busy.instances
+
+    def _find_busy_once(
+        self,
+        running: systems.Running,
+        tier: Tier,
+        busy: Corpus,
+        groups: list[list[Path]],
+        keys: tuple[str, str],
+    ) -> None:
+        identifier = dimse.study_query(**conditions("name", tier))
+        before = running.count()
+        session = dimse.FindSession(running.port, running.aet)
+        try:
+            session.query(identifier)  # warm-up
+            idle = [1000 * session.query(identifier)[0] for _ in range(self.plan.find_idle)]
+            self.results.put(
+                keys[0], running.name, latency.percentile(idle, 95), samples=idle,
+                median=median(idle),
+            )  # fmt: skip
+            folder = self.ctx.logs / f"storescu-{running.name}-busy"
+            store = storers.TimedStore(
+                running.port, running.aet, groups, folder, 60.0 + busy.instances * 0.5
+            )
+            samples: list[float] = []
+            try:
+                while store.running() and len(samples) < self.plan.find_busy:
+                    samples.append(1000 * session.query(identifier)[0])
+                outcome = store.finish()
+            except BaseException:
+                store.kill()
+                raise
+        finally:
+            session.close()
+        stored = running.count() - before
+        if stored != busy.instances:
+            raise BenchError(f"stored {stored} of {busy.instances} instances")
+        if len(samples) < BUSY_MINIMUM:
+            raise BenchError(f"storing ended after {len(samples)} C-FINDs")
+        p95 = latency.percentile(samples, 95)
+        self.results.put(
+            keys[1], running.name, p95, samples=samples, median=median(samples),
+            store_instances_per_s=outcome.instances_per_s,
+            store_latency_p99_ms=outcome.latency_ms(99),
+        )  # fmt: skip
+        self.log(
+            f"  {running.name}: p95 {p95:.1f} ms over {len(samples)} C-FINDs while storing at "
+            f"{outcome.instances_per_s:.0f} inst/s (idle p95 "
+            f"{latency.percentile(idle, 95):.1f} ms)"
+        )
 
     def _move_once(self, running: systems.Running) -> None:
         study = self.ct.first_study

@@ -38,6 +38,12 @@ LEGEND = (
     "* op-pg-s3: PostgreSQL index + S3 emulated by moto (moto's speed is not S3's). "
     '-pgb: images in PostgreSQL (openpacs [storage] url = "postgresql"; Orthanc\'s '
     "PostgreSQL plugin with EnableStorage: true). "
+    "Orthanc runs with DicomThreadsCount 64 (default 4) so that fifty associations are served "
+    "at once, as openpacs' default serves them. 50 associations: one storescu process per "
+    "association, latency from each C-STORE request to its response as storescu logs them, "
+    "throughput from the first request to the last response. "
+    "First render: a frame not requested before (no render cache can answer); same frame "
+    "again: one frame requested repeatedly. "
     "Ratios are openpacs/Orthanc on the same index backend: for inst/s and MB/s higher is "
     "better, for ms, s, MB and CPU lower is better. MB = 10^6 bytes. Memory is VmRSS summed "
     "over the server's process tree (the PostgreSQL server and moto are not counted). "
@@ -96,6 +102,8 @@ def machine_facts() -> dict[str, Any]:
 def _number(value: float, unit: str) -> str:
     if unit == "%":
         return f"{value:.0f}%"
+    if unit == "x":
+        return f"{value:.2f}x"
     if unit == "MB" or abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
@@ -115,7 +123,7 @@ def cell(entry: dict[str, Any] | None, unit: str, width: int = 34) -> str:
 
 
 def ratio(figure: Figure, ours: str, theirs: str) -> str:
-    if figure.unit == "%":  # a share of a core: compare the throughputs instead
+    if figure.unit in ("%", "x"):  # a share of a core, or already a ratio
         return ""
     a, b = figure.entries.get(ours, {}), figure.entries.get(theirs, {})
     if "value" in a and "value" in b and b["value"]:

@@ -135,7 +135,9 @@ _NEEDS["orthanc-pg-pgblobs"] = [
     *_NEEDS["orthanc-postgresql"],
     (ORTHANC_PLUGINS / "libOrthancPostgreSQLStorage.so", "orthanc-postgresql"),
 ]
-_CLIENTS = [(Path("/usr/bin") / tool, "dcmtk") for tool in ("storescu", "findscu", "movescu")]
+_CLIENTS = [
+    (Path("/usr/bin") / tool, "dcmtk") for tool in ("storescu", "findscu", "movescu", "getscu")
+]
 
 
 def missing_packages(names: list[str]) -> list[str]:
@@ -297,6 +299,10 @@ def _orthanc(name: str, ctx: Context, folder: Path, cleanups: list[Callable[[], 
         "SaveJobs": False,
         "DicomAlwaysAllowFind": True,  # the harness's AETs are not registered modalities
         "DicomAlwaysAllowMove": True,
+        "DicomAlwaysAllowGet": True,
+        # default 4: associations beyond it wait for a thread, and the benchmark holds up to
+        # fifty at once (openpacs serves max_associations = 100 per worker by default)
+        "DicomThreadsCount": 64,
         "DicomModalities": {"dest": [ctx.move_aet, HOST, ctx.move_port]},
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         "Plugins": plugins,
