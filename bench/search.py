@@ -142,8 +142,9 @@ def main() -> None:
                                (schema.series, "se"), (schema.instances, "i")):  # fmt: skip
                 for start in range(0, len(rows[key]), CHUNK):
                     conn.execute(insert(table), rows[key][start : start + CHUNK])
-        with engine.connect() as conn:
-            conn.execute(text("COMMIT"))
+        # In its own committed transaction: statistics an ANALYZE gathers inside a transaction
+        # that is rolled back are lost, and the planner then plans on guesses.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
         print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
         browser, catalog = SqlBrowser(engine), Catalog(engine)
