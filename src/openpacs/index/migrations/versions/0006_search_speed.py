@@ -3,7 +3,9 @@ generated `jsonb` column (`header_jsonb`), and the search indexes of 0004_search
 over it. Containment through the jsonb GIN index is lossy and rechecks every candidate row,
 and a wildcard reads the element's values: over the text column each did a JSON parse of the
 whole header per row, the larger part of an any-attribute search. The database computes the
-column, so writes of `header` need no change. SQLite: nothing changes.
+column, so writes of `header` need no change. Adding it rewrites `instances` (each stored
+header parsed once) under an exclusive lock, and PostgreSQL then keeps each header twice.
+SQLite: nothing changes.
 
 Revision ID: 0006_search_speed
 Revises: 0005_access
