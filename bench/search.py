@@ -119,6 +119,12 @@ def main() -> None:
     parser.add_argument(
         "--ingest", type=int, default=0, help="also: index N instances one by one at 0003 and head"
     )
+    parser.add_argument(
+        "--no-vacuum",
+        dest="vacuum",
+        action="store_false",
+        help="ANALYZE only after seeding: search right after a bulk load, before autovacuum",
+    )
     args = parser.parse_args()
     if args.ingest:
         _ingest(args.ingest)
@@ -142,9 +148,12 @@ def main() -> None:
                                (schema.series, "se"), (schema.instances, "i")):  # fmt: skip
                 for start in range(0, len(rows[key]), CHUNK):
                     conn.execute(insert(table), rows[key][start : start + CHUNK])
-        with engine.connect() as conn:
-            conn.execute(text("COMMIT"))
-            conn.execute(text("ANALYZE"))
+        # Out of any transaction: statistics an ANALYZE gathers inside a transaction that is
+        # rolled back are lost, and the planner then plans on guesses. VACUUM, as autovacuum
+        # does soon after a bulk load, also moves the GIN indexes' pending entries (which
+        # every search reads through) into the indexes.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE" if args.vacuum else "ANALYZE"))
         print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
         browser, catalog = SqlBrowser(engine), Catalog(engine)
         deep = max(50, args.studies - 10_000)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy.sql.util import find_tables
 
 from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 from openpacs.dicom.query import Condition
@@ -81,10 +82,7 @@ class SqlBrowser:
         if boundary is not None and boundary.pk is not None:
             where.append(beyond(sort_column, table.c.pk, boundary.value, boundary.pk, reading))
         source = _joined(level)
-        # Without conditions the level's own table counts the same rows (every row has its
-        # parents) without the join.
-        counted_from = source if clauses else table
-        count = select(func.count()).select_from(counted_from).where(*clauses)
+        count = select(func.count()).select_from(_counted_from(level, clauses)).where(*clauses)
         sort_value = [] if sort_column is None else [sort_column.label("_sort")]
         rows_query = (
             select(table.c.pk.label("_pk"), *sort_value, *columns)
@@ -167,3 +165,32 @@ class SqlBrowser:
 
 
 _PRIVATE = frozenset({"_pk", "_sort"})
+_ANCESTORS = {
+    Level.PATIENT: (),
+    Level.STUDY: (Level.PATIENT,),
+    Level.SERIES: (Level.STUDY, Level.PATIENT),
+    Level.IMAGE: (Level.SERIES, Level.STUDY, Level.PATIENT),
+}
+
+
+def _counted_from(level: Level, clauses: Sequence[Any]) -> Any:
+    """What a count of the level's rows meeting `clauses` reads: the level's table joined up
+    only as far as the highest ancestor a clause names. Every row has its parents, so an
+    ancestor no clause names adds no condition, only a join over every match."""
+    named = {
+        t.name
+        for clause in clauses
+        for t in find_tables(clause, check_columns=True)
+        if isinstance(t, Table)
+    }
+    source: Any = _TABLE[level]
+    below = _TABLE[level]
+    upper = list(_ANCESTORS[level])
+    while upper and any(_TABLE[a].name in named for a in upper):
+        parent = _TABLE[upper.pop(0)]
+        source = source.join(parent, below.c[_PARENT_KEY[below.name]] == parent.c.pk)
+        below = parent
+    return source
+
+
+_PARENT_KEY = {"studies": "patient_pk", "series": "study_pk", "instances": "series_pk"}

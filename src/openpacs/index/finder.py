@@ -38,6 +38,7 @@ from openpacs.index.text_search import instance_clause, words
 from openpacs.index.visibility import level_clause, study_clause
 
 _BATCH = 500
+_FIRST_BATCH = 50
 _TABLE = {
     Level.PATIENT: schema.patients,
     Level.STUDY: schema.studies,
@@ -113,18 +114,21 @@ class Finder:
         query: Query,
     ) -> tuple[list[dict[str, Any]], dict[int, Any]]:
         """The page of rows whose headers also meet `post`: candidates are read in batches
-        of `_BATCH` in key order (each a LIMIT query seeking past the last key), their headers
-        loaded and checked batch by batch, and reading stops once the page is full, so a
-        page costs the candidates in front of it, never every candidate."""
+        in key order (each a LIMIT query seeking past the last key), their headers loaded and
+        checked batch by batch, and reading stops once the page is full, so a page costs the
+        candidates in front of it, never every candidate. The first batch is the page's size
+        (SQL has usually narrowed the candidates to matches already), and each next one
+        doubles, up to `_BATCH`."""
         table = _TABLE[level]
         end = None if query.limit is None else query.offset + query.limit
         rows: list[dict[str, Any]] = []
         headers: dict[int, Any] = {}
         matched = 0
         last: int | None = None
+        size = _BATCH if end is None else min(_BATCH, max(end, _FIRST_BATCH))
         while end is None or matched < end:
             batch_query = statement if last is None else statement.where(table.c.pk > last)
-            batch = [row._asdict() for row in conn.execute(batch_query.limit(_BATCH))]
+            batch = [row._asdict() for row in conn.execute(batch_query.limit(size))]
             if not batch:
                 break
             last = batch[-1]["_pk"]
@@ -139,8 +143,9 @@ class Finder:
                     headers[row["_pk"]] = header
                 if end is not None and matched >= end:
                     break
-            if len(batch) < _BATCH:
+            if len(batch) < size:
                 break
+            size = min(_BATCH, 2 * size)
         return rows, headers
 
     def header_condition(self, level: Level, condition: Condition) -> Any:

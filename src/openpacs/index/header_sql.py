@@ -4,11 +4,11 @@ functions (`json_each`), PostgreSQL's `jsonb` (a GIN index serves equality by co
 Text and UID conditions (single values, lists, wildcards) on any attribute, private ones by
 tag included, are rendered: a stored value matches when one of the element's values, with
 its space padding trimmed, equals a value or matches a pattern, case-sensitively, as
-`openpacs.dicom.matching` matches it. On PostgreSQL equality is `jsonb` containment, which the
-GIN index on the header serves; pydicom strips padding before values are stored, so a value
-with leading spaces (not padding) is found there by a wildcard only. Other kinds (names,
-dates, times, numbers, sequences) need normal forms SQL does not have: they give None and
-stay with the header matcher alone.
+`openpacs.dicom.matching` matches it. On PostgreSQL conditions read the parsed header column
+(`header_jsonb`), and equality is `jsonb` containment, which the GIN index on it serves;
+pydicom strips padding before values are stored, so a value with leading spaces (not padding)
+is found there by a wildcard only. Other kinds (names, dates, times, numbers, sequences) need
+normal forms SQL does not have: they give None and stay with the header matcher alone.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, cast, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, cast, exists, func, literal, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from openpacs.dicom.query import Condition, Equals, Pattern
 from openpacs.index.matching_sql import pattern_clause
+from openpacs.index.schema import HEADER_JSONB
 
 _RENDERED_KINDS = frozenset({"text", "uid"})
 
@@ -41,7 +42,9 @@ def header_clause(header: Any, condition: Condition, dialect: str) -> ColumnElem
     equals = [str(a.value) for a in condition.alternatives if isinstance(a, Equals)]
     patterns = [a.pattern for a in condition.alternatives if isinstance(a, Pattern)]
     if dialect == "postgresql":
-        document = cast(header, JSONB)
+        # The header as PostgreSQL keeps it parsed (`schema.HEADER_JSONB`): no JSON parse of
+        # the text per row, and the column the GIN index covers.
+        document = literal_column(f"{header.table.name}.{HEADER_JSONB}", JSONB)
         values = func.jsonb_array_elements_text(document[key]["Value"]).table_valued("value")
         value = values.c.value
     else:

@@ -134,6 +134,11 @@ Index(
 # over its full-text vector, for `header_sql` and `text_search`). Schema comparisons leave
 # them out.
 POSTGRESQL_ONLY_INDEXES = frozenset({"ix_instances_header_jsonb", "ix_instances_text"})
+# PostgreSQL keeps each header parsed as well, in a stored generated `jsonb` column the
+# database fills from `header` (migration 0007_search_speed), which those indexes cover and
+# `header_sql` and `text_search` read. Not a model column: SQLite has no such column, and
+# writes never name it.
+HEADER_JSONB = "header_jsonb"
 # SQLite's FTS5 table of header values (`text_search`) and the tables FTS5 keeps for it.
 SQLITE_TEXT_TABLE = "instances_text"
 
@@ -141,6 +146,8 @@ SQLITE_TEXT_TABLE = "instances_text"
 def compared(name: str | None, type_: str, reflected: bool) -> bool:
     """Alembic's `include_object`: whether a schema item takes part in a comparison."""
     if type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES:
+        return False
+    if type_ == "column" and reflected and name == HEADER_JSONB:
         return False
     return not (type_ == "table" and reflected and (name or "").startswith(SQLITE_TEXT_TABLE))
 

@@ -3,8 +3,9 @@ word of some value of an instance's header (names, descriptions, protocol, insti
 
 PostgreSQL: a full-text vector of the header's values (`jsonb_to_tsvector` over
 `$.*.Value[*]`, the "simple" configuration: no stemming, no stop words) under a GIN expression
-index. SQLite: an FTS5 table of the same values (`instances_text`), kept by triggers on
-`instances`. Both made by migration `0004_search`.
+index over the parsed header column `header_jsonb`. SQLite: an FTS5 table of the same values
+(`instances_text`), kept by triggers on `instances`. Made by migrations `0004_search` and
+`0007_search_speed`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ MAX_WORDS = 8
 _WORD = re.compile(r"[^\W_]+")
 _MAX_WORD = 64
 
-# The indexed expression, as migration 0004_search creates it: queries repeat it verbatim so
-# that the planner recognises the index.
+# The indexed expression, as migration 0007_search_speed creates it (over the parsed header
+# column): queries repeat it verbatim so that the planner recognises the index.
 POSTGRESQL_VECTOR = (
-    "jsonb_to_tsvector('simple'::regconfig, jsonb_path_query_array((instances.header)::jsonb, "
+    "jsonb_to_tsvector('simple'::regconfig, jsonb_path_query_array(instances.header_jsonb, "
     "'lax $.*.Value[*]'::jsonpath), '[\"string\"]'::jsonb)"
 )
 
