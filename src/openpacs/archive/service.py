@@ -169,19 +169,24 @@ class Archive:
         consume: bool = False,
         skip_stored: bool = False,
         origin: Origin | None = None,
+        digest: tuple[int, str] | None = None,
     ) -> StoreOutcome:
         """Store the Part 10 file at `path`, byte for byte.
 
         `sop_class_uid`/`sop_uid` are what the sender announced; the dataset must agree. With
         `consume` the file is handed over (moved into the store when possible). With
         `skip_stored` (imports run again) an instance already indexed with a blob of the same
-        size is left as it is, whatever the duplicates policy. Raises an OpenPacsError
-        subclass, after which nothing of this instance is stored.
+        size is left as it is, whatever the duplicates policy. `digest`: the file's size and
+        SHA-256 when whoever wrote it computed them on the way (it is not read again). Raises
+        an OpenPacsError subclass, after which nothing of this instance is stored.
         """
         try:
             parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
-            with path.open("rb") as source:
-                size, checksum = _size_and_digest(source)
+            if digest is not None:
+                size, checksum = digest
+            else:
+                with path.open("rb") as source:
+                    size, checksum = _size_and_digest(source)
             if skip_stored:
                 existing = self.index.instance(parsed.sop_uid)
                 if existing is not None and existing.blob_size == size:

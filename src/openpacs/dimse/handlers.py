@@ -57,6 +57,8 @@ class DimseContext:
     """Associations a C-MOVE may open to its destination to send sub-operations at once."""
     policy: PeerPolicy | None = None
     """What each calling AE may ask (`[[dicom.peers]]`); None: everything."""
+    dimse_timeout: float = 30.0
+    """How long a retrieve waits for each sub-operation's C-STORE response."""
 
 
 def peer_text(request: Request) -> str:
@@ -229,6 +231,7 @@ def handle_store(request: Request, context: DimseContext) -> Dataset:
             sop_uid=request.uid("AffectedSOPInstanceUID"),
             consume=True,
             origin=Origin(request.peer.calling_aet, request.peer.called_aet),
+            digest=request.digest,
         )
         uids["study_uid"] = outcome.study_uid
         status = status_dataset(SUCCESS)

@@ -53,6 +53,8 @@ class Request:
     load_identifier: Callable[[], Dataset] = _no_identifier
     dataset_path: Path | None = None
     """C-STORE: the received data set, spooled as a Part 10 file."""
+    digest: tuple[int, str] | None = None
+    """Size and SHA-256 of that file, when computed as it was written."""
     cancelled: Callable[[], bool] = _never
     _identifier: Dataset | None = field(default=None, repr=False)
 

@@ -173,6 +173,7 @@ class DicomServer:
             tls_client_args=tls_client,
             move_associations=settings.move_associations,
             policy=PeerPolicy(settings),
+            dimse_timeout=settings.dimse_timeout,
         )
 
     @staticmethod
