@@ -1,0 +1,703 @@
+"""One DICOM association on one connection: an asyncio protocol driven by `states.TABLE`.
+
+PDUs are read straight into one buffer per association (`BufferedProtocol`): at a PDU
+boundary the whole free buffer is offered, so small PDUs arriving together cost one read; a
+PDU whose header is known is read exactly to its end, so a large P-DATA-TF lands in place and
+its PDVs reach the data sink as memoryviews of that buffer, never copied. Every received PDU
+becomes a PS3.8 event; `states.action_for` names the action and the next state, and the
+methods `_ae_6`, `_dt_2`, ... do what the action says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from openpacs.dimse import pdu
+from openpacs.dimse.messages import (
+    HAS_DATASET,
+    NO_DATASET,
+    Command,
+    MessageError,
+    decode_command,
+    encode_command,
+    fragments,
+    pdv_header,
+)
+from openpacs.dimse.negotiation import AcceptedContext, Capabilities, negotiate
+from openpacs.dimse.states import ACTIONS, Event, State, StateError, action_for
+
+log = logging.getLogger(__name__)
+
+ASSOCIATE_CAP = 1 << 20  # largest A-ASSOCIATE PDU read (hundreds of contexts fit in 64 KiB)
+MEMORY_CAP = 64 << 20  # largest data set kept in memory when the handler gives no sink
+_FIRST_BUFFER = 64 << 10
+_EVENT_OF = {
+    pdu.AssociateAc: Event.EVT3,
+    pdu.AssociateRj: Event.EVT4,
+    pdu.AssociateRq: Event.EVT6,
+    pdu.PData: Event.EVT10,
+    pdu.ReleaseRq: Event.EVT12,
+    pdu.ReleaseRp: Event.EVT13,
+    pdu.Abort: Event.EVT16,
+}
+
+
+class AssociationClosed(Exception):
+    """The association can no longer send: released, aborted or lost."""
+
+
+class AssociationRejected(Exception):
+    def __init__(self, rj: pdu.AssociateRj) -> None:
+        super().__init__(
+            f"association rejected: result {rj.result} source {rj.source} reason {rj.reason}"
+        )
+        self.rj = rj
+
+
+@dataclass(frozen=True)
+class Message:
+    context_id: int
+    command: Command
+    dataset: bytes | Path | None  # in memory, or the file a DataSink spooled it to
+
+
+@dataclass(frozen=True)
+class FileSlice:
+    """A data set stored in a file: `length` bytes at `offset`, sent without re-encoding."""
+
+    file: Path | int
+    offset: int
+    length: int
+
+
+class DataSink(Protocol):
+    def write(self, fragment: memoryview) -> None:
+        """Consume the fragment now: the memory is reused once this returns."""
+
+    def close(self) -> Path | bytes: ...
+
+    def discard(self) -> None: ...
+
+
+class MessageHandler(Protocol):
+    def data_sink(
+        self, assoc: Association, context_id: int, command: Command
+    ) -> DataSink | None: ...
+
+    def message_received(self, assoc: Association, message: Message) -> None: ...
+
+    def association_ended(self, assoc: Association, how: str) -> None: ...
+
+
+OnAssociation = Callable[[str, "Association", str], None]
+
+
+class Association(asyncio.BufferedProtocol):
+    """An association, acceptor or requestor (`request` given: we send it once connected)."""
+
+    def __init__(
+        self,
+        caps: Capabilities,
+        handler_factory: Callable[[Association], MessageHandler],
+        *,
+        acse_timeout: float = 30.0,
+        network_timeout: float = 60.0,
+        on_association: OnAssociation | None = None,
+        over_limit: Callable[[], bool] = lambda: False,
+        request: pdu.AssociateRq | None = None,
+        memory_cap: int = MEMORY_CAP,
+    ) -> None:
+        self.caps = caps
+        self._handler_factory = handler_factory
+        self._handler: MessageHandler | None = None
+        self._acse_timeout = acse_timeout
+        self._network_timeout = network_timeout
+        self._on_association = on_association
+        self._over_limit = over_limit
+        self._request = request
+        self._memory_cap = memory_cap
+        self.is_requestor = request is not None
+        self.state = State.STA1
+        self.calling_aet = request.calling_aet if request else ""
+        self.called_aet = request.called_aet if request else ""
+        self.peer_host, self.peer_port = "", 0
+        self.peer_certificate: dict[str, object] | None = None
+        self.user_identity: tuple[int, bytes, bytes] | None = None
+        self.contexts: Mapping[int, AcceptedContext] = {}
+        self.peer_max_pdu = 0
+        self.peer_implementation = ("", "")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.closed: asyncio.Future[str] = loop.create_future()
+        self.established: asyncio.Future[None] = loop.create_future()
+        self._transport: asyncio.Transport | None = None
+        self._artim: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._last_activity = loop.time()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._file_buffer: bytearray | None = None
+        # reading
+        self._buf = bytearray(_FIRST_BUFFER)
+        self._start = 0  # where the next unparsed PDU starts in _buf
+        self._have = 0  # bytes of _buf filled
+        self._need = 0  # length of the PDU at _start once its header is known, else 0
+        # reassembly of the message arriving
+        self._command = bytearray()
+        self._command_context = 0
+        self._pending: Command | None = None  # complete command whose data set is arriving
+        self._sink: DataSink | None = None
+        self._data: bytearray | None = None
+
+    # ---- transport callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.peer_host, self.peer_port = str(peer[0]), int(peer[1])
+        self.peer_certificate = transport.get_extra_info("peercert")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=4 << 20, low=1 << 20)
+        self._idle = self._loop.call_later(self._network_timeout, self._idle_check)
+        if self.is_requestor:
+            self.state = State.STA4  # AE-1 happened when the connection was asked for
+            self._event(Event.EVT2)
+        else:
+            self._event(Event.EVT5)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._need:  # a PDU is arriving: read exactly to its end
+            if self._start + self._need > len(self._buf):
+                self._make_room()
+            end = min(self._start + self._need, len(self._buf))
+        else:  # at a boundary: whatever has come, up to a slice small PDUs fit in
+            if len(self._buf) - self._have < 6:
+                self._make_room()
+            end = min(self._have + _FIRST_BUFFER, len(self._buf))
+        return memoryview(self._buf)[self._have : end]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._have += nbytes
+        self._last_activity = self._loop.time()
+        try:
+            self._parse()
+        except Exception:  # a bug of ours or a handler's: abort rather than hang
+            log.exception("association %s: unexpected error, aborting", self._who())
+            self._abort_now(2, pdu.REASON_NOT_SPECIFIED)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._writable.set()
+        for handle in (self._artim, self._idle):
+            if handle is not None:
+                handle.cancel()
+        if self.state is not State.STA1:
+            self._event(Event.EVT17)
+        self._end("lost")
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def _make_room(self) -> None:
+        """Move the PDU being read to the front; grow the buffer, at most doubling it.
+
+        Grown to the PDU's length plus a slice, a buffer then takes a small PDU and a full
+        one behind it without moving either; a huge announced length is only reached by
+        doubling as its bytes really arrive.
+        """
+        partial = self._have - self._start
+        if self._start:
+            self._buf[:partial] = self._buf[self._start : self._have]
+            self._start, self._have = 0, partial
+        need = self._need or 6
+        if need > len(self._buf):
+            size = min(need + _FIRST_BUFFER, max(2 * len(self._buf), _FIRST_BUFFER))
+            grown = bytearray(size)  # a new one: a fragment view handed out stays valid
+            grown[:partial] = self._buf[:partial]
+            self._buf = grown
+
+    def _parse(self) -> None:
+        while self.state is not State.STA1 and self._transport is not None:
+            available = self._have - self._start
+            if not self._need:
+                if available < 6:
+                    break
+                kind, length = pdu.HEADER.unpack_from(self._buf, self._start)
+                problem = self._refuse_length(kind, length)
+                if problem is not None:
+                    self._invalid(problem)
+                    return
+                self._need = 6 + length
+            if available < self._need:
+                break
+            body = memoryview(self._buf)[self._start + 6 : self._start + self._need]
+            kind = self._buf[self._start]
+            self._start += self._need
+            self._need = 0
+            try:
+                decoded = pdu.decode(kind, body)
+            except pdu.PduError as error:
+                self._invalid(error)
+                return
+            self._event(_EVENT_OF[type(decoded)], decoded)
+            body.release()
+        if self._start == self._have:
+            self._start = self._have = 0
+
+    def _refuse_length(self, kind: int, length: int) -> pdu.PduError | None:
+        if kind == pdu.P_DATA_TF:
+            limit = self.caps.max_pdu or 0xFFFFFFFF
+        elif kind in (pdu.ASSOCIATE_RQ, pdu.ASSOCIATE_AC):
+            limit = ASSOCIATE_CAP
+        elif kind in (pdu.ASSOCIATE_RJ, pdu.RELEASE_RQ, pdu.RELEASE_RP, pdu.ABORT):
+            limit = 4
+        else:
+            return pdu.PduError(f"unrecognized PDU type 0x{kind:02x}", pdu.REASON_UNRECOGNIZED_PDU)
+        if length > limit:
+            return pdu.PduError(f"PDU type 0x{kind:02x} of {length} bytes exceeds {limit}")
+        return None
+
+    def _invalid(self, error: pdu.PduError) -> None:
+        log.warning("association %s: invalid PDU: %s", self._who(), error)
+        self._abort_reason = error.reason
+        self._event(Event.EVT19)
+
+    # ---- the state machine --------------------------------------------------------------
+
+    def _event(self, event: Event, received: pdu.Pdu | None = None) -> None:
+        action = action_for(event, self.state)
+        next_state = ACTIONS[action][1]
+        if next_state is not None:
+            self.state = next_state
+        getattr(self, "_" + action.lower().replace("-", "_"))(received)
+
+    def _ae_2(self, _: object) -> None:
+        assert self._request is not None
+        self._send(pdu.encode(self._request))
+        self._start_artim()  # bounds the wait for the AC (acse_timeout)
+
+    def _ae_3(self, ac: object) -> None:
+        assert isinstance(ac, pdu.AssociateAc)
+        assert self._request is not None
+        self._stop_artim()
+        proposed = {c.id: c for c in self._request.contexts}
+        roles = {r.sop_class: r for r in ac.user_info.roles}
+        contexts = {}
+        for result in ac.contexts:
+            asked = proposed.get(result.id)
+            if result.result != pdu.ACCEPTANCE or asked is None:
+                continue
+            role = roles.get(asked.abstract_syntax)
+            contexts[result.id] = AcceptedContext(
+                result.id,
+                asked.abstract_syntax,
+                result.transfer_syntax,
+                role.scu if role else True,
+                role.scp if role else False,
+            )
+        self.contexts = contexts
+        self.peer_max_pdu = ac.user_info.max_pdu or 0
+        self._handler = self._handler_factory(self)
+        self.established.set_result(None)
+
+    def _ae_4(self, rj: object) -> None:
+        assert isinstance(rj, pdu.AssociateRj)
+        if not self.established.done():
+            self.established.set_exception(AssociationRejected(rj))
+        self._close()
+        self._end("rejected")
+
+    def _ae_5(self, _: object) -> None:
+        self._start_artim()
+
+    def _ae_6(self, rq: object) -> None:
+        assert isinstance(rq, pdu.AssociateRq)
+        self._stop_artim()
+        self.calling_aet, self.called_aet = rq.calling_aet, rq.called_aet
+        identity = rq.user_info.user_identity
+        if identity is not None:
+            self.user_identity = (identity.type, identity.primary, identity.secondary)
+        self.peer_max_pdu = rq.user_info.max_pdu or 0
+        self.peer_implementation = (
+            rq.user_info.implementation_class_uid,
+            rq.user_info.implementation_version,
+        )
+        outcome = negotiate(rq, self.caps, over_limit=self._over_limit())
+        if isinstance(outcome.reply, pdu.AssociateRj):
+            self.state = State.STA3
+            self._rejection = outcome
+            self._event(Event.EVT8)
+            return
+        self.state = State.STA3
+        self.contexts = outcome.contexts
+        self._handler = self._handler_factory(self)
+        self._reply = outcome.reply
+        self._event(Event.EVT7)
+
+    def _ae_7(self, _: object) -> None:
+        self._send(pdu.encode(self._reply))
+        self._notify("accepted", f"contexts={len(self.contexts)}")
+        self.established.set_result(None)
+
+    def _ae_8(self, _: object) -> None:
+        self._send(pdu.encode(self._rejection.reply))
+        self._start_artim()
+        self._notify("rejected", self._rejection.reason)
+        self._end("rejected")
+
+    def _dt_1(self, _: object) -> None:
+        pass  # the P-DATA-TF is written by send_message once the table allowed it
+
+    _ar_7 = _dt_1
+
+    def _dt_2(self, data: object) -> None:
+        assert isinstance(data, pdu.PData)
+        for pdv in data.pdvs:
+            if self.state not in (State.STA6, State.STA7) or not self._receive_pdv(pdv):
+                return
+
+    _ar_6 = _dt_2
+
+    def _ar_1(self, _: object) -> None:
+        self._send(pdu.encode(pdu.ReleaseRq()))
+        self._start_artim()
+
+    def _ar_2(self, _: object) -> None:
+        self._event(Event.EVT14)  # we always agree to release
+
+    def _ar_3(self, _: object) -> None:
+        self._stop_artim()
+        self._close()
+        self._end("released")
+
+    def _ar_4(self, _: object) -> None:
+        self._send(pdu.encode(pdu.ReleaseRp()))
+        self._start_artim()
+        self._end("released")
+
+    def _ar_5(self, _: object) -> None:
+        self._stop_artim()
+
+    def _ar_8(self, _: object) -> None:
+        self.state = State.STA9 if self.is_requestor else State.STA10
+        if self.is_requestor:
+            self._event(Event.EVT14)
+
+    def _ar_9(self, _: object) -> None:
+        self._send(pdu.encode(pdu.ReleaseRp()))
+
+    def _ar_10(self, _: object) -> None:
+        self._event(Event.EVT14)
+
+    def _aa_1(self, _: object) -> None:
+        self._send(pdu.encode(pdu.Abort(self._abort_source, self._abort_reason)))
+        self._start_artim()
+        self._end("aborted")
+
+    def _aa_2(self, _: object) -> None:
+        self._stop_artim()
+        self._close()
+        self._end("aborted")
+
+    def _aa_3(self, received: object) -> None:
+        detail = ""
+        if isinstance(received, pdu.Abort):
+            detail = f"by peer source={received.source} reason={received.reason}"
+        self._close()
+        self._end("aborted", detail)
+
+    def _aa_4(self, _: object) -> None:
+        self._end("lost")
+
+    def _aa_5(self, _: object) -> None:
+        self._stop_artim()
+        self._end("lost")
+
+    def _aa_6(self, _: object) -> None:
+        pass  # PDUs after our A-ABORT or A-RELEASE-RP are ignored
+
+    def _aa_7(self, _: object) -> None:
+        self._send(pdu.encode(pdu.Abort(2, self._abort_reason)))
+
+    def _aa_8(self, _: object) -> None:
+        self._send(pdu.encode(pdu.Abort(2, self._abort_reason)))
+        self._start_artim()
+        self._end("aborted", f"reason={self._abort_reason}")
+
+    _abort_source = 0
+    _abort_reason = pdu.REASON_NOT_SPECIFIED
+    _rejection: object = None
+    _reply: pdu.AssociateAc
+
+    # ---- message reassembly -------------------------------------------------------------
+
+    def _receive_pdv(self, pdv: pdu.Pdv) -> bool:
+        """Add one PDV to the message arriving; False when it ended in an abort."""
+        if pdv.context_id not in self.contexts:
+            return self._protocol_error(
+                f"PDV on presentation context {pdv.context_id}, which is not accepted"
+            )
+        if pdv.is_command:
+            if self._pending is not None:
+                return self._protocol_error("command fragment while a data set was expected")
+            if self._command and pdv.context_id != self._command_context:
+                return self._protocol_error("command fragments on two presentation contexts")
+            self._command_context = pdv.context_id
+            self._command += pdv.data
+            if len(self._command) > 65536:
+                return self._protocol_error("command set larger than 64 KiB")
+            if pdv.is_last:
+                return self._command_complete()
+            return True
+        if self._pending is None or pdv.context_id != self._command_context:
+            return self._protocol_error("data set fragment without its command")
+        if self._sink is not None:
+            self._sink.write(pdv.data)
+        elif self._data is not None:
+            if len(self._data) + len(pdv.data) > self._memory_cap:
+                return self._protocol_error("data set larger than the in-memory cap")
+            self._data += pdv.data
+        if pdv.is_last:
+            command, self._pending = self._pending, None
+            dataset: bytes | Path
+            if self._sink is not None:
+                sink, self._sink = self._sink, None
+                closed = sink.close()
+                dataset = closed if isinstance(closed, Path) else bytes(closed)
+            else:
+                dataset, self._data = bytes(self._data or b""), None
+            self._deliver(Message(self._command_context, command, dataset))
+        return True
+
+    def _command_complete(self) -> bool:
+        try:
+            command = decode_command(self._command)
+        except MessageError as error:
+            return self._protocol_error(f"command set: {error}")
+        self._command = bytearray()
+        if not command.has_dataset:
+            self._deliver(Message(self._command_context, command, None))
+            return True
+        self._pending = command
+        assert self._handler is not None
+        self._sink = self._handler.data_sink(self, self._command_context, command)
+        if self._sink is None:
+            self._data = bytearray()
+        return True
+
+    def _deliver(self, message: Message) -> None:
+        assert self._handler is not None
+        self._handler.message_received(self, message)
+
+    def _protocol_error(self, reason: str) -> bool:
+        self._invalid(pdu.PduError(reason, pdu.REASON_INVALID_PARAMETER))
+        return False
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        context_id: int,
+        command: Mapping[str, object],
+        dataset: bytes | bytearray | memoryview | FileSlice | None = None,
+    ) -> None:
+        """Send one message: command PDV(s), then the data set's, in PDUs the peer accepts."""
+        if context_id not in self.contexts:
+            raise ValueError(f"presentation context {context_id} was not accepted")
+        fields = dict(command)
+        fields["CommandDataSetType"] = NO_DATASET if dataset is None else HAS_DATASET
+        encoded = encode_command(fields)
+        self._may_send()
+        limit = self.peer_max_pdu
+        parts: list[bytes | memoryview] = []
+        for header, chunk in fragments(context_id, encoded, limit, is_command=True):
+            parts += (header, chunk)
+        if isinstance(dataset, FileSlice):
+            self._write(parts)
+            await self._send_file(context_id, dataset)
+            return
+        if dataset is None:
+            self._write(parts)
+            await self._drained(final=True)
+            return
+        else:
+            for header, chunk in fragments(context_id, dataset, limit, is_command=False):
+                if len(chunk) >= 65536:  # large: no join, header then the fragment itself
+                    self._write(parts)
+                    parts = []
+                    self._write([header])
+                    self._write([chunk])
+                else:
+                    parts += (header, chunk)
+                await self._drained(final=False)
+            self._write(parts)
+        await self._drained(final=True)
+
+    async def _send_file(self, context_id: int, part: FileSlice) -> None:
+        step = (self.peer_max_pdu - 6) if self.peer_max_pdu else min(part.length, 1 << 20)
+        step = max(1, min(step, 4 << 20))
+        fd = part.file if isinstance(part.file, int) else os.open(part.file, os.O_RDONLY)
+        try:
+            sent = 0
+            while True:
+                size = min(step, part.length - sent)
+                buffer = self._file_buffer
+                if buffer is None or len(buffer) < size + 12:
+                    buffer = self._file_buffer = bytearray(step + 12)
+                view = memoryview(buffer)
+                got = os.preadv(fd, [view[12 : 12 + size]], part.offset + sent) if size else 0
+                if got != size:
+                    raise OSError(f"file ended {size - got} bytes before its data set did")
+                sent += size
+                last = sent >= part.length
+                view[:12] = pdv_header(context_id, size, is_command=False, last=last)
+                self._may_send()
+                self._write([view[: 12 + size]])
+                if self._transport is not None and self._transport.get_write_buffer_size():
+                    self._file_buffer = None  # the transport may hold on to it: next gets a new one
+                await self._drained(final=last)
+                if last:
+                    return
+        finally:
+            if not isinstance(part.file, int):
+                os.close(fd)
+
+    def _may_send(self) -> None:
+        try:
+            action_for(Event.EVT9, self.state)
+        except StateError:
+            raise AssociationClosed(f"association is {self.state.name}, not sending") from None
+
+    def _write(self, parts: list[bytes | memoryview]) -> None:
+        if not parts:
+            return
+        if self._transport is None:
+            raise AssociationClosed("connection lost")
+        if len(parts) == 1:
+            self._transport.write(parts[0])
+        else:
+            self._transport.writelines(parts)
+        self._last_activity = self._loop.time()
+
+    async def _drained(self, *, final: bool) -> None:
+        """Wait while the transport's buffer is above its high mark (back-pressure).
+
+        `final`: the message is all written, so a connection closed meanwhile is no error.
+        """
+        if not self._writable.is_set():
+            await self._writable.wait()
+        if not final:
+            self._may_send()
+
+    def _send(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(data)
+
+    # ---- local requests -----------------------------------------------------------------
+
+    def abort(self, source: int = 0, reason: int = 0) -> None:
+        """Send A-ABORT now (PS3.8 AA-1); the association ends as "aborted"."""
+        if self.state in (State.STA1, State.STA13):
+            return
+        self._abort_source, self._abort_reason = source, reason
+        self._event(Event.EVT15)
+
+    async def release(self) -> None:
+        """Ask the peer to release (A-RELEASE-RQ) and wait for the end, up to acse_timeout."""
+        self._event(Event.EVT11)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), self._acse_timeout)
+        except TimeoutError:
+            self.abort()
+
+    def _abort_now(self, source: int, reason: int) -> None:
+        """Abort whatever the state (after an unexpected error); close if none applies."""
+        self._abort_source, self._abort_reason = source, reason
+        try:
+            self._event(Event.EVT19)
+        except StateError:
+            self._close()
+
+    # ---- timers and endings -------------------------------------------------------------
+
+    def _start_artim(self) -> None:
+        self._stop_artim()
+        self._artim = self._loop.call_later(self._acse_timeout, self._artim_expired)
+
+    def _stop_artim(self) -> None:
+        if self._artim is not None:
+            self._artim.cancel()
+            self._artim = None
+
+    def _artim_expired(self) -> None:
+        self._artim = None
+        if self.state in (State.STA2, State.STA13):
+            self._event(Event.EVT18)
+        elif self.state not in (State.STA1,):
+            log.warning("association %s: no answer within %ss", self._who(), self._acse_timeout)
+            self.abort(2, pdu.REASON_NOT_SPECIFIED)
+            if not self.established.done():
+                self.established.set_exception(TimeoutError("no A-ASSOCIATE answer"))
+
+    def _idle_check(self) -> None:
+        idle = self._loop.time() - self._last_activity
+        if idle < self._network_timeout:
+            self._idle = self._loop.call_later(self._network_timeout - idle, self._idle_check)
+            return
+        self._idle = None
+        if self.state is State.STA6:
+            log.warning("association %s: idle for %ss, aborting", self._who(), idle)
+            self.abort(2, pdu.REASON_NOT_SPECIFIED)
+        self._close()
+
+    def _close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _end(self, how: str, detail: str = "") -> None:
+        """Tell the handler and the hook once; resolve `closed`."""
+        if self.closed.done():
+            return
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.discard()
+        self._data = None
+        if not self.established.done():
+            self.established.set_exception(AssociationClosed(how))
+            self.established.exception()  # retrieved: a failed attempt is not an error to log
+        self.closed.set_result(how)
+        if self._handler is None:
+            return  # never accepted: nothing to tell
+        try:
+            self._handler.association_ended(self, how)
+        except Exception:
+            log.exception("association %s: handler failed on %s", self._who(), how)
+        self._notify(how, detail)
+
+    def _notify(self, event: str, detail: str) -> None:
+        if self._on_association is not None:
+            try:
+                self._on_association(event, self, detail)
+            except Exception:
+                log.exception("association %s: hook failed on %s", self._who(), event)
+
+    def _who(self) -> str:
+        return f"{self.calling_aet or '?'}@{self.peer_host}:{self.peer_port}"
