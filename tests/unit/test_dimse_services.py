@@ -329,8 +329,8 @@ def test_get_sends_stored_bytes_on_the_same_association_and_counts_down(
         sent = {c["AffectedSOPInstanceUID"]: d for c, d in requests}
         assert sent == {ds.SOPInstanceUID: encode(ds, ExplicitVRLittleEndian) for ds in datasets}
         responses = [c for _, c, _ in assoc.sent if c["CommandField"] == m.C_GET_RSP]
-        assert [r["Status"] for r in responses] == [0xFF00, 0xFF00, 0]
-        assert [r.get("NumberOfRemainingSuboperations") for r in responses] == [2, 1, None]
+        assert [r["Status"] for r in responses] == [0xFF00, 0xFF00, 0xFF00, 0]
+        assert [r.get("NumberOfRemainingSuboperations") for r in responses] == [2, 1, 0, None]
         assert responses[-1]["NumberOfCompletedSuboperations"] == 3
         assert responses[-1]["NumberOfFailedSuboperations"] == 0
 

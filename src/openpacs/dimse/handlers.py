@@ -59,6 +59,8 @@ class DimseContext:
     """What each calling AE may ask (`[[dicom.peers]]`); None: everything."""
     dimse_timeout: float = 30.0
     """How long a retrieve waits for each sub-operation's C-STORE response."""
+    move_ae: Any = None
+    """The pynetdicom AE that opens C-MOVE sub-associations (None: one per C-MOVE)."""
 
 
 def peer_text(request: Request) -> str:

@@ -40,10 +40,10 @@ def move_instances(
     cancelled: Callable[[], bool],
     progress: Callable[[int], None],
 ) -> None:
-    ae = AE(ae_title=context.aet)
-    ae.dimse_timeout = context.dimse_timeout
-    ae.acse_timeout = context.dimse_timeout
-    ae.network_timeout = context.dimse_timeout
+    ae = context.move_ae
+    if ae is None:
+        ae = AE(ae_title=context.aet)
+        ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = context.dimse_timeout
     contexts = move_contexts(instances)
 
     def associate() -> Association | None:

@@ -413,8 +413,6 @@ class Services:
     async def _pending(
         self, message: Any, rsp: int, counts: SubOperationCounts, remaining: int
     ) -> None:
-        if remaining <= 0:
-            return  # the final response follows
         await self._respond(message, rsp, PENDING, **_counts(counts, remaining))
 
     async def _final(
