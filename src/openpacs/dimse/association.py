@@ -31,7 +31,7 @@ from openpacs.dimse.messages import (
     pdv_header,
 )
 from openpacs.dimse.negotiation import AcceptedContext, Capabilities, negotiate
-from openpacs.dimse.states import ACTIONS, Event, State, StateError, action_for
+from openpacs.dimse.states import ACTIONS, TABLE, Event, State, StateError, action_for
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +284,11 @@ class Association(asyncio.BufferedProtocol):
 
     def _event(self, event: Event, received: pdu.Pdu | None = None) -> None:
         action = action_for(event, self.state)
+        if action in ("AA-1", "AA-8") and event is not Event.EVT15:
+            # a PDU the state does not allow: we abort as the provider, saying why
+            self._abort_source = 2
+            if event is not Event.EVT19:
+                self._abort_reason = pdu.REASON_UNEXPECTED_PDU
         next_state = ACTIONS[action][1]
         if next_state is not None:
             self.state = next_state
@@ -616,6 +621,9 @@ class Association(asyncio.BufferedProtocol):
     def abort(self, source: int = 0, reason: int = 0) -> None:
         """Send A-ABORT now (PS3.8 AA-1); the association ends as "aborted"."""
         if self.state in (State.STA1, State.STA13):
+            return
+        if (Event.EVT15, self.state) not in TABLE:  # Sta2: nothing to abort, just close
+            self._close()
             return
         self._abort_source, self._abort_reason = source, reason
         self._event(Event.EVT15)

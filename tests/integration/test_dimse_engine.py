@@ -1,0 +1,237 @@
+"""The DICOM upper layer engine as an acceptor, against DCMTK and pynetdicom peers.
+
+The services are not part of this test: a minimal handler answers C-ECHO and keeps C-STORE
+data sets in memory, enough to show association, P-DATA both ways, release, abort, TLS,
+timeouts and the association limit end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+from openpacs.config import DicomSettings
+from openpacs.dimse import messages
+from openpacs.dimse.association import Association, Message
+from openpacs.dimse.listener import Listener
+from openpacs.dimse.negotiation import Capabilities
+from tests.support.corpus import synthetic_ct_series, write_part10
+from tests.support.dcmtk import run
+from tests.support.dcmtk_peer import HOST, output
+from tests.support.pki import Pki, make_pki
+
+SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+CAPS = Capabilities("ENGINE", {Verification: SYNTAXES, CTImageStorage: SYNTAXES}, max_pdu=16384)
+
+
+class EchoStoreHandler:
+    """C-ECHO answered with Success; C-STORE data sets kept in `stored`, answered Success."""
+
+    stored: dict[str, bytes] = {}
+
+    def __init__(self, assoc: Association) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def data_sink(self, assoc: Association, context_id: int, command: messages.Command) -> None:
+        return None
+
+    def message_received(self, assoc: Association, message: Message) -> None:
+        command = message.command
+        reply: dict[str, object] = {"MessageIDBeingRespondedTo": command.message_id, "Status": 0}
+        if command.command_field == messages.C_ECHO_RQ:
+            reply |= {"CommandField": messages.C_ECHO_RSP, "AffectedSOPClassUID": Verification}
+        elif command.command_field == messages.C_STORE_RQ:
+            assert isinstance(message.dataset, bytes)
+            uid = str(command["AffectedSOPInstanceUID"])
+            self.stored[uid] = message.dataset
+            reply |= {
+                "CommandField": messages.C_STORE_RSP,
+                "AffectedSOPClassUID": command["AffectedSOPClassUID"],
+                "AffectedSOPInstanceUID": uid,
+            }
+        else:
+            assoc.abort()
+            return
+        task = asyncio.get_running_loop().create_task(assoc.send_message(message.context_id, reply))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def association_ended(self, assoc: Association, how: str) -> None:
+        pass
+
+
+class Engine:
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.events: list[tuple[str, str]] = []
+        self._changed = threading.Condition()
+
+    @property
+    def port(self) -> int:
+        return self.listener.port_of("dicom")
+
+    def record(self, event: str, assoc: Association, detail: str) -> None:
+        with self._changed:
+            self.events.append((event, detail))
+            self._changed.notify_all()
+
+    def wait_for(self, event: str, timeout: float = 10.0) -> str:
+        """The detail of the first `event` recorded, waiting up to `timeout`."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: any(e == event for e, _ in self.events), timeout=timeout
+            )
+            assert found, f"no {event!r} within {timeout}s: {self.events}"
+            return next(d for e, d in self.events if e == event)
+
+
+@contextmanager
+def engine(caps: Capabilities = CAPS, **dicom: object) -> Iterator[Engine]:
+    settings = DicomSettings(**({"aet": "ENGINE", "port": 104} | dicom))  # type: ignore[arg-type]
+    box: list[Engine] = []
+    listener = Listener(
+        settings,
+        caps,
+        EchoStoreHandler,
+        host=HOST,
+        on_association=lambda e, a, d: box[0].record(e, a, d),
+    )
+    box.append(Engine(listener))
+    ports = {"dicom": 0} | ({"dicom-tls": 0} if settings.tls_port else {})
+    listener.start(ports=ports)
+    try:
+        yield box[0]
+    finally:
+        listener.stop(grace_seconds=2)
+
+
+def pynetdicom_ae(max_pdu: int = 16384) -> AE:
+    ae = AE(ae_title="PEER")
+    ae.maximum_pdu_size = max_pdu
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.add_requested_context(Verification)
+    ae.add_requested_context(CTImageStorage, SYNTAXES)
+    return ae
+
+
+@pytest.mark.dcmtk
+def test_echoscu_associates_echoes_and_releases() -> None:
+    with engine() as node:
+        result = run("echoscu", "-aec", "ENGINE", "--timeout", "10", HOST, str(node.port))
+        assert result.returncode == 0, output(result)
+        assert node.wait_for("accepted")
+        node.wait_for("released")
+
+
+@pytest.mark.dcmtk
+def test_storescu_sends_ct_in_many_pdus(tmp_path: Path) -> None:
+    series = synthetic_ct_series(2, rows=256, columns=256)
+    files = [str(write_part10(ds, tmp_path / f"ct{i}.dcm")) for i, ds in enumerate(series)]
+    with engine() as node:
+        result = run("storescu", "-aec", "ENGINE", "-xi", HOST, str(node.port), *files)
+        assert result.returncode == 0, output(result)
+        for ds in series:
+            assert len(EchoStoreHandler.stored[str(ds.SOPInstanceUID)]) > 256 * 256 * 2
+
+
+def test_pynetdicom_echo_store_release_and_abort() -> None:
+    ds = synthetic_ct_series(1, rows=128, columns=128)[0]
+    with engine() as node:
+        assoc = pynetdicom_ae(max_pdu=8192).associate(HOST, node.port, ae_title="ENGINE")
+        assert assoc.is_established
+        assert assoc.acceptor.maximum_length == 16384
+        assert assoc.send_c_echo().Status == 0
+        assert assoc.send_c_store(ds).Status == 0
+        assert EchoStoreHandler.stored[str(ds.SOPInstanceUID)]
+        assoc.release()
+        node.wait_for("released")
+        again = pynetdicom_ae().associate(HOST, node.port, ae_title="ENGINE")
+        assert again.is_established
+        again.abort()
+        assert "by peer" in node.wait_for("aborted")
+
+
+def test_association_limit_rejects_transient_local_limit() -> None:
+    with engine(max_associations=1) as node:
+        first = pynetdicom_ae().associate(HOST, node.port)
+        assert first.is_established
+        second = pynetdicom_ae().associate(HOST, node.port)
+        assert second.is_rejected
+        rejection = second.acceptor.primitive
+        assert (rejection.result, rejection.result_source, rejection.diagnostic) == (2, 3, 2)
+        first.release()
+        node.wait_for("released")
+        third = pynetdicom_ae().associate(HOST, node.port)
+        assert third.is_established
+        third.release()
+
+
+def test_idle_association_is_aborted_after_network_timeout() -> None:
+    with engine(network_timeout=0.5) as node:
+        assoc = pynetdicom_ae().associate(HOST, node.port)
+        assert assoc.is_established
+        deadline = time.monotonic() + 10
+        while assoc.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert assoc.is_aborted
+        node.wait_for("aborted")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.mark.dcmtk
+def test_echoscu_over_tls_with_a_client_certificate(pki: Pki) -> None:
+    tls: dict[str, object] = {
+        "port": 0,
+        "tls_port": 1,
+        "tls_cert": str(pki.server_cert),
+        "tls_key": str(pki.server_key),
+        "tls_ca": str(pki.ca_cert),
+        "tls_require_client_cert": True,
+    }
+    client = ["+tls", str(pki.client_key), str(pki.client_cert), "-pw", "+cf", str(pki.ca_cert)]
+    with engine(**tls) as node:
+        port = str(node.listener.port_of("dicom-tls"))
+        result = run("echoscu", *client, "--timeout", "10", HOST, port, timeout=30)
+        assert result.returncode == 0, output(result)
+        node.wait_for("released")
+        anonymous = ["--anonymous-tls", "--add-cert-file", str(pki.ca_cert)]
+        refused = run("echoscu", *anonymous, "--timeout", "5", HOST, port, timeout=30)
+        assert refused.returncode != 0
+
+
+def _all_done(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def test_dataset_is_what_the_peer_encoded() -> None:
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, "1.2.3.99"
+    ds.PatientName = "Engine^Test"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    with engine() as node:
+        assoc = pynetdicom_ae().associate(HOST, node.port)
+        assert assoc.send_c_store(ds).Status == 0
+        assoc.release()
+        stored = EchoStoreHandler.stored["1.2.3.99"]
+        assert b"Engine^Test" in stored
+        assert _all_done(lambda: any(e == "released" for e, _ in node.events), 5)
