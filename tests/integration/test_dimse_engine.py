@@ -6,15 +6,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ImplicitVRLittleEndian
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, build_role, evt
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
+from openpacs.dimse.association import FileSlice
 from tests.support.corpus import synthetic_ct_series, write_part10
 from tests.support.dcmtk import run
 from tests.support.dcmtk_peer import HOST, output
-from tests.support.dimse_engine import EchoStoreHandler, engine, pynetdicom_ae
+from tests.support.dimse_engine import EchoStoreHandler, Served, engine, pynetdicom_ae
 from tests.support.pki import Pki, make_pki
 
 
@@ -129,3 +134,64 @@ def test_dataset_is_what_the_peer_encoded() -> None:
         stored = EchoStoreHandler.stored["1.2.3.99"]
         assert b"Engine^Test" in stored
         assert _all_done(lambda: any(e == "released" for e, _ in node.events), 5)
+
+
+def test_data_sets_spool_into_the_handlers_sink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(EchoStoreHandler, "spool", tmp_path)
+    ds = synthetic_ct_series(1, rows=256, columns=256)[0]
+    with engine() as node:
+        assoc = pynetdicom_ae(max_pdu=4096).associate(HOST, node.port)
+        assert assoc.send_c_store(ds).Status == 0
+        assoc.release()
+    spooled = tmp_path / str(ds.SOPInstanceUID)
+    assert spooled.read_bytes() == EchoStoreHandler.stored[str(ds.SOPInstanceUID)]
+    assert spooled.stat().st_size > 256 * 256 * 2
+
+
+def _dataset_slice(path: Path) -> FileSlice:
+    """The data set of a Part 10 file: after the preamble, DICM and the file meta group."""
+    meta = dcmread(path, stop_before_pixels=True).file_meta
+    offset = 128 + 4 + 12 + int(meta.FileMetaInformationGroupLength)
+    return FileSlice(path, offset, path.stat().st_size - offset)
+
+
+@pytest.mark.parametrize("peer_max_pdu", [4096, 0])
+def test_c_get_sends_the_stored_file_slice_in_peer_sized_pdus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, peer_max_pdu: int
+) -> None:
+    ds = synthetic_ct_series(1, rows=256, columns=256)[0]
+    path = write_part10(ds, tmp_path / "ct.dcm")
+    part = _dataset_slice(path)
+    served = Served(part, CTImageStorage, str(ds.SOPInstanceUID))
+    monkeypatch.setattr(EchoStoreHandler, "served", served)
+    received: list[Dataset] = []
+
+    def on_store(event: Any) -> int:
+        received.append(event.dataset)
+        return 0
+
+    ae = AE(ae_title="GETSCU")
+    ae.maximum_pdu_size = peer_max_pdu
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    role = build_role(CTImageStorage, scp_role=True)
+    with engine() as node:
+        assoc = ae.associate(
+            HOST, node.port, ext_neg=[role], evt_handlers=[(evt.EVT_C_STORE, on_store)]
+        )
+        assert assoc.is_established
+        query = Dataset()
+        query.QueryRetrieveLevel = "IMAGE"
+        query.SOPInstanceUID = ds.SOPInstanceUID
+        statuses = [
+            status.Status
+            for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)
+        ]
+        assoc.release()
+    assert statuses == [0]
+    assert len(received) == 1
+    assert received[0].PixelData == ds.PixelData
+    assert received[0].SOPInstanceUID == ds.SOPInstanceUID
