@@ -155,6 +155,8 @@ class Association(asyncio.BufferedProtocol):
         self._pending: Command | None = None  # complete command whose data set is arriving
         self._sink: DataSink | None = None
         self._data: bytearray | None = None
+        if request is not None:
+            self._event(Event.EVT1)  # the caller is connecting: AE-1, Sta4
 
     # ---- transport callbacks ------------------------------------------------------------
 
@@ -170,7 +172,6 @@ class Association(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=4 << 20, low=1 << 20)
         self._idle = self._loop.call_later(self._network_timeout, self._idle_check)
         if self.is_requestor:
-            self.state = State.STA4  # AE-1 happened when the connection was asked for
             self._event(Event.EVT2)
         else:
             self._event(Event.EVT5)
@@ -293,6 +294,9 @@ class Association(asyncio.BufferedProtocol):
         if next_state is not None:
             self.state = next_state
         getattr(self, "_" + action.lower().replace("-", "_"))(received)
+
+    def _ae_1(self, _: object) -> None:
+        pass  # the transport connection is being made by whoever made this protocol
 
     def _ae_2(self, _: object) -> None:
         assert self._request is not None
@@ -616,6 +620,11 @@ class Association(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.write(data)
 
+    @property
+    def handler(self) -> MessageHandler | None:
+        """The handler made for this association once it was established."""
+        return self._handler
+
     # ---- local requests -----------------------------------------------------------------
 
     def abort(self, source: int = 0, reason: int = 0) -> None:
@@ -661,9 +670,9 @@ class Association(asyncio.BufferedProtocol):
             self._event(Event.EVT18)
         elif self.state not in (State.STA1,):
             log.warning("association %s: no answer within %ss", self._who(), self._acse_timeout)
-            self.abort(2, pdu.REASON_NOT_SPECIFIED)
             if not self.established.done():
                 self.established.set_exception(TimeoutError("no A-ASSOCIATE answer"))
+            self.abort(2, pdu.REASON_NOT_SPECIFIED)
 
     def _idle_check(self) -> None:
         idle = self._loop.time() - self._last_activity
