@@ -3,6 +3,7 @@ P-DATA both ways, release, abort, TLS, timeouts and the association limit."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,11 +103,18 @@ def test_echoscu_over_tls_with_a_client_certificate(pki: Pki) -> None:
         "tls_require_client_cert": True,
     }
     client = ["+tls", str(pki.client_key), str(pki.client_cert), "-pw", "+cf", str(pki.ca_cert)]
-    with engine(**tls) as node:
+    with engine(acse_timeout=0.5, **tls) as node:
         port = str(node.listener.port_of("dicom-tls"))
         result = run("echoscu", *client, "--timeout", "10", HOST, port, timeout=30)
         assert result.returncode == 0, output(result)
         node.wait_for("released")
+        certificate = node.associations[0].peer_certificate
+        assert certificate is not None
+        assert ("commonName", "TESTCLIENT") in [
+            pair for rdn in certificate["subject"] for pair in rdn
+        ]
+        with socket.create_connection((HOST, int(port)), timeout=5) as silent:
+            assert silent.recv(1) == b""  # no handshake within acse_timeout: dropped
         anonymous = ["--anonymous-tls", "--add-cert-file", str(pki.ca_cert)]
         refused = run("echoscu", *anonymous, "--timeout", "5", HOST, port, timeout=30)
         assert refused.returncode != 0
@@ -195,3 +203,25 @@ def test_c_get_sends_the_stored_file_slice_in_peer_sized_pdus(
     assert len(received) == 1
     assert received[0].PixelData == ds.PixelData
     assert received[0].SOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_stop_lets_running_associations_finish_then_aborts_them() -> None:
+    with engine(grace=0.3) as node:
+        assoc = pynetdicom_ae().associate(HOST, node.port)
+        assert assoc.is_established
+        port = node.port
+        started = time.monotonic()
+        node.listener.stop(grace_seconds=0.3)
+        assert _all_done(lambda: assoc.is_aborted, 5)
+        assert time.monotonic() - started < 5
+        refused = pynetdicom_ae().associate(HOST, port)
+        assert not refused.is_established
+
+
+def test_workers_share_a_port() -> None:
+    with engine(share_ports=True) as first, engine(port=first.port, share_ports=True) as second:
+        assert second.port == first.port
+        for _ in range(4):
+            assoc = pynetdicom_ae().associate(HOST, first.port)
+            assert assoc.send_c_echo().Status == 0
+            assoc.release()

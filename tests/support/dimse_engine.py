@@ -152,6 +152,7 @@ class Engine:
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.events: list[tuple[str, str]] = []
+        self.associations: list[Association] = []
         self._changed = threading.Condition()
 
     @property
@@ -161,6 +162,8 @@ class Engine:
     def record(self, event: str, assoc: Association, detail: str) -> None:
         with self._changed:
             self.events.append((event, detail))
+            if event == "accepted":
+                self.associations.append(assoc)
             self._changed.notify_all()
 
     def wait_for(self, event: str, timeout: float = 10.0, *, since: int = 0) -> str:
@@ -175,7 +178,15 @@ class Engine:
 
 
 @contextmanager
-def engine(caps: Capabilities = CAPS, **dicom: object) -> Iterator[Engine]:
+def engine(
+    caps: Capabilities = CAPS,
+    *,
+    port: int = 0,
+    share_ports: bool = False,
+    grace: float = 2.0,
+    **dicom: object,
+) -> Iterator[Engine]:
+    """A running listener on `port` (0: any free one) with `[dicom]` settings `dicom`."""
     settings = DicomSettings(**({"aet": "ENGINE", "port": 104} | dicom))  # type: ignore[arg-type]
     box: list[Engine] = []
     listener = Listener(
@@ -183,15 +194,16 @@ def engine(caps: Capabilities = CAPS, **dicom: object) -> Iterator[Engine]:
         caps,
         EchoStoreHandler,
         host=HOST,
+        share_ports=share_ports,
         on_association=lambda e, a, d: box[0].record(e, a, d),
     )
     box.append(Engine(listener))
-    ports = {"dicom": 0} | ({"dicom-tls": 0} if settings.tls_port else {})
+    ports = {"dicom": port} | ({"dicom-tls": 0} if settings.tls_port else {})
     listener.start(ports=ports)
     try:
         yield box[0]
     finally:
-        listener.stop(grace_seconds=2)
+        listener.stop(grace_seconds=grace)
 
 
 def pynetdicom_ae(max_pdu: int = 16384) -> AE:

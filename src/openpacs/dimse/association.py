@@ -137,6 +137,7 @@ class Association(asyncio.BufferedProtocol):
         self._loop = loop
         self.closed: asyncio.Future[str] = loop.create_future()
         self.established: asyncio.Future[None] = loop.create_future()
+        self.disconnected: asyncio.Future[None] = loop.create_future()
         self._transport: asyncio.Transport | None = None
         self._artim: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
@@ -201,6 +202,8 @@ class Association(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if not self.disconnected.done():
+            self.disconnected.set_result(None)
         self._writable.set()
         for handle in (self._artim, self._idle):
             if handle is not None:
@@ -625,6 +628,15 @@ class Association(asyncio.BufferedProtocol):
         """The handler made for this association once it was established."""
         return self._handler
 
+    def pause_reading(self) -> None:
+        """Stop reading from the peer (a handler with too much queued); TCP pushes back."""
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
     # ---- local requests -----------------------------------------------------------------
 
     def abort(self, source: int = 0, reason: int = 0) -> None:
@@ -688,6 +700,11 @@ class Association(asyncio.BufferedProtocol):
     def _close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    def drop(self) -> None:
+        """Close the connection at once, unsent data discarded (a peer that will not close)."""
+        if self._transport is not None:
+            self._transport.abort()
 
     def _end(self, how: str, detail: str = "") -> None:
         """Tell the handler and the hook once; resolve `closed`."""

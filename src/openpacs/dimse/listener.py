@@ -53,6 +53,7 @@ class Listener:
         self._servers: dict[str, asyncio.Server] = {}
         self._associations: set[Association] = set()
         self._accepted: set[Association] = set()
+        self._connections: set[Association] = set()  # until their transport is closed
 
     # ---- from any thread ----------------------------------------------------------------
 
@@ -142,7 +143,9 @@ class Listener:
             over_limit=lambda: len(self._accepted) >= self._settings.max_associations,
         )
         self._associations.add(assoc)
+        self._connections.add(assoc)
         assoc.closed.add_done_callback(lambda _: self._forget(assoc))
+        assoc.disconnected.add_done_callback(lambda _: self._connections.discard(assoc))
         return assoc
 
     def _hook(self, event: str, assoc: Association, detail: str) -> None:
@@ -165,8 +168,12 @@ class Listener:
         for assoc in left:
             log.warning("aborting association still running at shutdown peer=%s", assoc.peer_host)
             assoc.abort()
-        if left:
-            await asyncio.wait([a.closed for a in left], timeout=_CLOSE_WAIT)
+        connected = list(self._connections)
+        if connected:
+            await asyncio.wait([a.disconnected for a in connected], timeout=_CLOSE_WAIT)
+        for assoc in list(self._connections):
+            assoc.drop()
+        await asyncio.sleep(0)  # let the dropped transports report their loss
         for server in self._servers.values():
             await asyncio.wait_for(server.wait_closed(), _CLOSE_WAIT)
         self._servers.clear()
