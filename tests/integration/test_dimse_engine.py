@@ -14,6 +14,11 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
+from pynetdicom.pdu_primitives import (
+    AsynchronousOperationsWindowNegotiation,
+    SOPClassExtendedNegotiation,
+    UserIdentityNegotiation,
+)
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
 from openpacs.dimse.association import FileSlice
@@ -225,3 +230,26 @@ def test_workers_share_a_port() -> None:
             assoc = pynetdicom_ae().associate(HOST, first.port)
             assert assoc.send_c_echo().Status == 0
             assoc.release()
+
+
+def test_user_identity_and_extended_negotiation_from_pynetdicom() -> None:
+    identity = UserIdentityNegotiation()
+    identity.user_identity_type = 2
+    identity.primary_field = b"alice"
+    identity.secondary_field = b"secret"
+    identity.positive_response_requested = True
+    extended = SOPClassExtendedNegotiation()
+    extended.sop_class_uid = CTImageStorage
+    extended.service_class_application_information = b"\x01\x00\x01"
+    window = AsynchronousOperationsWindowNegotiation()
+    window.maximum_number_operations_invoked = 4
+    window.maximum_number_operations_performed = 4
+    with engine() as node:
+        assoc = pynetdicom_ae().associate(HOST, node.port, ext_neg=[identity, extended, window])
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0
+        assoc.release()
+        node.wait_for("released")
+        ours = node.associations[-1]
+    assert ours.user_identity == (2, b"alice", b"secret")
+    assert ours.calling_aet == "PEER"

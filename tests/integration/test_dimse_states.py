@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -259,3 +260,23 @@ def test_fuzzed_bytes_after_association_end_in_abort_or_answer(node: Engine, noi
         assert isinstance(again.receive(), tuple)
     finally:
         again.close()
+
+
+def test_a_huge_announced_pdu_is_not_allocated_before_its_bytes_arrive() -> None:
+    unlimited = Capabilities("ENGINE", CAPS.transfer_syntaxes, max_pdu=0)
+    with engine(unlimited, network_timeout=IDLE) as node:
+        peer = RawPeer(node.port)
+        try:
+            peer.send(RQ)
+            assert isinstance(peer.receive(), tuple)
+            peer.send(struct.pack(">BxL", pdu.P_DATA_TF, 0xFFFFFFF0) + bytes(200_000))
+            node.wait_for("accepted")
+            assoc = node.associations[0]
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and assoc.buffered < 200_006:
+                time.sleep(0.01)
+            assert assoc.buffered == 200_006
+            assert assoc.buffer_size <= 2 * 200_006 + 65536
+            assert _abort_reason(peer.receive(timeout=IDLE * 5)) == (2, 0)  # idle: aborted
+        finally:
+            peer.close()

@@ -624,6 +624,16 @@ class Association(asyncio.BufferedProtocol):
             self._transport.write(data)
 
     @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed as whole PDUs."""
+        return self._have - self._start
+
+    @property
+    def buffer_size(self) -> int:
+        """The read buffer's size: at most twice what a PDU has brought, plus a slice."""
+        return len(self._buf)
+
+    @property
     def handler(self) -> MessageHandler | None:
         """The handler made for this association once it was established."""
         return self._handler
