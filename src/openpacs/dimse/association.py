@@ -389,7 +389,12 @@ class Association(asyncio.BufferedProtocol):
         command: Mapping[str, object],
         dataset: bytes | bytearray | memoryview | FileSlice | None = None,
     ) -> None:
-        """Send one message: command PDV(s), then the data set's, in PDUs the peer accepts."""
+        """Send one message: command PDV(s), then the data set's, in PDUs the peer accepts.
+
+        Returns once the transport has taken it all (back-pressure awaited); a mutable data
+        set (bytearray) must stay unchanged until the association ends, as a TLS transport
+        may still hold views of it.
+        """
         if context_id not in self.contexts:
             raise ValueError(f"presentation context {context_id} was not accepted")
         fields = dict(command)
