@@ -3,11 +3,14 @@
 A message is its command fragments, then, when the command announces one, its data set
 fragments, all on one presentation context. Data set fragments go to the handler's
 `DataSink` as they arrive (memoryviews of the read buffer), or into memory up to a cap.
-Anything out of order is a `PduError`: the association aborts.
+Anything out of order is a `PduError`: the association aborts. A sink that fails (a full
+disk) is discarded and the rest of its data set read and dropped: the message still arrives,
+with `error` saying why and no data set, so the service answers it with a failure status.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,8 @@ from typing import Protocol
 
 from openpacs.dimse.messages import MAX_COMMAND, Command, MessageError, decode_command
 from openpacs.dimse.pdu import REASON_INVALID_PARAMETER, PduError, Pdv
+
+log = logging.getLogger(__name__)
 
 MEMORY_CAP = 64 << 20  # largest data set kept in memory when the handler gives no sink
 
@@ -24,6 +29,7 @@ class Message:
     context_id: int
     command: Command
     dataset: bytes | Path | None  # in memory, or the file a DataSink spooled it to
+    error: str | None = None  # the data set was announced but could not be kept: why
 
 
 class DataSink(Protocol):
@@ -48,6 +54,7 @@ class Reassembly:
         self._pending: Command | None = None  # complete command whose data set is arriving
         self._sink: DataSink | None = None
         self._data: bytearray | None = None
+        self._error: str | None = None  # the sink failed: the data set is being dropped
 
     def add(self, pdv: Pdv, accepted: Container[int], sink_for: SinkFor) -> Message | None:
         """Take one PDV; the message it completes, if any."""
@@ -58,7 +65,10 @@ class Reassembly:
         if self._pending is None or pdv.context_id != self._context:
             raise _error("data set fragment without its command")
         if self._sink is not None:
-            self._sink.write(pdv.data)
+            try:
+                self._sink.write(pdv.data)
+            except Exception as error:
+                self._sink_failed(error)
         elif self._data is not None:
             if len(self._data) + len(pdv.data) > self._memory_cap:
                 raise _error("data set larger than the in-memory cap")
@@ -66,14 +76,29 @@ class Reassembly:
         if not pdv.is_last:
             return None
         command, self._pending = self._pending, None
-        dataset: bytes | Path
+        dataset: bytes | Path | None = None
         if self._sink is not None:
             sink, self._sink = self._sink, None
-            closed = sink.close()
-            dataset = closed if isinstance(closed, Path) else bytes(closed)
-        else:
-            dataset, self._data = bytes(self._data or b""), None
-        return Message(self._context, command, dataset)
+            try:
+                closed = sink.close()
+                dataset = closed if isinstance(closed, Path) else bytes(closed)
+            except Exception as error:
+                self._sink = sink
+                self._sink_failed(error)
+        elif self._data is not None:
+            dataset, self._data = bytes(self._data), None
+        error, self._error = self._error, None
+        return Message(self._context, command, dataset, error)
+
+    def _sink_failed(self, error: Exception) -> None:
+        log.warning("data set could not be kept, dropping the rest: %s", error)
+        self._error = f"data set could not be kept: {error}"
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.discard()
+            except Exception:
+                log.exception("discarding a failed data set")
 
     def _command_fragment(self, pdv: Pdv, sink_for: SinkFor) -> Message | None:
         if self._pending is not None:
