@@ -1,11 +1,8 @@
 """One DICOM association on one connection: an asyncio protocol driven by `states.TABLE`.
 
-PDUs are read straight into one buffer per association (`BufferedProtocol`): at a PDU
-boundary the whole free buffer is offered, so small PDUs arriving together cost one read; a
-PDU whose header is known is read exactly to its end, so a large P-DATA-TF lands in place and
-its PDVs reach the data sink as memoryviews of that buffer, never copied. Every received PDU
-becomes a PS3.8 event; `states.action_for` names the action and the next state, and the
-methods `_ae_6`, `_dt_2`, ... do what the action says.
+PDUs are read in place (`framing.PduReader`); every one becomes a PS3.8 event, for which
+`states.action_for` names the action and the next state, and the methods `_ae_6`, `_dt_2`,
+... do what the action says. PDVs become messages in `reassembly.Reassembly`.
 """
 
 from __future__ import annotations
@@ -20,24 +17,21 @@ from pathlib import Path
 from typing import Protocol
 
 from openpacs.dimse import pdu
+from openpacs.dimse.framing import PduReader
 from openpacs.dimse.messages import (
     HAS_DATASET,
     NO_DATASET,
     Command,
-    MessageError,
-    decode_command,
     encode_command,
     fragments,
     pdv_header,
 )
-from openpacs.dimse.negotiation import AcceptedContext, Capabilities, negotiate
-from openpacs.dimse.states import ACTIONS, Event, State, StateError, action_for
+from openpacs.dimse.negotiation import AcceptedContext, Capabilities, Outcome, negotiate
+from openpacs.dimse.reassembly import MEMORY_CAP, DataSink, Message, Reassembly
+from openpacs.dimse.states import ACTIONS, TABLE, Event, State, StateError, action_for
 
 log = logging.getLogger(__name__)
 
-ASSOCIATE_CAP = 1 << 20  # largest A-ASSOCIATE PDU read (hundreds of contexts fit in 64 KiB)
-MEMORY_CAP = 64 << 20  # largest data set kept in memory when the handler gives no sink
-_FIRST_BUFFER = 64 << 10
 _EVENT_OF = {
     pdu.AssociateAc: Event.EVT3,
     pdu.AssociateRj: Event.EVT4,
@@ -62,28 +56,12 @@ class AssociationRejected(Exception):
 
 
 @dataclass(frozen=True)
-class Message:
-    context_id: int
-    command: Command
-    dataset: bytes | Path | None  # in memory, or the file a DataSink spooled it to
-
-
-@dataclass(frozen=True)
 class FileSlice:
     """A data set stored in a file: `length` bytes at `offset`, sent without re-encoding."""
 
     file: Path | int
     offset: int
     length: int
-
-
-class DataSink(Protocol):
-    def write(self, fragment: memoryview) -> None:
-        """Consume the fragment now: the memory is reused once this returns."""
-
-    def close(self) -> Path | bytes: ...
-
-    def discard(self) -> None: ...
 
 
 class MessageHandler(Protocol):
@@ -137,6 +115,7 @@ class Association(asyncio.BufferedProtocol):
         self._loop = loop
         self.closed: asyncio.Future[str] = loop.create_future()
         self.established: asyncio.Future[None] = loop.create_future()
+        self.disconnected: asyncio.Future[None] = loop.create_future()
         self._transport: asyncio.Transport | None = None
         self._artim: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
@@ -144,17 +123,12 @@ class Association(asyncio.BufferedProtocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._file_buffer: bytearray | None = None
-        # reading
-        self._buf = bytearray(_FIRST_BUFFER)
-        self._start = 0  # where the next unparsed PDU starts in _buf
-        self._have = 0  # bytes of _buf filled
-        self._need = 0  # length of the PDU at _start once its header is known, else 0
-        # reassembly of the message arriving
-        self._command = bytearray()
-        self._command_context = 0
-        self._pending: Command | None = None  # complete command whose data set is arriving
-        self._sink: DataSink | None = None
-        self._data: bytearray | None = None
+        self._outcome: Outcome | None = None  # of negotiation, for AE-7 or AE-8 to send
+        self._abort_source, self._abort_reason = 0, pdu.REASON_NOT_SPECIFIED
+        self._reader = PduReader(caps.max_pdu)
+        self._reassembly = Reassembly(memory_cap)
+        if request is not None:
+            self._event(Event.EVT1)  # the caller is connecting: AE-1, Sta4
 
     # ---- transport callbacks ------------------------------------------------------------
 
@@ -170,24 +144,15 @@ class Association(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=4 << 20, low=1 << 20)
         self._idle = self._loop.call_later(self._network_timeout, self._idle_check)
         if self.is_requestor:
-            self.state = State.STA4  # AE-1 happened when the connection was asked for
             self._event(Event.EVT2)
         else:
             self._event(Event.EVT5)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self._need:  # a PDU is arriving: read exactly to its end
-            if self._start + self._need > len(self._buf):
-                self._make_room()
-            end = min(self._start + self._need, len(self._buf))
-        else:  # at a boundary: whatever has come, up to a slice small PDUs fit in
-            if len(self._buf) - self._have < 6:
-                self._make_room()
-            end = min(self._have + _FIRST_BUFFER, len(self._buf))
-        return memoryview(self._buf)[self._have : end]
+        return self._reader.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._have += nbytes
+        self._reader.received(nbytes)
         self._last_activity = self._loop.time()
         try:
             self._parse()
@@ -200,6 +165,8 @@ class Association(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if not self.disconnected.done():
+            self.disconnected.set_result(None)
         self._writable.set()
         for handle in (self._artim, self._idle):
             if handle is not None:
@@ -216,64 +183,17 @@ class Association(asyncio.BufferedProtocol):
 
     # ---- reading ------------------------------------------------------------------------
 
-    def _make_room(self) -> None:
-        """Move the PDU being read to the front; grow the buffer, at most doubling it.
-
-        Grown to the PDU's length plus a slice, a buffer then takes a small PDU and a full
-        one behind it without moving either; a huge announced length is only reached by
-        doubling as its bytes really arrive.
-        """
-        partial = self._have - self._start
-        if self._start:
-            self._buf[:partial] = self._buf[self._start : self._have]
-            self._start, self._have = 0, partial
-        need = self._need or 6
-        if need > len(self._buf):
-            size = min(need + _FIRST_BUFFER, max(2 * len(self._buf), _FIRST_BUFFER))
-            grown = bytearray(size)  # a new one: a fragment view handed out stays valid
-            grown[:partial] = self._buf[:partial]
-            self._buf = grown
-
     def _parse(self) -> None:
         while self.state is not State.STA1 and self._transport is not None:
-            available = self._have - self._start
-            if not self._need:
-                if available < 6:
-                    break
-                kind, length = pdu.HEADER.unpack_from(self._buf, self._start)
-                problem = self._refuse_length(kind, length)
-                if problem is not None:
-                    self._invalid(problem)
-                    return
-                self._need = 6 + length
-            if available < self._need:
-                break
-            body = memoryview(self._buf)[self._start + 6 : self._start + self._need]
-            kind = self._buf[self._start]
-            self._start += self._need
-            self._need = 0
             try:
-                decoded = pdu.decode(kind, body)
+                frame = self._reader.next_pdu()
+                if frame is None:
+                    return
+                decoded = pdu.decode(*frame)
             except pdu.PduError as error:
                 self._invalid(error)
                 return
             self._event(_EVENT_OF[type(decoded)], decoded)
-            body.release()
-        if self._start == self._have:
-            self._start = self._have = 0
-
-    def _refuse_length(self, kind: int, length: int) -> pdu.PduError | None:
-        if kind == pdu.P_DATA_TF:
-            limit = self.caps.max_pdu or 0xFFFFFFFF
-        elif kind in (pdu.ASSOCIATE_RQ, pdu.ASSOCIATE_AC):
-            limit = ASSOCIATE_CAP
-        elif kind in (pdu.ASSOCIATE_RJ, pdu.RELEASE_RQ, pdu.RELEASE_RP, pdu.ABORT):
-            limit = 4
-        else:
-            return pdu.PduError(f"unrecognized PDU type 0x{kind:02x}", pdu.REASON_UNRECOGNIZED_PDU)
-        if length > limit:
-            return pdu.PduError(f"PDU type 0x{kind:02x} of {length} bytes exceeds {limit}")
-        return None
 
     def _invalid(self, error: pdu.PduError) -> None:
         log.warning("association %s: invalid PDU: %s", self._who(), error)
@@ -284,10 +204,18 @@ class Association(asyncio.BufferedProtocol):
 
     def _event(self, event: Event, received: pdu.Pdu | None = None) -> None:
         action = action_for(event, self.state)
+        if action in ("AA-1", "AA-8") and event is not Event.EVT15:
+            # a PDU the state does not allow: we abort as the provider, saying why
+            self._abort_source = 2
+            if event is not Event.EVT19:
+                self._abort_reason = pdu.REASON_UNEXPECTED_PDU
         next_state = ACTIONS[action][1]
         if next_state is not None:
             self.state = next_state
         getattr(self, "_" + action.lower().replace("-", "_"))(received)
+
+    def _ae_1(self, _: object) -> None:
+        pass  # the transport connection is being made by whoever made this protocol
 
     def _ae_2(self, _: object) -> None:
         assert self._request is not None
@@ -340,27 +268,26 @@ class Association(asyncio.BufferedProtocol):
             rq.user_info.implementation_class_uid,
             rq.user_info.implementation_version,
         )
-        outcome = negotiate(rq, self.caps, over_limit=self._over_limit())
-        if isinstance(outcome.reply, pdu.AssociateRj):
-            self.state = State.STA3
-            self._rejection = outcome
+        self._outcome = negotiate(rq, self.caps, over_limit=self._over_limit())
+        self.state = State.STA3  # the A-ASSOCIATE indication; our answer follows at once
+        if isinstance(self._outcome.reply, pdu.AssociateRj):
             self._event(Event.EVT8)
             return
-        self.state = State.STA3
-        self.contexts = outcome.contexts
+        self.contexts = self._outcome.contexts
         self._handler = self._handler_factory(self)
-        self._reply = outcome.reply
         self._event(Event.EVT7)
 
     def _ae_7(self, _: object) -> None:
-        self._send(pdu.encode(self._reply))
+        assert self._outcome is not None
+        self._send(pdu.encode(self._outcome.reply))
         self._notify("accepted", f"contexts={len(self.contexts)}")
         self.established.set_result(None)
 
     def _ae_8(self, _: object) -> None:
-        self._send(pdu.encode(self._rejection.reply))
+        assert self._outcome is not None
+        self._send(pdu.encode(self._outcome.reply))
         self._start_artim()
-        self._notify("rejected", self._rejection.reason)
+        self._notify("rejected", self._outcome.reason)
         self._end("rejected")
 
     def _dt_1(self, _: object) -> None:
@@ -371,8 +298,20 @@ class Association(asyncio.BufferedProtocol):
     def _dt_2(self, data: object) -> None:
         assert isinstance(data, pdu.PData)
         for pdv in data.pdvs:
-            if self.state not in (State.STA6, State.STA7) or not self._receive_pdv(pdv):
+            if self.state not in (State.STA6, State.STA7):
+                return  # the handler aborted
+            try:
+                message = self._reassembly.add(pdv, self.contexts, self._sink_for)
+            except pdu.PduError as error:
+                self._invalid(error)
                 return
+            if message is not None:
+                assert self._handler is not None
+                self._handler.message_received(self, message)
+
+    def _sink_for(self, context_id: int, command: Command) -> DataSink | None:
+        assert self._handler is not None
+        return self._handler.data_sink(self, context_id, command)
 
     _ar_6 = _dt_2
 
@@ -442,75 +381,6 @@ class Association(asyncio.BufferedProtocol):
         self._start_artim()
         self._end("aborted", f"reason={self._abort_reason}")
 
-    _abort_source = 0
-    _abort_reason = pdu.REASON_NOT_SPECIFIED
-    _rejection: object = None
-    _reply: pdu.AssociateAc
-
-    # ---- message reassembly -------------------------------------------------------------
-
-    def _receive_pdv(self, pdv: pdu.Pdv) -> bool:
-        """Add one PDV to the message arriving; False when it ended in an abort."""
-        if pdv.context_id not in self.contexts:
-            return self._protocol_error(
-                f"PDV on presentation context {pdv.context_id}, which is not accepted"
-            )
-        if pdv.is_command:
-            if self._pending is not None:
-                return self._protocol_error("command fragment while a data set was expected")
-            if self._command and pdv.context_id != self._command_context:
-                return self._protocol_error("command fragments on two presentation contexts")
-            self._command_context = pdv.context_id
-            self._command += pdv.data
-            if len(self._command) > 65536:
-                return self._protocol_error("command set larger than 64 KiB")
-            if pdv.is_last:
-                return self._command_complete()
-            return True
-        if self._pending is None or pdv.context_id != self._command_context:
-            return self._protocol_error("data set fragment without its command")
-        if self._sink is not None:
-            self._sink.write(pdv.data)
-        elif self._data is not None:
-            if len(self._data) + len(pdv.data) > self._memory_cap:
-                return self._protocol_error("data set larger than the in-memory cap")
-            self._data += pdv.data
-        if pdv.is_last:
-            command, self._pending = self._pending, None
-            dataset: bytes | Path
-            if self._sink is not None:
-                sink, self._sink = self._sink, None
-                closed = sink.close()
-                dataset = closed if isinstance(closed, Path) else bytes(closed)
-            else:
-                dataset, self._data = bytes(self._data or b""), None
-            self._deliver(Message(self._command_context, command, dataset))
-        return True
-
-    def _command_complete(self) -> bool:
-        try:
-            command = decode_command(self._command)
-        except MessageError as error:
-            return self._protocol_error(f"command set: {error}")
-        self._command = bytearray()
-        if not command.has_dataset:
-            self._deliver(Message(self._command_context, command, None))
-            return True
-        self._pending = command
-        assert self._handler is not None
-        self._sink = self._handler.data_sink(self, self._command_context, command)
-        if self._sink is None:
-            self._data = bytearray()
-        return True
-
-    def _deliver(self, message: Message) -> None:
-        assert self._handler is not None
-        self._handler.message_received(self, message)
-
-    def _protocol_error(self, reason: str) -> bool:
-        self._invalid(pdu.PduError(reason, pdu.REASON_INVALID_PARAMETER))
-        return False
-
     # ---- sending ------------------------------------------------------------------------
 
     async def send_message(
@@ -519,7 +389,12 @@ class Association(asyncio.BufferedProtocol):
         command: Mapping[str, object],
         dataset: bytes | bytearray | memoryview | FileSlice | None = None,
     ) -> None:
-        """Send one message: command PDV(s), then the data set's, in PDUs the peer accepts."""
+        """Send one message: command PDV(s), then the data set's, in PDUs the peer accepts.
+
+        Returns once the transport has taken it all (back-pressure awaited); a mutable data
+        set (bytearray) must stay unchanged until the association ends, as a TLS transport
+        may still hold views of it.
+        """
         if context_id not in self.contexts:
             raise ValueError(f"presentation context {context_id} was not accepted")
         fields = dict(command)
@@ -611,11 +486,38 @@ class Association(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.write(data)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed as whole PDUs."""
+        return self._reader.buffered
+
+    @property
+    def buffer_size(self) -> int:
+        """The read buffer's size: at most twice what a PDU has brought, plus a slice."""
+        return self._reader.buffer_size
+
+    @property
+    def handler(self) -> MessageHandler | None:
+        """The handler made for this association once it was established."""
+        return self._handler
+
+    def pause_reading(self) -> None:
+        """Stop reading from the peer (a handler with too much queued); TCP pushes back."""
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
     # ---- local requests -----------------------------------------------------------------
 
     def abort(self, source: int = 0, reason: int = 0) -> None:
         """Send A-ABORT now (PS3.8 AA-1); the association ends as "aborted"."""
         if self.state in (State.STA1, State.STA13):
+            return
+        if (Event.EVT15, self.state) not in TABLE:  # Sta2: nothing to abort, just close
+            self._close()
             return
         self._abort_source, self._abort_reason = source, reason
         self._event(Event.EVT15)
@@ -653,9 +555,9 @@ class Association(asyncio.BufferedProtocol):
             self._event(Event.EVT18)
         elif self.state not in (State.STA1,):
             log.warning("association %s: no answer within %ss", self._who(), self._acse_timeout)
-            self.abort(2, pdu.REASON_NOT_SPECIFIED)
             if not self.established.done():
                 self.established.set_exception(TimeoutError("no A-ASSOCIATE answer"))
+            self.abort(2, pdu.REASON_NOT_SPECIFIED)
 
     def _idle_check(self) -> None:
         idle = self._loop.time() - self._last_activity
@@ -672,14 +574,16 @@ class Association(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.close()
 
+    def drop(self) -> None:
+        """Close the connection at once, unsent data discarded (a peer that will not close)."""
+        if self._transport is not None:
+            self._transport.abort()
+
     def _end(self, how: str, detail: str = "") -> None:
         """Tell the handler and the hook once; resolve `closed`."""
         if self.closed.done():
             return
-        if self._sink is not None:
-            sink, self._sink = self._sink, None
-            sink.discard()
-        self._data = None
+        self._reassembly.discard()
         if not self.established.done():
             self.established.set_exception(AssociationClosed(how))
             self.established.exception()  # retrieved: a failed attempt is not an error to log

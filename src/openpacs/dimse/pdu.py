@@ -164,7 +164,8 @@ def _uid(data: memoryview, what: str) -> str:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise PduError(f"{what} is not ASCII") from None
-    if len(raw) > 64 or any(c not in "0123456789." for c in text):
+    # Lenient past the length: a malformed UID only fails to match in negotiation.
+    if len(raw) > 64 or not text.isprintable():
         raise PduError(f"{what} is not a UID: {text[:64]!r}")
     return text
 
