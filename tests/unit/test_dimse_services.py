@@ -18,6 +18,7 @@ from openpacs.archive.service import Archive
 from openpacs.compose import build_archive
 from openpacs.config import load_settings
 from openpacs.dimse import messages as m
+from openpacs.dimse.association import FileSlice
 from openpacs.dimse.datasets import decode, encode
 from openpacs.dimse.handlers import DimseContext
 from openpacs.dimse.peer_policy import PeerPolicy
@@ -309,6 +310,13 @@ def _get(services: Services, assoc: FakeAssociation, study_uid: str) -> None:
     services.message_received(assoc, Message(5, get, encode(identifier, ImplicitVRLittleEndian)))
 
 
+def _read(part: FileSlice) -> bytes:
+    assert isinstance(part.file, Path)
+    with part.file.open("rb") as file:
+        file.seek(part.offset)
+        return file.read(part.length)
+
+
 def test_get_sends_stored_bytes_on_the_same_association_and_counts_down(
     archive: Archive,
 ) -> None:
@@ -326,7 +334,8 @@ def test_get_sends_stored_bytes_on_the_same_association_and_counts_down(
         _get(services, assoc, study)
         await _settle(services)
         requests = [(c, d) for _, c, d in assoc.sent if c["CommandField"] == m.C_STORE_RQ]
-        sent = {c["AffectedSOPInstanceUID"]: d for c, d in requests}
+        assert all(isinstance(d, FileSlice) for _, d in requests)  # sent from the stored file
+        sent = {c["AffectedSOPInstanceUID"]: _read(d) for c, d in requests}
         assert sent == {ds.SOPInstanceUID: encode(ds, ExplicitVRLittleEndian) for ds in datasets}
         responses = [c for _, c, _ in assoc.sent if c["CommandField"] == m.C_GET_RSP]
         assert [r["Status"] for r in responses] == [0xFF00, 0xFF00, 0xFF00, 0]

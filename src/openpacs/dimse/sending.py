@@ -1,7 +1,8 @@
 """The data set a C-STORE sub-operation sends, and on which presentation context.
 
 An instance goes out in its stored transfer syntax when the receiver accepted it: the bytes
-after the stored file's meta group, never decoded. Otherwise it is converted to an
+after the stored file's meta group, never decoded (a `FileSlice` of a local stored file, which
+the association sends straight from the file). Otherwise it is converted to an
 uncompressed syntax the receiver accepted (`openpacs.dicom.transcode`). When neither works
 the sub-operation fails (None), and the retrieve lists the instance as failed.
 """
@@ -17,6 +18,7 @@ from pydicom import dcmread
 
 from openpacs.archive.service import Archive
 from openpacs.dicom.transcode import choose_syntax, transcode
+from openpacs.dimse.association import FileSlice
 from openpacs.dimse.datasets import encode
 from openpacs.errors import OpenPacsError
 from openpacs.index.records import StoredInstance
@@ -40,7 +42,7 @@ def dataset_offset(path: Path) -> int:
 
 def payload_for(
     archive: Archive, instance: StoredInstance, contexts: Mapping[str, int]
-) -> tuple[int, bytes] | None:
+) -> tuple[int, bytes | FileSlice] | None:
     """(context ID, data set bytes) for `instance`, given the accepted contexts of its SOP
     class by transfer syntax; None when it cannot be sent."""
     target = choose_syntax(instance.transfer_syntax, contexts)
@@ -50,6 +52,10 @@ def payload_for(
                 f"the receiver accepts none of {instance.transfer_syntax} or an uncompressed"
                 f" syntax for SOP class {instance.sop_class_uid}"
             )
+        stored = archive.stored_file(instance) if target == instance.transfer_syntax else None
+        if stored is not None:  # sent from the file by the association, never read here
+            offset = dataset_offset(stored)
+            return contexts[target], FileSlice(stored, offset, stored.stat().st_size - offset)
         with archive.open_local(instance) as path:
             if target == instance.transfer_syntax:
                 offset = dataset_offset(path)

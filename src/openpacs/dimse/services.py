@@ -56,6 +56,7 @@ log = logging.getLogger("openpacs.dimse")
 T = TypeVar("T")
 
 UNRECOGNIZED_OPERATION = 0x0211
+OUT_OF_RESOURCES = 0xA700
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 _FIND_BATCH = 64  # responses built per trip to the executor
 
@@ -206,6 +207,18 @@ class Services:
 
     async def _store(self, message: Any) -> None:
         command: m.Command = message.command
+        error = getattr(message, "error", None)
+        if error is not None:  # the data set could not be spooled (a full disk)
+            self._discard(message)
+            log.warning("C-STORE not received %s reason=%s", self._peer_text(), error)
+            await self._respond(
+                message,
+                m.C_STORE_RSP,
+                OUT_OF_RESOURCES,
+                comment=error,
+                AffectedSOPInstanceUID=_uid(command, "AffectedSOPInstanceUID"),
+            )
+            return
         path, digest = await self._spooled_file(message)
         request = Request(self.peer, command, dataset_path=path, digest=digest)
         status = await self._run(handle_store, request, self.context)
