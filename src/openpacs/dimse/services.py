@@ -12,6 +12,7 @@ files, identifier codec) runs in the executor, never on the event loop; the hand
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -29,6 +30,7 @@ from pydicom.dataset import Dataset
 
 from openpacs.archive.suboperations import SubOperationCounts, SubOperations
 from openpacs.dimse import messages as m
+from openpacs.dimse.association import AssociationClosed
 from openpacs.dimse.datasets import decode, encode
 from openpacs.dimse.handlers import (
     CANCELLED,
@@ -173,6 +175,9 @@ class Services:
             except asyncio.CancelledError:
                 self._discard(message)
                 raise
+            except AssociationClosed:  # the peer went away: nobody left to answer
+                self._discard(message)
+                return
             except Exception:
                 log.exception("DIMSE operation failed unexpectedly %s", self._peer_text())
                 self._discard(message)
@@ -274,7 +279,8 @@ class Services:
                     return
             await self._respond(message, m.C_FIND_RSP, SUCCESS)
         finally:
-            responses.close()
+            with contextlib.suppress(ValueError):  # still running in the pool: it ends there
+                responses.close()
             self._running = None
 
     # -- C-GET and C-MOVE ------------------------------------------------------------------
