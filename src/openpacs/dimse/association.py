@@ -90,7 +90,6 @@ class Association(asyncio.BufferedProtocol):
         self._on_association = on_association
         self._over_limit = over_limit
         self._request = request
-        self._memory_cap = memory_cap
         self.is_requestor = request is not None
         self.state = State.STA1
         self.calling_aet = request.calling_aet if request else ""
