@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from openpacs.dimse import pdu
 from openpacs.dimse.framing import PduReader
-from openpacs.dimse.messages import (
-    HAS_DATASET,
-    NO_DATASET,
-    Command,
-    encode_command,
-    fragments,
-    pdv_header,
-)
+from openpacs.dimse.messages import HAS_DATASET, NO_DATASET, Command, encode_command
 from openpacs.dimse.negotiation import AcceptedContext, Capabilities, Outcome, negotiate
+from openpacs.dimse.outgoing import AssociationClosed, Dataset, FileSlice, Outgoing
 from openpacs.dimse.reassembly import MEMORY_CAP, DataSink, Message, Reassembly
 from openpacs.dimse.states import ACTIONS, TABLE, Event, State, StateError, action_for
+
+__all__ = [  # the engine's API for the services, wherever each part lives
+    "AcceptedContext",
+    "Association",
+    "AssociationClosed",
+    "AssociationRejected",
+    "DataSink",
+    "FileSlice",
+    "Message",
+    "MessageHandler",
+    "OnAssociation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +46,12 @@ _EVENT_OF = {
 }
 
 
-class AssociationClosed(Exception):
-    """The association can no longer send: released, aborted or lost."""
-
-
 class AssociationRejected(Exception):
     def __init__(self, rj: pdu.AssociateRj) -> None:
         super().__init__(
             f"association rejected: result {rj.result} source {rj.source} reason {rj.reason}"
         )
         self.rj = rj
-
-
-@dataclass(frozen=True)
-class FileSlice:
-    """A data set stored in a file: `length` bytes at `offset`, sent without re-encoding."""
-
-    file: Path | int
-    offset: int
-    length: int
 
 
 class MessageHandler(Protocol):
@@ -100,7 +90,6 @@ class Association(asyncio.BufferedProtocol):
         self._on_association = on_association
         self._over_limit = over_limit
         self._request = request
-        self._memory_cap = memory_cap
         self.is_requestor = request is not None
         self.state = State.STA1
         self.calling_aet = request.calling_aet if request else ""
@@ -120,9 +109,7 @@ class Association(asyncio.BufferedProtocol):
         self._artim: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._last_activity = loop.time()
-        self._writable = asyncio.Event()
-        self._writable.set()
-        self._file_buffer: bytearray | None = None
+        self._out = Outgoing(loop, self._may_send)
         self._outcome: Outcome | None = None  # of negotiation, for AE-7 or AE-8 to send
         self._abort_source, self._abort_reason = 0, pdu.REASON_NOT_SPECIFIED
         self._reader = PduReader(caps.max_pdu)
@@ -134,7 +121,7 @@ class Association(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = self._out.transport = transport
         peer = transport.get_extra_info("peername") or ("", 0)
         self.peer_host, self.peer_port = str(peer[0]), int(peer[1])
         self.peer_certificate = transport.get_extra_info("peercert")
@@ -164,10 +151,10 @@ class Association(asyncio.BufferedProtocol):
         return None  # close our side too: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
+        self._transport = self._out.transport = None
         if not self.disconnected.done():
             self.disconnected.set_result(None)
-        self._writable.set()
+        self._out.resume()  # a writer waiting for the peer learns the connection is gone
         for handle in (self._artim, self._idle):
             if handle is not None:
                 handle.cancel()
@@ -176,10 +163,10 @@ class Association(asyncio.BufferedProtocol):
         self._end("lost")
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self._out.pause()
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self._out.resume()
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -387,7 +374,7 @@ class Association(asyncio.BufferedProtocol):
         self,
         context_id: int,
         command: Mapping[str, object],
-        dataset: bytes | bytearray | memoryview | FileSlice | None = None,
+        dataset: Dataset | None = None,
     ) -> None:
         """Send one message: command PDV(s), then the data set's, in PDUs the peer accepts.
 
@@ -400,87 +387,13 @@ class Association(asyncio.BufferedProtocol):
         fields = dict(command)
         fields["CommandDataSetType"] = NO_DATASET if dataset is None else HAS_DATASET
         encoded = encode_command(fields)
-        self._may_send()
-        limit = self.peer_max_pdu
-        parts: list[bytes | memoryview] = []
-        for header, chunk in fragments(context_id, encoded, limit, is_command=True):
-            parts += (header, chunk)
-        if isinstance(dataset, FileSlice):
-            self._write(parts)
-            await self._send_file(context_id, dataset)
-            return
-        if dataset is None:
-            self._write(parts)
-            await self._drained(final=True)
-            return
-        else:
-            for header, chunk in fragments(context_id, dataset, limit, is_command=False):
-                if len(chunk) >= 65536:  # large: no join, header then the fragment itself
-                    self._write(parts)
-                    parts = []
-                    self._write([header])
-                    self._write([chunk])
-                else:
-                    parts += (header, chunk)
-                await self._drained(final=False)
-            self._write(parts)
-        await self._drained(final=True)
-
-    async def _send_file(self, context_id: int, part: FileSlice) -> None:
-        step = (self.peer_max_pdu - 6) if self.peer_max_pdu else min(part.length, 1 << 20)
-        step = max(1, min(step, 4 << 20))
-        fd = part.file if isinstance(part.file, int) else os.open(part.file, os.O_RDONLY)
-        try:
-            sent = 0
-            while True:
-                size = min(step, part.length - sent)
-                buffer = self._file_buffer
-                if buffer is None or len(buffer) < size + 12:
-                    buffer = self._file_buffer = bytearray(step + 12)
-                view = memoryview(buffer)
-                got = os.preadv(fd, [view[12 : 12 + size]], part.offset + sent) if size else 0
-                if got != size:
-                    raise OSError(f"file ended {size - got} bytes before its data set did")
-                sent += size
-                last = sent >= part.length
-                view[:12] = pdv_header(context_id, size, is_command=False, last=last)
-                self._may_send()
-                self._write([view[: 12 + size]])
-                if self._transport is not None and self._transport.get_write_buffer_size():
-                    self._file_buffer = None  # the transport may hold on to it: next gets a new one
-                await self._drained(final=last)
-                if last:
-                    return
-        finally:
-            if not isinstance(part.file, int):
-                os.close(fd)
+        await self._out.message(context_id, encoded, dataset, self.peer_max_pdu)
 
     def _may_send(self) -> None:
         try:
             action_for(Event.EVT9, self.state)
         except StateError:
             raise AssociationClosed(f"association is {self.state.name}, not sending") from None
-
-    def _write(self, parts: list[bytes | memoryview]) -> None:
-        if not parts:
-            return
-        if self._transport is None:
-            raise AssociationClosed("connection lost")
-        if len(parts) == 1:
-            self._transport.write(parts[0])
-        else:
-            self._transport.writelines(parts)
-        self._last_activity = self._loop.time()
-
-    async def _drained(self, *, final: bool) -> None:
-        """Wait while the transport's buffer is above its high mark (back-pressure).
-
-        `final`: the message is all written, so a connection closed meanwhile is no error.
-        """
-        if not self._writable.is_set():
-            await self._writable.wait()
-        if not final:
-            self._may_send()
 
     def _send(self, data: bytes) -> None:
         if self._transport is not None:
@@ -560,7 +473,7 @@ class Association(asyncio.BufferedProtocol):
             self.abort(2, pdu.REASON_NOT_SPECIFIED)
 
     def _idle_check(self) -> None:
-        idle = self._loop.time() - self._last_activity
+        idle = self._loop.time() - max(self._last_activity, self._out.last_write)
         if idle < self._network_timeout:
             self._idle = self._loop.call_later(self._network_timeout - idle, self._idle_check)
             return

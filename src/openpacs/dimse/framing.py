@@ -3,8 +3,9 @@
 At a PDU boundary the reader offers a slice of free buffer, so small PDUs arriving together
 cost one read; once a PDU's header is known it offers exactly the rest of that PDU, so a large
 P-DATA-TF lands in place and is handed on as a memoryview, never copied. Each PDU's length is
-checked against its type's limit from the header alone, before any of its body is read; a
-huge announced length is only reached by doubling the buffer as the bytes really arrive.
+checked against its type's limit from the header alone, before any of its body is read. A
+PDU up to our own maximum (1 MiB when we set none) gets its room at once; a longer one, only
+possible with no maximum, is reached by doubling the buffer as its bytes really arrive.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class PduReader:
 
     def __init__(self, max_pdata: int) -> None:
         self._max_pdata = max_pdata or 0xFFFFFFFF
+        self._direct = 6 + (min(max_pdata, 64 << 20) if max_pdata else 1 << 20)
         self._buf = bytearray(SLICE)
         self._start = 0  # where the next unconsumed PDU starts
         self._have = 0  # bytes of _buf filled
@@ -84,7 +86,7 @@ class PduReader:
             raise pdu.PduError(f"PDU type 0x{kind:02x} of {length} bytes exceeds {limit}")
 
     def _make_room(self) -> None:
-        """Move the PDU being read to the front; grow the buffer, at most doubling it.
+        """Move the PDU being read to the front; grow the buffer if it must.
 
         Grown to the PDU's length plus a slice, a buffer then takes a small PDU and a full
         one behind it without moving either.
@@ -94,8 +96,14 @@ class PduReader:
             self._buf[:partial] = self._buf[self._start : self._have]
             self._start, self._have = 0, partial
         need = self._need or 6
-        if need > len(self._buf):
-            size = min(need + SLICE, max(2 * len(self._buf), SLICE))
-            grown = bytearray(size)  # a new one: views handed out earlier stay valid
-            grown[:partial] = self._buf[:partial]
-            self._buf = grown
+        if need <= len(self._buf):
+            return
+        if need <= self._direct:
+            size = need + SLICE
+        elif self._have < len(self._buf):
+            return  # read into the room there is before growing
+        else:
+            size = min(need + SLICE, 2 * len(self._buf))
+        grown = bytearray(size)  # a new one: views handed out earlier stay valid
+        grown[:partial] = self._buf[:partial]
+        self._buf = grown

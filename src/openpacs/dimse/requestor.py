@@ -114,7 +114,11 @@ async def associate(
         ),
         acse_timeout,
     )
-    await assoc.established  # bounded by the association's ARTIM (acse_timeout)
+    try:
+        await assoc.established  # bounded by the association's ARTIM (acse_timeout)
+    except BaseException:
+        assoc.drop()  # rejected, aborted or timed out: no connection left behind
+        raise
     return assoc
 
 
