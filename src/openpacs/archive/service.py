@@ -182,8 +182,9 @@ class Archive:
         `sop_class_uid`/`sop_uid` are what the sender announced; the dataset must agree. With
         `consume` the file is handed over (moved into the store when possible). With
         `skip_stored` (imports run again) an instance already indexed with a blob of the same
-        size is left as it is, whatever the duplicates policy. Raises an OpenPacsError
-        subclass, after which nothing of this instance is stored.
+        size is left as it is, whatever the duplicates policy. `digest`: the file's size and
+        SHA-256 when whoever wrote it computed them on the way (it is not read again). Raises
+        an OpenPacsError subclass, after which nothing of this instance is stored.
         """
         try:
             parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)

@@ -1,4 +1,4 @@
-"""pynetdicom event handlers: an event in, one archive call, a status out.
+"""DIMSE service handlers: a request in, one archive call, a status out.
 
 Every operation logs one line with the calling AE, the peer, the status and the duration; no
 patient data and no dataset contents are logged.
@@ -10,28 +10,18 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import evt
-from pynetdicom.events import Event
 
 from openpacs.archive.service import Archive
-from openpacs.archive.suboperations import SubOperationCounts, SubOperations, operation_event
+from openpacs.archive.suboperations import SubOperationCounts, operation_event
 from openpacs.config import DimseOperation
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import query_from_identifier
 from openpacs.dimse.find_response import find_response
-from openpacs.dimse.move_senders import MoveSenders
-from openpacs.dimse.peer_policy import NOT_AUTHORIZED, PeerPolicy, caller_of
-from openpacs.dimse.retrieve import (
-    AcceptedContexts,
-    accepted_syntaxes,
-    dataset_for,
-    move_contexts,
-    retrieve_query,
-)
+from openpacs.dimse.peer_policy import NOT_AUTHORIZED, PeerPolicy
+from openpacs.dimse.request import Peer, Request
 from openpacs.errors import InvalidQuery, OpenPacsError
 from openpacs.index.records import AuditEvent, Origin
 
@@ -40,10 +30,8 @@ log = logging.getLogger("openpacs.dimse")
 PENDING = 0xFF00
 CANCELLED = 0xFE00
 SUCCESS = 0x0000
-_UNEXPECTED = 0xC000
-_C_STORE_RSP = 0x8001
+UNEXPECTED = 0xC000
 _STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2"
-_SENT = Dataset()  # stands for a dataset already handed to pynetdicom, so it can be freed
 
 
 @dataclass(frozen=True)
@@ -69,11 +57,14 @@ class DimseContext:
     """Associations a C-MOVE may open to its destination to send sub-operations at once."""
     policy: PeerPolicy | None = None
     """What each calling AE may ask (`[[dicom.peers]]`); None: everything."""
+    dimse_timeout: float = 30.0
+    """How long a retrieve waits for each sub-operation's C-STORE response."""
+    move_ae: Any = None
+    """The pynetdicom AE that opens C-MOVE sub-associations (None: one per C-MOVE)."""
 
 
-def _peer(event: Event) -> str:
-    requestor = event.assoc.requestor
-    return f"calling={requestor.ae_title} peer={requestor.address}:{requestor.port}"
+def peer_text(request: Request) -> str:
+    return f"calling={request.peer.calling_aet} peer={request.peer.address}"
 
 
 _AUDIT_ACTION = {
@@ -92,27 +83,26 @@ _OPERATIONS: dict[str, DimseOperation] = {
 }
 
 
-def _refusal(
-    event: Event, context: DimseContext, operation: str, destination: str | None = None
+def refusal(
+    request: Request, context: DimseContext, operation: str, destination: str | None = None
 ) -> str | None:
     """Why the peer may not ask for `operation` (`context.policy`), logged and audited as
     denied with that reason; None when it may."""
     if context.policy is None:
         return None
-    caller = caller_of(event.assoc)
+    caller = request.peer.caller
     reason = context.policy.refusal(caller, _OPERATIONS[operation], destination)
     if reason is None:
         return None
-    log.warning("%s refused %s reason=%s", operation, _peer(event), reason)
-    uids = _audit_uids(event) if operation in ("C-FIND", "C-GET", "C-MOVE") else {}
+    log.warning("%s refused %s reason=%s", operation, peer_text(request), reason)
+    uids = audit_uids(request) if operation in ("C-FIND", "C-GET", "C-MOVE") else {}
     if operation == "C-STORE":
-        uids = {"sop_uid": str(event.request.AffectedSOPInstanceUID)[:64]}
-    requestor = event.assoc.requestor
+        uids = {"sop_uid": request.uid("AffectedSOPInstanceUID")}
     context.archive.audit.record(
         AuditEvent(
             channel="dimse",
             actor=caller.aet,
-            peer=f"{requestor.address}:{requestor.port}",
+            peer=request.peer.address,
             action=_AUDIT_ACTION[operation],
             outcome="denied",
             resource=f"destination={destination}" if destination else "",
@@ -123,10 +113,10 @@ def _refusal(
     return reason
 
 
-def _audit_uids(event: Event) -> dict[str, str]:
+def audit_uids(request: Request) -> dict[str, str]:
     """The identifying keys of a C-FIND/C-GET/C-MOVE identifier, for the audit trail."""
     try:
-        identifier = event.identifier
+        identifier = request.identifier
     except Exception:  # an undecodable identifier: the operation itself reports why
         return {}
     uids = {}
@@ -146,18 +136,17 @@ _AUDIT_KEYS = (
 
 
 def _audit(
-    event: Event,
+    request: Request,
     archive: Archive,
     operation: str,
     status: int,
     counts: SubOperationCounts | None = None,
     **fields: Any,
 ) -> None:
-    requestor = event.assoc.requestor
     base = AuditEvent(
         channel="dimse",
-        actor=str(requestor.ae_title).strip(),
-        peer=f"{requestor.address}:{requestor.port}",
+        actor=request.peer.calling_aet,
+        peer=request.peer.address,
         action=_AUDIT_ACTION[operation],
         outcome="",
         **fields,
@@ -165,8 +154,8 @@ def _audit(
     archive.audit.record(operation_event(base, status, counts))
 
 
-def _log_operation(
-    event: Event,
+def log_operation(
+    request: Request,
     operation: str,
     status: int,
     started: float,
@@ -179,7 +168,7 @@ def _log_operation(
     its audit event: the one audit call of each operation, on every way out of it. A
     retrieve's sub-operation `counts` make its final status and outcome."""
     if audit is not None:
-        _audit(event, audit[0], operation, status, counts, **audit[1])
+        _audit(request, audit[0], operation, status, counts, **audit[1])
     if counts is not None:
         extra = {**extra, "completed": counts.completed, "failed": counts.failed}
         extra["warning"] = counts.warning
@@ -188,14 +177,14 @@ def _log_operation(
     log.info(
         "op=%s %s status=0x%04X duration_ms=%.1f%s",
         operation,
-        _peer(event),
+        peer_text(request),
         status,
         (time.perf_counter() - started) * 1000,
         details,
     )
 
 
-def _status(code: int, comment: str | None = None) -> Dataset:
+def status_dataset(code: int, comment: str | None = None) -> Dataset:
     status = Dataset()
     status.Status = code
     if comment:
@@ -203,18 +192,16 @@ def _status(code: int, comment: str | None = None) -> Dataset:
     return status
 
 
-def audit_rejected(event: Event, context: DimseContext) -> None:
+def audit_rejected(peer: Peer, context: DimseContext) -> None:
     """An association refused (an unknown calling AE title), in the audit trail."""
-    caller = caller_of(event.assoc)
     reason = "association rejected"
     if context.policy is not None:
-        reason = context.policy.refusal(caller, "echo") or reason
-    requestor = event.assoc.requestor
+        reason = context.policy.refusal(peer.caller, "echo") or reason
     context.archive.audit.record(
         AuditEvent(
             channel="dimse",
-            actor=caller.aet,
-            peer=f"{requestor.address}:{requestor.port}",
+            actor=peer.calling_aet,
+            peer=peer.address,
             action="associate",
             outcome="denied",
             detail=reason,
@@ -222,237 +209,87 @@ def audit_rejected(event: Event, context: DimseContext) -> None:
     )
 
 
-def handle_echo(event: Event, context: DimseContext) -> int:
-    status = NOT_AUTHORIZED if _refusal(event, context, "C-ECHO") else SUCCESS
-    _log_operation(event, "C-ECHO", status, time.perf_counter())
+def handle_echo(request: Request, context: DimseContext) -> int:
+    status = NOT_AUTHORIZED if refusal(request, context, "C-ECHO") else SUCCESS
+    log_operation(request, "C-ECHO", status, time.perf_counter())
     return status
 
 
-def handle_store(event: Event, context: DimseContext) -> Dataset:
+def handle_store(request: Request, context: DimseContext) -> Dataset:
+    """Store the spooled data set (`request.dataset_path`, consumed)."""
     started = time.perf_counter()
-    request = event.request
-    uids = {"sop_uid": str(request.AffectedSOPInstanceUID)[:64]}
-    refused = _refusal(event, context, "C-STORE")
-    if refused is not None:  # pynetdicom removes the received file
-        status = _status(NOT_AUTHORIZED, refused)
-        _log_operation(event, "C-STORE", status.Status, started)
+    uids = {"sop_uid": request.uid("AffectedSOPInstanceUID")}
+    refused = refusal(request, context, "C-STORE")
+    if refused is not None:  # the engine removes the received file
+        status = status_dataset(NOT_AUTHORIZED, refused)
+        log_operation(request, "C-STORE", status.Status, started)
         return status
     try:
+        if request.dataset_path is None:
+            raise OpenPacsError("the C-STORE request carries no data set")
         outcome = context.archive.store_file(
-            Path(event.dataset_path),
-            sop_class_uid=str(request.AffectedSOPClassUID),
-            sop_uid=str(request.AffectedSOPInstanceUID),
+            request.dataset_path,
+            sop_class_uid=request.uid("AffectedSOPClassUID"),
+            sop_uid=request.uid("AffectedSOPInstanceUID"),
             consume=True,
-            origin=Origin(
-                str(event.assoc.requestor.ae_title).strip(),
-                str(event.assoc.acceptor.ae_title).strip(),
-            ),
+            origin=Origin(request.peer.calling_aet, request.peer.called_aet),
+            digest=request.digest,
         )
         uids["study_uid"] = outcome.study_uid
-        status = _status(SUCCESS)
+        status = status_dataset(SUCCESS)
     except OpenPacsError as exc:
-        log.warning("C-STORE refused %s reason=%s", _peer(event), exc.reason)
-        status = _status(exc.dimse_status, exc.reason)
+        log.warning("C-STORE refused %s reason=%s", peer_text(request), exc.reason)
+        status = status_dataset(exc.dimse_status, exc.reason)
     except Exception:
-        log.exception("C-STORE failed unexpectedly %s", _peer(event))
-        status = _status(0xA700, "internal error")
-    _log_operation(event, "C-STORE", status.Status, started, audit=(context.archive, uids))
+        log.exception("C-STORE failed unexpectedly %s", peer_text(request))
+        status = status_dataset(0xA700, "internal error")
+    log_operation(request, "C-STORE", status.Status, started, audit=(context.archive, uids))
     return status
 
 
-def handle_find(event: Event, context: DimseContext) -> Iterator[tuple[int, Dataset | None]]:
+def handle_find(request: Request, context: DimseContext) -> Iterator[tuple[Any, Dataset | None]]:
+    """(status, identifier) pairs: a pending one per match, then the final one (a status
+    code, or a status data set carrying an ErrorComment)."""
     started = time.perf_counter()
     matches = 0
-    refused = _refusal(event, context, "C-FIND")
+    refused = refusal(request, context, "C-FIND")
     if refused is not None:
-        _log_operation(event, "C-FIND", NOT_AUTHORIZED, started)
-        yield _status(NOT_AUTHORIZED, refused), None
+        log_operation(request, "C-FIND", NOT_AUTHORIZED, started)
+        yield status_dataset(NOT_AUTHORIZED, refused), None
         return
-    audit = (context.archive, _audit_uids(event))
+    audit = (context.archive, audit_uids(request))
     try:
-        query = query_from_identifier(event.identifier)
-        if query.level is Level.PATIENT and str(event.request.AffectedSOPClassUID).startswith(
+        query = query_from_identifier(request.identifier)
+        if query.level is Level.PATIENT and request.uid("AffectedSOPClassUID").startswith(
             _STUDY_ROOT
         ):
             raise InvalidQuery("the Study Root model has no PATIENT level")
         results = context.archive.find(query)
     except OpenPacsError as exc:
-        log.warning("C-FIND refused %s reason=%s", _peer(event), exc.reason)
-        _log_operation(event, "C-FIND", exc.dimse_status, started, audit=audit)
-        yield _status(exc.dimse_status, exc.reason), None
+        log.warning("C-FIND refused %s reason=%s", peer_text(request), exc.reason)
+        log_operation(request, "C-FIND", exc.dimse_status, started, audit=audit)
+        yield status_dataset(exc.dimse_status, exc.reason), None
         return
     except Exception:
-        log.exception("C-FIND failed unexpectedly %s", _peer(event))
-        _log_operation(event, "C-FIND", _UNEXPECTED, started, audit=audit)
-        yield _status(_UNEXPECTED, "internal error"), None
+        log.exception("C-FIND failed unexpectedly %s", peer_text(request))
+        log_operation(request, "C-FIND", UNEXPECTED, started, audit=audit)
+        yield status_dataset(UNEXPECTED, "internal error"), None
         return
     for match in results:
-        if event.is_cancelled:
-            _log_operation(event, "C-FIND", CANCELLED, started, audit=audit, matches=matches)
+        if request.is_cancelled:
+            log_operation(request, "C-FIND", CANCELLED, started, audit=audit, matches=matches)
             yield CANCELLED, None
             return
         matches += 1
         yield PENDING, find_response(query, match, retrieve_aet=context.aet)
     audit[1]["resource"] = f"level={query.level.value}"
     audit[1]["detail"] = f"matches={matches}"
-    _log_operation(
-        event, "C-FIND", SUCCESS, started, audit=audit, level=query.level.value, matches=matches
+    log_operation(
+        request, "C-FIND", SUCCESS, started, audit=audit, level=query.level.value, matches=matches
     )
 
 
-def handle_get(event: Event, context: DimseContext) -> Iterator[Any]:
-    started = time.perf_counter()
-    refused = _refusal(event, context, "C-GET")
-    if refused is not None:
-        _log_operation(event, "C-GET", NOT_AUTHORIZED, started)
-        yield 1
-        yield _status(NOT_AUTHORIZED, refused), None
-        return
-    audit = (context.archive, _audit_uids(event))
-    try:
-        instances = context.archive.instances_for(retrieve_query(event.identifier))
-    except OpenPacsError as exc:
-        log.warning("C-GET refused %s reason=%s", _peer(event), exc.reason)
-        _log_operation(event, "C-GET", exc.dimse_status, started, audit=audit)
-        yield 1
-        yield _status(exc.dimse_status, exc.reason), None
-        return
-    except Exception:
-        log.exception("C-GET failed unexpectedly %s", _peer(event))
-        _log_operation(event, "C-GET", _UNEXPECTED, started, audit=audit)
-        yield 1
-        yield _status(_UNEXPECTED, "internal error"), None
-        return
-    yield len(instances)
-    tally = SubOperations()
-    listener = _StoreResponses(tally)
-    event.assoc.bind(evt.EVT_DIMSE_RECV, listener.on_message)
-    try:
-        accepted = accepted_syntaxes(event.assoc.accepted_contexts)
-        for instance in instances:
-            if event.is_cancelled:
-                _log_operation(
-                    event, "C-GET", CANCELLED, started, audit=audit, counts=tally.counts()
-                )
-                yield CANCELLED, None
-                return
-            syntaxes = accepted.get(instance.sop_class_uid, set())
-            dataset = dataset_for(context.archive, instance, syntaxes)
-            tally.sent(instance.sop_uid)
-            yield PENDING, dataset
-    except Exception:
-        # Sub-operations not yet sent fail with this status; the log line and the audit
-        # event say what happened, and the peer gets a final response, not an abort.
-        log.exception("C-GET failed unexpectedly %s", _peer(event))
-        _log_operation(event, "C-GET", _UNEXPECTED, started, audit=audit, counts=tally.counts())
-        yield _status(_UNEXPECTED, "internal error"), None
-        return
-    finally:
-        event.assoc.unbind(evt.EVT_DIMSE_RECV, listener.on_message)
-    audit[1]["detail"] = f"instances={len(instances)}"
-    _log_operation(event, "C-GET", SUCCESS, started, audit=audit, counts=tally.counts())
-
-
-def handle_move(event: Event, context: DimseContext) -> Iterator[Any]:
-    started = time.perf_counter()
-    destination = _text(event.move_destination)
-    audit = (context.archive, {**_audit_uids(event), "resource": f"destination={destination}"})
-    if _refusal(event, context, "C-MOVE", destination) is not None:
-        # pynetdicom's C-MOVE SCP sends no other status before it has associated with the
-        # destination, which a refused peer must not make us do: 0xA801, the reason audited.
-        _log_operation(event, "C-MOVE", 0xA801, started, destination=destination)
-        yield None, None
-        return
-    remote = context.remotes.get(destination)
-    if remote is None:
-        log.warning("C-MOVE unknown destination=%s %s", destination, _peer(event))
-        _log_operation(event, "C-MOVE", 0xA801, started, audit=audit, destination=destination)
-        yield None, None
-        return
-    error: OpenPacsError | None = None
-    instances = []
-    try:
-        instances = context.archive.instances_for(retrieve_query(event.identifier))
-    except OpenPacsError as exc:
-        error = exc
-    except Exception:
-        log.exception("C-MOVE failed unexpectedly %s", _peer(event))
-        error = OpenPacsError("internal error")
-    tally = SubOperations()
-    accepted = AcceptedContexts()
-    senders = MoveSenders(
-        context.move_associations, _text(event.assoc.requestor.ae_title), event.request.MessageID
-    )
-    arguments = dict(context.move_association_args)
-    arguments["senders"] = senders
-    arguments["contexts"] = move_contexts(instances)
-    arguments["evt_handlers"] = [
-        *arguments.get("evt_handlers", []),
-        (evt.EVT_ACCEPTED, accepted.on_accepted),
-        (evt.EVT_DIMSE_RECV, _StoreResponses(tally).on_message),
-    ]
-    if remote.tls:
-        arguments["tls_args"] = (context.tls_client_args, remote.host)
-    yield remote.host, remote.port, arguments
-    if error is not None:
-        log.warning("C-MOVE refused %s reason=%s", _peer(event), error.reason)
-        _log_operation(event, "C-MOVE", error.dimse_status, started, audit=audit)
-        yield 1
-        yield _status(error.dimse_status, error.reason), None
-        return
-    yield len(instances)
-    datasets: list[Dataset] = []
-    window = 2 * context.move_associations
-    try:
-        for index in range(len(instances)):
-            if event.is_cancelled:
-                # Sub-operations already on their way still finish and are counted.
-                for dataset in senders.withdraw():
-                    tally.sent(str(dataset.SOPInstanceUID))
-                    yield PENDING, dataset
-                counts = tally.counts()
-                _log_operation(event, "C-MOVE", CANCELLED, started, audit=audit, counts=counts)
-                yield CANCELLED, None
-                return
-            for ahead in instances[len(datasets) : index + window]:
-                syntaxes = accepted.for_sop_class(ahead.sop_class_uid)
-                datasets.append(dataset_for(context.archive, ahead, syntaxes))
-                senders.submit(datasets[-1])
-            tally.sent(instances[index].sop_uid)
-            yield PENDING, datasets[index]
-            datasets[index] = _SENT
-    except Exception:
-        log.exception("C-MOVE failed unexpectedly %s", _peer(event))
-        counts = tally.counts()
-        _log_operation(event, "C-MOVE", _UNEXPECTED, started, audit=audit, counts=counts)
-        yield _status(_UNEXPECTED, "internal error"), None
-        return
-    audit[1]["detail"] = f"instances={len(instances)}"
-    _log_operation(
-        event,
-        "C-MOVE",
-        SUCCESS,
-        started,
-        audit=audit,
-        counts=tally.counts(),
-        destination=destination,
-    )
-
-
-class _StoreResponses:
-    """Feeds each C-STORE response of a retrieve's sub-operations to its tally (pynetdicom's
-    EVT_DIMSE_RECV, on the association the sub-operations use)."""
-
-    def __init__(self, tally: SubOperations) -> None:
-        self._tally = tally
-
-    def on_message(self, event: Event) -> None:
-        command = event.message.command_set  # type: ignore[attr-defined]
-        if command is not None and command.get("CommandField") == _C_STORE_RSP:
-            self._tally.answered(str(command.AffectedSOPInstanceUID), int(command.Status))
-
-
-def _text(value: str | bytes) -> str:
+def text_of(value: str | bytes) -> str:
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="replace")
     return value.strip()

@@ -35,7 +35,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from openpacs.archive.service import Archive
 from openpacs.config import DicomSettings
-from openpacs.dimse import handlers, tuning
+from openpacs.dimse import handlers, pynetdicom_retrieve, tuning
+from openpacs.dimse.event_request import on_request, peer_of
 from openpacs.dimse.handlers import DimseContext, Remote
 from openpacs.dimse.move_senders import ArchiveAE
 from openpacs.dimse.peer_policy import PeerPolicy
@@ -172,6 +173,7 @@ class DicomServer:
             tls_client_args=tls_client,
             move_associations=settings.move_associations,
             policy=PeerPolicy(settings),
+            dimse_timeout=settings.dimse_timeout,
         )
 
     @staticmethod
@@ -204,15 +206,15 @@ class DicomServer:
     def _handlers(self) -> list[Any]:
         context = self.context
         return [
-            (evt.EVT_C_ECHO, handlers.handle_echo, [context]),
-            (evt.EVT_C_STORE, handlers.handle_store, [context]),
-            (evt.EVT_C_FIND, handlers.handle_find, [context]),
-            (evt.EVT_C_GET, handlers.handle_get, [context]),
-            (evt.EVT_C_MOVE, handlers.handle_move, [context]),
+            (evt.EVT_C_ECHO, on_request(handlers.handle_echo), [context]),
+            (evt.EVT_C_STORE, on_request(handlers.handle_store), [context]),
+            (evt.EVT_C_FIND, on_request(handlers.handle_find), [context]),
+            (evt.EVT_C_GET, pynetdicom_retrieve.handle_get, [context]),
+            (evt.EVT_C_MOVE, pynetdicom_retrieve.handle_move, [context]),
             (evt.EVT_CONN_OPEN, set_nodelay),
             (evt.EVT_ACCEPTED, self._association_log, ["accepted"]),
             (evt.EVT_REJECTED, self._association_log, ["rejected"]),
-            (evt.EVT_REJECTED, handlers.audit_rejected, [context]),
+            (evt.EVT_REJECTED, _audit_rejected, [context]),
             (evt.EVT_RELEASED, self._association_log, ["released"]),
             (evt.EVT_ABORTED, self._association_log, ["aborted"]),
             (evt.EVT_ABORTED, discard_partial_store),
@@ -322,6 +324,10 @@ class _AssociationLog:
             peer.port,
             duration,
         )
+
+
+def _audit_rejected(event: Event, context: DimseContext) -> None:
+    handlers.audit_rejected(peer_of(event), context)
 
 
 def _path(value: str) -> Path | None:
