@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 def configure_libraries(staging_dir: Path | None) -> None:
     """Set the library-wide switches openpacs relies on, once, at start-up.
 
-    - pynetdicom spools each received C-STORE to a file instead of decoding it, and spools it
-      into the store's staging folder so that storing it is a rename, not a copy;
+    - temporary files (C-STORE sub-operations pynetdicom receives for jobs, imports) go to
+      the store's staging folder, so that storing them is a rename, not a copy;
     - pynetdicom does not log query identifiers (they hold patient data);
     - pydicom reads values as they are, without validating them: an archive keeps what it
       receives, and validation of the identifying attributes is the archive's own;
@@ -45,7 +45,6 @@ def configure_libraries(staging_dir: Path | None) -> None:
     from openpacs.dimse import tuning
 
     tuning.install()
-    pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
     pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
     pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
