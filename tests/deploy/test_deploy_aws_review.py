@@ -342,7 +342,9 @@ def test_openpacs_logs_the_line_the_refusal_filter_counts() -> None:
     an A-ASSOCIATE-RJ (dimse/server.py)."""
     source = (AWS.parents[1] / "src" / "openpacs" / "dimse" / "server.py").read_text()
     assert '"association %s calling=%s' in source
-    assert '(evt.EVT_REJECTED, self._association_log, ["rejected"])' in source
+    assert 'if event == "rejected":' in source  # the engine's event, logged as its name
+    association = (AWS.parents[1] / "src" / "openpacs" / "dimse" / "association.py").read_text()
+    assert 'self._notify("rejected"' in association  # an A-ASSOCIATE-RJ sent
 
 
 # --- issue 16, item 4: PrivateLink -----------------------------------------------------------

@@ -25,19 +25,35 @@ from openpacs.index.records import StoredInstance
 
 log = logging.getLogger(__name__)
 
-_GROUP_LENGTH = struct.Struct("<HH2sHL")  # (0002,0000) UL, explicit VR little endian
+_ELEMENT = struct.Struct("<HH2s")  # tag and VR of a file meta element (explicit VR LE)
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+                       b"UR", b"UT", b"UV"})  # fmt: skip
+_META_LIMIT = 65536  # far more than any file meta group holds
 
 
 def dataset_offset(path: Path) -> int:
-    """Where the data set starts in a Part 10 file (after preamble, "DICM" and file meta)."""
+    """Where the data set starts in a Part 10 file (after preamble, "DICM" and file meta).
+
+    The meta group's elements are walked rather than its group length trusted, since files
+    written without (0002,0000) are common and still stored byte for byte."""
     with path.open("rb") as file:
-        head = file.read(144)
-    if len(head) < 144 or head[128:132] != b"DICM":
+        head = file.read(132 + _META_LIMIT)
+    if len(head) < 132 or head[128:132] != b"DICM":
         raise OpenPacsError(f"{path.name} is not a Part 10 file")
-    group, element, vr, length, value = _GROUP_LENGTH.unpack_from(head, 132)
-    if (group, element, vr, length) != (2, 0, b"UL", 4):
-        raise OpenPacsError(f"{path.name} has no file meta group length")
-    return 144 + value
+    offset = 132
+    while offset + 8 <= len(head):
+        group, _element, vr = _ELEMENT.unpack_from(head, offset)
+        if group != 2:
+            return offset
+        if vr not in _LONG_VRS:
+            offset += 8 + struct.unpack_from("<H", head, offset + 6)[0]
+        elif offset + 12 <= len(head):
+            offset += 12 + struct.unpack_from("<L", head, offset + 8)[0]
+        else:
+            break
+    if offset == len(head) < 132 + _META_LIMIT:
+        return offset  # a file meta group and no data set
+    raise OpenPacsError(f"{path.name} has no readable file meta group")
 
 
 def payload_for(
