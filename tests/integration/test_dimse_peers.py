@@ -5,6 +5,8 @@ every refusal audited as denied with its reason."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,9 +132,18 @@ def test_refusals_are_audited_with_their_reason(site: Site) -> None:
     assert ("PINNED", "echo", "PINNED may not call from 127.0.0.1") in reasons
 
 
-def test_an_unknown_ae_cannot_associate_and_is_audited(site: Site) -> None:
-    with pytest.raises(ConnectionError):
+def test_an_unknown_ae_cannot_associate_and_is_audited(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="openpacs.dimse"), pytest.raises(ConnectionError):
         scu.echo(site.node.port, aet="STRANGER")
+    # The line the deployment's refusal alarm counts (deploy/aws/modules/operations).
+    deadline = time.monotonic() + 10
+    while not any(
+        r.getMessage().startswith("association rejected calling=STRANGER") for r in caplog.records
+    ):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        time.sleep(0.05)
     site.node.archive.audit.flush()
     _total, events = site.node.archive.audit.search(AuditFilter(actor="STRANGER"))
     assert [(e.action, e.outcome) for e in events][:1] == [("associate", "denied")]
