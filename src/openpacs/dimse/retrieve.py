@@ -9,13 +9,11 @@ Instance UID List, while the others are still sent.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
-from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
@@ -82,15 +80,21 @@ def move_contexts(instances: Sequence[StoredInstance]) -> list[PresentationConte
     return [*merged, verification]
 
 
+def sendable_syntax(instance: StoredInstance, accepted: Collection[str]) -> str:
+    """The syntax `instance` goes out in (`choose_syntax`); OpenPacsError when none fits."""
+    target = choose_syntax(instance.transfer_syntax, accepted)
+    if target is None:
+        raise OpenPacsError(
+            f"the receiver accepts none of {instance.transfer_syntax} or an uncompressed"
+            f" syntax for SOP class {instance.sop_class_uid}"
+        )
+    return target
+
+
 def dataset_for(archive: Archive, instance: StoredInstance, accepted: set[str]) -> Dataset:
     """The instance ready to send, or a stub that the C-STORE layer will fail to send."""
-    target = choose_syntax(instance.transfer_syntax, accepted)
     try:
-        if target is None:
-            raise OpenPacsError(
-                f"the receiver accepts none of {instance.transfer_syntax} or an uncompressed"
-                f" syntax for SOP class {instance.sop_class_uid}"
-            )
+        target = sendable_syntax(instance, accepted)
         stored = archive.stored_file(instance) if target == instance.transfer_syntax else None
         if stored is not None and tuning.sends_stored_files():
             return StoredFile(stored, instance.sop_class_uid, instance.sop_uid, target)
@@ -113,19 +117,3 @@ def _unsendable(instance: StoredInstance) -> Dataset:
     stub.file_meta = FileMetaDataset()
     stub.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.999.unsendable"
     return stub
-
-
-class AcceptedContexts:
-    """Collects what a C-MOVE destination accepted, from pynetdicom's EVT_ACCEPTED."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self._accepted: dict[str, set[str]] = {}
-
-    def on_accepted(self, event: object) -> None:
-        assoc: Association = event.assoc  # type: ignore[attr-defined]
-        self._accepted = accepted_syntaxes(assoc.accepted_contexts)
-        self._ready.set()
-
-    def for_sop_class(self, sop_class_uid: str) -> set[str]:
-        return self._accepted.get(sop_class_uid, set())

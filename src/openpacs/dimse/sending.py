@@ -17,9 +17,10 @@ from pathlib import Path
 from pydicom import dcmread
 
 from openpacs.archive.service import Archive
-from openpacs.dicom.transcode import choose_syntax, transcode
+from openpacs.dicom.transcode import transcode
 from openpacs.dimse.association import FileSlice
 from openpacs.dimse.datasets import encode
+from openpacs.dimse.retrieve import sendable_syntax
 from openpacs.errors import OpenPacsError
 from openpacs.index.records import StoredInstance
 
@@ -37,9 +38,12 @@ def dataset_offset(path: Path) -> int:
     The meta group's elements are walked rather than its group length trusted, since files
     written without (0002,0000) are common and still stored byte for byte."""
     with path.open("rb") as file:
-        head = file.read(132 + _META_LIMIT)
-    if len(head) < 132 or head[128:132] != b"DICM":
-        raise OpenPacsError(f"{path.name} is not a Part 10 file")
+        head = file.read(144)
+        if len(head) < 132 or head[128:132] != b"DICM":
+            raise OpenPacsError(f"{path.name} is not a Part 10 file")
+        if len(head) == 144 and _ELEMENT.unpack_from(head, 132) == (2, 0, b"UL"):
+            return 144 + struct.unpack_from("<L", head, 140)[0]  # the group length says
+        head += file.read(_META_LIMIT - 12)
     offset = 132
     while offset + 8 <= len(head):
         group, _element, vr = _ELEMENT.unpack_from(head, offset)
@@ -61,13 +65,8 @@ def payload_for(
 ) -> tuple[int, bytes | FileSlice] | None:
     """(context ID, data set bytes) for `instance`, given the accepted contexts of its SOP
     class by transfer syntax; None when it cannot be sent."""
-    target = choose_syntax(instance.transfer_syntax, contexts)
     try:
-        if target is None:
-            raise OpenPacsError(
-                f"the receiver accepts none of {instance.transfer_syntax} or an uncompressed"
-                f" syntax for SOP class {instance.sop_class_uid}"
-            )
+        target = sendable_syntax(instance, contexts)
         stored = archive.stored_file(instance) if target == instance.transfer_syntax else None
         if stored is not None:  # sent from the file by the association, never read here
             offset = dataset_offset(stored)

@@ -17,10 +17,9 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
-from openpacs import __version__
+from openpacs.dimse.negotiation import IMPLEMENTATION_VERSION
 
 IMPLEMENTATION_CLASS_UID = PYDICOM_IMPLEMENTATION_UID  # as the files openpacs writes elsewhere
-IMPLEMENTATION_VERSION = f"OPENPACS_{__version__}"[:16]
 
 
 def part10_header(

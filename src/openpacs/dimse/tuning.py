@@ -1,13 +1,7 @@
-"""Speed-ups for pynetdicom, installed once at start-up (`install`, `cheap_to_copy`).
+"""Speed-ups for pynetdicom, installed once at start-up (`install`), where pynetdicom is still
+our SCU (C-MOVE sub-operations, jobs).
 
-pynetdicom deep-copies the listener's supported presentation contexts for every association
-it accepts. With every storage SOP class and every transfer syntax that is some 8,000 UID
-objects, copied one by one through `copy.deepcopy`: about 0.7 s of CPU per association, paid
-by every findscu, storescu or movescu run before its first message. UIDs are immutable, so
-`cheap_to_copy` gives the contexts a deep copy that copies each context and its list of
-syntaxes but shares the UIDs: the same independent copy, a thousand times faster.
-
-C-MOVE and C-GET send what is stored: pynetdicom's retrieve services take only Dataset
+C-MOVE sub-operations send what is stored: pynetdicom takes only Dataset
 objects, which it re-encodes element by element. A `StoredFile` is a Dataset that stands for
 a stored Part 10 file; the installed `send_c_store` sends that file's bytes in PDU-sized
 chunks (pynetdicom's own chunked sending) without decoding or re-encoding anything.
@@ -29,9 +23,7 @@ sender reads.
 
 from __future__ import annotations
 
-import copy
 import socket
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,7 +31,6 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom.association import Association
-from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket
 
 _INSTALLED = False
@@ -80,26 +71,6 @@ def _serve_request(self: Association, msg: Any, context_id: int) -> None:
 def sends_stored_files() -> bool:
     """True once `install` made `send_c_store` understand StoredFile."""
     return _INSTALLED
-
-
-class _CheapCopyContext(PresentationContext):
-    """A presentation context whose deep copy shares its (immutable) UIDs."""
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _CheapCopyContext:
-        clone = copy.copy(self)
-        clone._transfer_syntax = list(self._transfer_syntax)
-        return clone
-
-
-def cheap_to_copy(contexts: Iterable[PresentationContext]) -> list[PresentationContext]:
-    """The same contexts, as objects that deep-copy without copying every UID."""
-    converted: list[PresentationContext] = []
-    for context in contexts:
-        clone = copy.copy(context)
-        clone.__class__ = _CheapCopyContext
-        clone._transfer_syntax = list(context._transfer_syntax)
-        converted.append(clone)
-    return converted
 
 
 def _recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
