@@ -143,17 +143,18 @@ def env(setup: Setup, caplog: pytest.LogCaptureFixture) -> Iterator[Setup]:
         with received.lock:
             received.datasets.clear()
             received.transfer_syntaxes.clear()
+            received.originators.clear()
     yield setup
     setup.node.wait_idle()
     gc.collect()
 
 
 def _move(
-    env: Setup, identifier: Dataset, destination: str, *, model: str = "study"
+    env: Setup, identifier: Dataset, destination: str, *, model: str = "study", msg_id: int = 1
 ) -> tuple[list[tuple[Dataset, Dataset | None]], list[str]]:
     """C-MOVE; every response and the SOP Instance UIDs the destination received."""
     with scu.association(env.node.port, [scu.MODELS[model][2]]) as assoc:
-        responses = scu.move_on(assoc, identifier, destination, model=model)
+        responses = scu.move_on(assoc, identifier, destination, model=model, msg_id=msg_id)
     inbox = env.received.get(destination)
     return responses, [str(ds.SOPInstanceUID) for ds in inbox.datasets] if inbox else []
 
@@ -183,6 +184,15 @@ def test_c_move_of_a_study_delivers_every_instance(env: Setup) -> None:
     assert sorted(received) == sorted(env.s1.sop_uids)
     remaining = [s.NumberOfRemainingSuboperations for s, _ in responses if s.Status == PENDING]
     assert remaining == [2, 1, 0]
+
+
+def test_c_move_sub_operations_name_their_originator(env: Setup) -> None:
+    """PS3.7 9.1.1.1: each C-STORE of a C-MOVE carries the Move Originator AE title and the
+    C-MOVE's Message ID, so the destination can tell whose move brought it."""
+    responses, received = _move(env, _study_identifier(env.s1), "MOVESCP", msg_id=4321)
+    assert responses[-1][0].Status == SUCCESS
+    assert len(received) == 3
+    assert env.received["MOVESCP"].originators == [("TESTSCU", 4321)] * 3
 
 
 @pytest.mark.parametrize("level", ["SERIES", "IMAGE"])

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pynetdicom.sop_class import Verification
 
-from openpacs.dimse.tls import client_context
+from openpacs.dimse.tls import client_context, server_context
 from tests.support import scu
 from tests.support.corpus import synthetic_ct_series
 from tests.support.node import HOST, Node, running_node
@@ -184,3 +184,34 @@ def test_a_silent_client_does_not_block_other_tls_peers(node: Node, tls: Tls) ->
         assert first.send_c_echo().Status == SUCCESS
         scu.settle_reactor(second)
         assert second.send_c_echo().Status == SUCCESS
+
+
+def test_c_move_reaches_a_destination_over_tls(tmp_path: Path, tls: Tls) -> None:
+    """A remote with `tls = true` gets its sub-operations over TLS, its certificate checked
+    against the node's CA (a destination with a certificate from elsewhere gets nothing)."""
+    pki = tls.pki
+    trusted = server_context(pki.server_cert, pki.server_key)
+    untrusted = server_context(pki.untrusted_client_cert, pki.untrusted_client_key)
+    with (
+        scu.storage_scp("TLSDEST", ssl_context=trusted) as (port, received),
+        scu.storage_scp("ROGUE", ssl_context=untrusted) as (rogue_port, rogue),
+    ):
+        remotes = [
+            {"aet": "TLSDEST", "host": HOST, "port": port, "tls": True},
+            {"aet": "ROGUE", "host": HOST, "port": rogue_port, "tls": True},
+        ]
+        dicom = {"tls_ca": str(pki.ca_cert), "remotes": remotes, "acse_timeout": 5.0}
+        with running_node(tmp_path / "node", dicom=dicom) as node:
+            series = synthetic_ct_series(2, rows=8, columns=8, patient_id="TLS-MOVE")
+            assert [s.Status for s in scu.store(node.port, series)] == [SUCCESS] * 2
+            study = scu.identifier("STUDY", StudyInstanceUID=series[0].StudyInstanceUID)
+            statuses = scu.move(node.port, study, "TLSDEST")
+            assert statuses[-1].Status == SUCCESS
+            assert statuses[-1].NumberOfCompletedSuboperations == 2
+            assert sorted(str(d.SOPInstanceUID) for d in received.datasets) == sorted(
+                str(d.SOPInstanceUID) for d in series
+            )
+            refused = scu.move(node.port, study, "ROGUE")
+            assert refused[-1].Status == 0xA801  # the destination could not be reached
+            assert rogue.datasets == []
+            node.wait_idle(WAIT)

@@ -4,15 +4,12 @@ loopback port. Nothing is mocked: the same composition `openpacs serve` uses."""
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from pynetdicom.dul import DULServiceProvider
 
 from openpacs.archive.service import Archive
 from openpacs.compose import build_archive, build_dicom_server, configure_libraries
@@ -50,24 +47,16 @@ class Node:
         return self.archive.totals().instances
 
     def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait until none of the node's associations (served, or opened for C-MOVE) runs.
+        """Wait until none of the node's associations runs.
 
-        A peer sees a final response before the node's threads have finished; tests that
-        look at what those threads leave behind wait for them first.
+        A peer sees a final response a moment before the node's side of the association has
+        ended; tests that look at what an association leaves behind wait for it first.
         """
         deadline = time.monotonic() + timeout
-        while self.server.ae.active_associations or self._running_dul_threads():
+        while self.server.active_associations:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"node associations still running after {timeout} s")
             time.sleep(0.01)
-
-    def _running_dul_threads(self) -> list[threading.Thread]:
-        """An association's DUL thread outlives it by a moment, holding its sockets."""
-        return [
-            thread
-            for thread in threading.enumerate()
-            if isinstance(thread, DULServiceProvider) and thread.assoc.ae is self.server.ae
-        ]
 
 
 def toml_value(value: Any) -> str:

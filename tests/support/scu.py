@@ -4,6 +4,7 @@ storage SCP to receive C-MOVE sub-operations."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -217,6 +218,8 @@ class Received:
     transfer_syntaxes: list[str] = field(default_factory=list)
     peer_ports: list[int] = field(default_factory=list)
     """The sender's port of each dataset's association."""
+    originators: list[tuple[str, int | None]] = field(default_factory=list)
+    """Each C-STORE's Move Originator AE title and Message ID (empty, None: not a C-MOVE's)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     delay: float = 0.0
     """Seconds each C-STORE takes to answer (a slow receiver)."""
@@ -230,6 +233,13 @@ class Received:
             self.datasets.append(dataset)
             self.transfer_syntaxes.append(str(event.context.transfer_syntax))
             self.peer_ports.append(int(event.assoc.requestor.port))
+            request = event.request
+            self.originators.append(
+                (
+                    str(request.MoveOriginatorApplicationEntityTitle or "").strip(),
+                    request.MoveOriginatorMessageID,
+                )
+            )
         return 0x0000
 
 
@@ -287,9 +297,10 @@ def storage_scp(
     transfer_syntaxes: Sequence[str] = ALL_TRANSFER_SYNTAXES,
     max_associations: int = 10,
     delay: float = 0.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Iterator[tuple[int, Received]]:
     """A pynetdicom Storage SCP on a free loopback port; yields (port, received). With
-    `delay` each C-STORE takes that many seconds to answer.
+    `delay` each C-STORE takes that many seconds to answer; with `ssl_context`, over TLS.
 
     Like every storage SCP in the field (storescp, Orthanc) it also answers Verification."""
     received = Received(delay=delay)
@@ -302,6 +313,7 @@ def storage_scp(
         (HOST, 0),
         block=False,
         evt_handlers=[NODELAY, CLOSE, (evt.EVT_C_STORE, received.handle)],
+        ssl_context=ssl_context,
     )
     try:
         yield server.server_address[1], received

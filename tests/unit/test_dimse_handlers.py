@@ -61,7 +61,6 @@ def _context(archive: FakeArchive, **dicom: Any) -> DimseContext:
         archive=archive,  # type: ignore[arg-type]
         aet="OPENPACS",
         remotes={},
-        move_association_args={},
         policy=PeerPolicy(settings),
     )
 

@@ -108,7 +108,6 @@ def _services(archive: Archive, assoc: FakeAssociation) -> Services:
         archive=archive,
         aet="OPENPACS",
         remotes={},
-        move_association_args={},
         policy=PeerPolicy(load_settings(None, environ={}).dicom),
         dimse_timeout=5,
     )

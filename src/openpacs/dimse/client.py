@@ -5,6 +5,7 @@ send and their transfer syntaxes come from the same code C-MOVE uses (`dimse.ret
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
+from pynetdicom.events import Event
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
@@ -20,7 +22,6 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from openpacs.archive.service import Archive
 from openpacs.config import DicomSettings
 from openpacs.dimse.retrieve import accepted_syntaxes, dataset_for, move_contexts
-from openpacs.dimse.server import set_nodelay
 from openpacs.dimse.tls import client_context
 from openpacs.errors import RemoteUnavailable
 from openpacs.index.records import RemoteNode, StoredInstance
@@ -28,6 +29,13 @@ from openpacs.index.records import RemoteNode, StoredInstance
 log = logging.getLogger("openpacs.dimse")
 
 _PENDING = (0xFF00, 0xFF01)
+
+
+def set_nodelay(event: Event) -> None:
+    """TCP_NODELAY on an association's socket, so small messages go at once."""
+    sock = event.assoc.dul.socket.socket if event.assoc.dul.socket else None
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class DicomClient:

@@ -7,6 +7,7 @@ patient data and no dataset contents are logged.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -49,18 +50,18 @@ class DimseContext:
     archive: Archive
     aet: str
     remotes: Mapping[str, Remote]
-    move_association_args: Mapping[str, Any]
-    """Extra `AE.associate` arguments for C-MOVE sub-associations (PDU size, handlers)."""
-    tls_client_args: Any = None
-    """`(ssl_context, server_hostname)` factory input for TLS remotes, or None."""
     move_associations: int = 1
     """Associations a C-MOVE may open to its destination to send sub-operations at once."""
     policy: PeerPolicy | None = None
     """What each calling AE may ask (`[[dicom.peers]]`); None: everything."""
     dimse_timeout: float = 30.0
     """How long a retrieve waits for each sub-operation's C-STORE response."""
-    move_ae: Any = None
-    """The pynetdicom AE that opens C-MOVE sub-associations (None: one per C-MOVE)."""
+    acse_timeout: float = 30.0
+    network_timeout: float = 60.0
+    max_pdu: int = 1048576
+    """The largest PDU we receive on associations we request (C-MOVE's)."""
+    tls_client: ssl.SSLContext | None = None
+    """The client context for remotes reached over TLS; None when no TLS is configured."""
 
 
 def peer_text(request: Request) -> str:

@@ -1,36 +1,43 @@
 """A C-MOVE's sub-operations: C-STOREs to the destination over up to `[dicom]
-move_associations` associations at once, pynetdicom as the SCU.
+move_associations` associations at once, requested by the engine on the server's loop.
 
-Runs in a worker thread (the services await it): each sender thread takes the next instance,
-sends it on its own association and counts the response in the tally; `progress` reports how
-many remain after each one, for the pending C-MOVE responses. A cancel stops the senders
-before their next instance; what is on its way still finishes and is counted.
+Each sender takes the next instance, sends it on its own association (from the stored file
+when the destination accepted its stored syntax, `openpacs.dimse.sending`) and counts the
+response in the tally; `progress` learns how many remain after each one, for the pending
+C-MOVE responses. A cancel stops the senders before their next instance; what is on its way
+still finishes and is counted. An instance that cannot be sent, or whose response never
+comes, is a failed sub-operation; the others still go.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any
-
-from pynetdicom import AE
-from pynetdicom.association import Association
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from openpacs.archive.suboperations import SubOperations
+from openpacs.dimse import messages as m
+from openpacs.dimse.association import Association, AssociationClosed, AssociationRejected
 from openpacs.dimse.handlers import DimseContext, Remote
-from openpacs.dimse.retrieve import accepted_syntaxes, dataset_for, move_contexts
+from openpacs.dimse.requestor import associate, request
+from openpacs.dimse.retrieve import proposed_contexts
+from openpacs.dimse.sending import payload_for
 from openpacs.errors import OpenPacsError
 from openpacs.index.records import StoredInstance
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Run = Callable[..., Awaitable[Any]]
+"""Runs a blocking function in the server's pool: `await run(function, *args)`."""
 
 
 class DestinationUnreachable(OpenPacsError):
     dimse_status = 0xA801  # PS3.4 C.4.2.1.5: refused, move destination unknown (or unreachable)
 
 
-def move_instances(
+async def move_instances(
     context: DimseContext,
     remote: Remote,
     instances: Sequence[StoredInstance],
@@ -39,45 +46,40 @@ def move_instances(
     originator: tuple[str, int],
     cancelled: Callable[[], bool],
     progress: Callable[[int], None],
+    run: Run,
 ) -> None:
-    ae = context.move_ae
-    if ae is None:
-        ae = AE(ae_title=context.aet)
-        ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = context.dimse_timeout
-    contexts = move_contexts(instances)
+    """Send `instances` to `remote`; DestinationUnreachable when not one association opens."""
+    contexts = proposed_contexts(instances)
 
-    def associate() -> Association | None:
-        arguments = dict(context.move_association_args)
-        arguments.pop("senders", None)
-        arguments["contexts"] = contexts
-        arguments["evt_handlers"] = list(arguments.get("evt_handlers", []))
-        if remote.tls:
-            arguments["tls_args"] = (context.tls_client_args, remote.host)
-        assoc = ae.associate(remote.host, remote.port, ae_title=remote.aet, **arguments)
-        if assoc.is_established:
-            return assoc
-        if assoc.dul.socket is not None:  # pynetdicom leaves a refused socket open
-            assoc.dul.socket.close()
-        return None
-
-    first = associate()
-    if first is None:
-        raise DestinationUnreachable(f"no association with {remote.aet}")
-    work = _Work(instances, tally, cancelled, progress)
-    threads = [threading.Thread(target=work.send_all, args=(first, context, originator))]
-    for _ in range(min(context.move_associations, len(instances)) - 1):
-        threads.append(
-            threading.Thread(target=work.open_and_send, args=(associate, context, originator))
+    async def open_association() -> Association:
+        return await associate(
+            remote.host,
+            remote.port,
+            calling=context.aet,
+            called=remote.aet,
+            contexts=contexts,
+            ssl_context=context.tls_client if remote.tls else None,
+            max_pdu=context.max_pdu,
+            acse_timeout=context.acse_timeout,
+            network_timeout=context.network_timeout,
         )
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+
+    try:
+        first = await open_association()
+    except (AssociationRejected, AssociationClosed, OSError, TimeoutError) as exc:
+        log.warning("C-MOVE destination %s unreachable: %s", remote.aet, exc or type(exc).__name__)
+        raise DestinationUnreachable(f"no association with {remote.aet}") from None
+    work = _Work(instances, tally, cancelled, progress)
+    sender = _Sender(context, work, originator, run)
+    senders = [sender.send_all(first)]
+    extra = min(context.move_associations, len(instances)) - 1
+    senders += [sender.open_and_send(open_association) for _ in range(extra)]
+    await asyncio.gather(*senders)
     work.fail_unsent()
 
 
 class _Work:
-    """The instances still to send, shared by the sender threads."""
+    """The instances still to send, shared by the senders (all on one loop: no lock)."""
 
     def __init__(
         self,
@@ -89,25 +91,21 @@ class _Work:
         self._instances = list(instances)
         self._next = 0
         self._done = 0
-        self._lock = threading.Lock()
-        self._tally = tally
+        self.tally = tally
         self._cancelled = cancelled
         self._progress = progress
 
     def take(self) -> StoredInstance | None:
-        with self._lock:
-            if self._cancelled() or self._next >= len(self._instances):
-                return None
-            self._next += 1
-            instance = self._instances[self._next - 1]
-        self._tally.sent(instance.sop_uid)
+        if self._cancelled() or self._next >= len(self._instances):
+            return None
+        instance = self._instances[self._next]
+        self._next += 1
+        self.tally.sent(instance.sop_uid)
         return instance
 
     def finished(self) -> None:
-        with self._lock:
-            self._done += 1
-            remaining = len(self._instances) - self._done
-        self._progress(remaining)
+        self._done += 1
+        self._progress(len(self._instances) - self._done)
 
     def fail_unsent(self) -> None:
         """Every association ended before these went: they count as failed."""
@@ -117,38 +115,69 @@ class _Work:
             self.finished()
             log.warning("sub-operation not sent sop=%s", instance.sop_uid)
 
-    def open_and_send(self, associate: Callable[[], Association | None], *args: Any) -> None:
+
+class _Sender:
+    def __init__(
+        self, context: DimseContext, work: _Work, originator: tuple[str, int], run: Run
+    ) -> None:
+        self._context = context
+        self._work = work
+        self._originator = originator
+        self._run = run
+
+    async def open_and_send(self, open_association: Callable[[], Awaitable[Association]]) -> None:
         try:
-            assoc = associate()
+            assoc = await open_association()
         except Exception as exc:  # an extra association is an optimisation only
             log.info("extra C-MOVE association failed: %s", type(exc).__name__)
             return
-        if assoc is not None:
-            self.send_all(assoc, *args)
+        await self.send_all(assoc)
 
-    def send_all(
-        self, assoc: Association, context: DimseContext, originator: tuple[str, int]
-    ) -> None:
+    async def send_all(self, assoc: Association) -> None:
         message_id = 0
-        accepted = accepted_syntaxes(assoc.accepted_contexts)
         try:
-            while assoc.is_established and (instance := self.take()) is not None:
+            while not assoc.closed.done() and (instance := self._work.take()) is not None:
                 message_id = message_id % 0xFFFF + 1
-                dataset = dataset_for(
-                    context.archive, instance, accepted.get(instance.sop_class_uid, set())
-                )
                 try:
-                    status = assoc.send_c_store(
-                        dataset,
-                        msg_id=message_id,
-                        originator_aet=originator[0],
-                        originator_id=originator[1],
-                    )
-                    if "Status" in status:
-                        self._tally.answered(instance.sop_uid, int(status.Status))
-                except Exception as exc:  # counted as failed: sent, never answered
-                    log.warning("sub-operation failed sop=%s: %s", instance.sop_uid, exc)
-                self.finished()
+                    await self._send_one(assoc, instance, message_id)
+                finally:
+                    self._work.finished()
         finally:
-            if assoc.is_established:
-                assoc.release()
+            if not assoc.closed.done():
+                await assoc.release()
+
+    async def _send_one(
+        self, assoc: Association, instance: StoredInstance, message_id: int
+    ) -> None:
+        syntaxes = {
+            accepted.transfer_syntax: accepted.id
+            for accepted in assoc.contexts.values()
+            if accepted.abstract_syntax == instance.sop_class_uid and accepted.scu_role
+        }
+        payload = await self._run(payload_for, self._context.archive, instance, syntaxes)
+        if payload is None:
+            return  # sent, never answered: failed (payload_for logged why)
+        context_id, data = payload
+        command = {
+            "CommandField": m.C_STORE_RQ,
+            "MessageID": message_id,
+            "AffectedSOPClassUID": instance.sop_class_uid,
+            "AffectedSOPInstanceUID": instance.sop_uid,
+            "Priority": m.PRIORITY_MEDIUM,
+            "MoveOriginatorApplicationEntityTitle": self._originator[0],
+            "MoveOriginatorMessageID": self._originator[1],
+        }
+        try:
+            response = await request(
+                assoc, context_id, command, data, timeout=self._context.dimse_timeout
+            )
+        except TimeoutError:
+            log.warning("sub-operation unanswered sop=%s: aborting", instance.sop_uid)
+            assoc.abort()
+            return
+        except (AssociationClosed, OSError) as exc:
+            log.warning("sub-operation failed sop=%s: %s", instance.sop_uid, exc)
+            return
+        status = response.command.get("Status")
+        if isinstance(status, int):
+            self._work.tally.answered(instance.sop_uid, status)

@@ -53,8 +53,8 @@ def accepted_syntaxes(contexts: Iterable[PresentationContext]) -> dict[str, set[
     return accepted
 
 
-def move_contexts(instances: Sequence[StoredInstance]) -> list[PresentationContext]:
-    """Contexts to propose to a C-MOVE destination.
+def proposed_contexts(instances: Sequence[StoredInstance]) -> list[tuple[str, list[str]]]:
+    """(SOP class, transfer syntaxes) to propose to a C-STORE receiver, one context each.
 
     One context per (SOP class, stored syntax), so the receiver can accept each stored syntax
     on its own, plus one uncompressed fallback per SOP class for what it refuses, plus
@@ -62,22 +62,22 @@ def move_contexts(instances: Sequence[StoredInstance]) -> list[PresentationConte
     so each sub-operation can fail on its own and be reported (PS3.4 C.4.2.1.5), and a move
     refused for a bad identifier can send its failure status.
     """
-    verification = build_context(Verification)
+    verification = (str(Verification), list(UNCOMPRESSED))
     room = _MAX_CONTEXTS - 1
     stored: dict[str, set[str]] = defaultdict(set)
     for instance in instances:
         stored[instance.sop_class_uid].add(instance.transfer_syntax)
-    exact = [(sop, ts) for sop, syntaxes in sorted(stored.items()) for ts in sorted(syntaxes)]
+    exact = [(sop, [ts]) for sop, syntaxes in sorted(stored.items()) for ts in sorted(syntaxes)]
     fallbacks = [(sop, list(UNCOMPRESSED)) for sop in sorted(stored)]
     if len(exact) + len(fallbacks) <= room:
-        contexts = [build_context(sop, [ts]) for sop, ts in exact]
-        contexts += [build_context(sop, syntaxes) for sop, syntaxes in fallbacks]
-        return [*contexts, verification]
-    merged = [
-        build_context(sop, sorted(stored[sop]) + list(UNCOMPRESSED))
-        for sop in sorted(stored)[:room]
-    ]
+        return [*exact, *fallbacks, verification]
+    merged = [(sop, sorted(stored[sop]) + list(UNCOMPRESSED)) for sop in sorted(stored)[:room]]
     return [*merged, verification]
+
+
+def move_contexts(instances: Sequence[StoredInstance]) -> list[PresentationContext]:
+    """`proposed_contexts` as pynetdicom's presentation contexts (the send jobs' SCU)."""
+    return [build_context(sop, syntaxes) for sop, syntaxes in proposed_contexts(instances)]
 
 
 def sendable_syntax(instance: StoredInstance, accepted: Collection[str]) -> str:

@@ -2,22 +2,19 @@
 
 `listener.py` serves the associations on one event loop thread; each association gets its
 own `Services` (`services.py`), which run blocking work in one shared thread pool. C-MOVE
-sub-associations are opened with pynetdicom as the SCU (`move.py`), from `self.ae`.
+sub-associations are requested on the same loop (`move.py`).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
-from pynetdicom.events import Event
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -34,7 +31,6 @@ from openpacs.dimse import handlers
 from openpacs.dimse.association import Association
 from openpacs.dimse.handlers import DimseContext, Remote
 from openpacs.dimse.listener import Listener
-from openpacs.dimse.move import move_instances
 from openpacs.dimse.negotiation import Capabilities
 from openpacs.dimse.peer_policy import PeerPolicy
 from openpacs.dimse.services import Services, peer_of
@@ -52,13 +48,6 @@ QUERY_RETRIEVE_MODELS = (
     StudyRootQueryRetrieveInformationModelMove,
 )
 _WORKERS = 32  # stores, queries and file reads of every association at once
-
-
-def set_nodelay(event: Event) -> None:
-    """TCP_NODELAY on a pynetdicom association's socket (our SCU side)."""
-    sock = event.assoc.dul.socket.socket if event.assoc.dul.socket else None
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def transfer_syntaxes() -> list[str]:
@@ -99,17 +88,6 @@ def capabilities(settings: DicomSettings) -> Capabilities:
     )
 
 
-class _ServerAE(AE):
-    """Our pynetdicom AE (the SCU of C-MOVE sub-associations); its active associations
-    include those the engine serves."""
-
-    served: set[Association]
-
-    @property
-    def active_associations(self) -> list[Any]:
-        return [*super().active_associations, *self.served]
-
-
 class DicomServer:
     def __init__(
         self,
@@ -124,11 +102,6 @@ class DicomServer:
         self._caps = capabilities(settings)
         self._served: set[Association] = set()
         self._started: dict[Association, float] = {}
-        self.ae = _ServerAE(ae_title=settings.aet)
-        self.ae.served = self._served
-        self.ae.acse_timeout = settings.acse_timeout
-        self.ae.dimse_timeout = settings.dimse_timeout
-        self.ae.network_timeout = settings.network_timeout
         tls_client = None
         if any(r.tls for r in settings.remotes) or settings.tls_ca or settings.tls_cert:
             tls_client = client_context(
@@ -141,15 +114,13 @@ class DicomServer:
             archive=archive,
             aet=settings.aet,
             remotes=_KnownRemotes(archive),
-            move_association_args={
-                "max_pdu": settings.max_pdu,
-                "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)],
-            },
-            tls_client_args=tls_client,
             move_associations=settings.move_associations,
             policy=PeerPolicy(settings),
             dimse_timeout=settings.dimse_timeout,
-            move_ae=self.ae,
+            acse_timeout=settings.acse_timeout,
+            network_timeout=settings.network_timeout,
+            max_pdu=settings.max_pdu,
+            tls_client=tls_client,
         )
         self._executor: ThreadPoolExecutor | None = None
         self._listener = Listener(
@@ -162,13 +133,18 @@ class DicomServer:
         )
 
     def _services(self, assoc: Association) -> Services:
-        return Services(self.context, assoc, self._executor, mover=move_instances)
+        return Services(self.context, assoc, self._executor)
 
     def start(self, *, ports: dict[str, int] | None = None) -> None:
         """Open the enabled listeners; `ports` overrides their port numbers by name
         ("dicom", "dicom-tls"), e.g. 0 for any free port."""
         self._executor = ThreadPoolExecutor(_WORKERS, thread_name_prefix="dimse-work")
         self._listener.start(ports=ports)
+
+    @property
+    def active_associations(self) -> int:
+        """Associations served now (C-MOVE's own are awaited by the C-MOVE they serve)."""
+        return len(self._served)
 
     def port_of(self, name: str) -> int:
         return self._listener.port_of(name)

@@ -46,6 +46,7 @@ from openpacs.dimse.handlers import (
     peer_text,
     refusal,
 )
+from openpacs.dimse.move import move_instances
 from openpacs.dimse.peer_policy import NOT_AUTHORIZED, _common_name
 from openpacs.dimse.request import Peer, Request
 from openpacs.dimse.retrieve import retrieve_query
@@ -105,8 +106,6 @@ class Services:
     context: DimseContext
     assoc: AssociationLike
     executor: Executor | None = None
-    mover: Callable[..., Any] | None = None
-    """Runs a C-MOVE's sub-operations (`openpacs.dimse.move.move_instances`)."""
     _queue: deque[Any] = field(default_factory=deque)
     _task: asyncio.Task[None] | None = None
     _running: _Operation | None = None
@@ -396,37 +395,33 @@ class Services:
         tally: SubOperations,
         destination: str,
     ) -> None:
-        if self.mover is None or not instances:
-            for instance in instances:
-                tally.sent(instance.sop_uid)
+        if not instances:
             return
-        loop = asyncio.get_running_loop()
         progress: asyncio.Queue[int] = asyncio.Queue()
-
-        def sent(remaining: int) -> None:
-            loop.call_soon_threadsafe(progress.put_nowait, remaining)
-
-        remote = self.context.remotes[destination]
-        job = loop.run_in_executor(
-            self.executor,
-            partial(
-                self.mover,
+        job = asyncio.ensure_future(
+            move_instances(
                 self.context,
-                remote,
+                self.context.remotes[destination],
                 instances,
                 tally,
                 originator=(self.peer.calling_aet, operation.message_id),
                 cancelled=lambda: operation.cancelled,
-                progress=sent,
-            ),
+                progress=progress.put_nowait,
+                run=self._run,
+            )
         )
-        while not job.done() or not progress.empty():
-            getter = asyncio.ensure_future(progress.get())
-            await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
-                continue
-            await self._pending(message, m.C_MOVE_RSP, tally.counts(), getter.result())
+        try:
+            while not job.done() or not progress.empty():
+                getter = asyncio.ensure_future(progress.get())
+                await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                await self._pending(message, m.C_MOVE_RSP, tally.counts(), getter.result())
+        finally:
+            if not job.done():  # the C-MOVE's own association ended: stop sending
+                operation.cancelled = True
+                job.cancel()
         await job
 
     async def _pending(
