@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from openpacs.dicom.header import ParsedHeader, parse_header
@@ -29,8 +30,12 @@ log = logging.getLogger(__name__)
 _BATCH = 200
 # Parses kept for the builder; past this many it reads the blobs instead (memory stays flat).
 _KEPT = 512
-# After a store wakes the builder it waits this long, so a burst's headers share a commit.
-_LINGER_SECONDS = 0.05
+# The builder waits for stores to pause this long before it builds, so that a burst's headers
+# are built after it (the burst's stores never wait for the builder's commits or share the
+# interpreter with its conversions), in batches; a steady stream still gets its headers built
+# every _BATCH instances or every _MAX_DELAY_SECONDS.
+_LULL_SECONDS = 0.25
+_MAX_DELAY_SECONDS = 10.0
 _IDLE_SECONDS = 1.0
 
 
@@ -117,9 +122,19 @@ class HeaderBuilder:
         while not self._stop.is_set():
             if not self._due.wait(_IDLE_SECONDS):
                 continue
-            self._due.clear()
-            self._stop.wait(_LINGER_SECONDS)
+            self._wait_for_a_lull()
             self._settle_quietly()
+
+    def _wait_for_a_lull(self) -> None:
+        deadline = time.monotonic() + _MAX_DELAY_SECONDS
+        while not self._stop.is_set():
+            self._due.clear()
+            if not self._due.wait(_LULL_SECONDS):
+                return  # no store for a while
+            with self._kept_lock:
+                backlog = len(self._kept)
+            if backlog >= _BATCH or time.monotonic() > deadline:
+                return
 
     def _settle_quietly(self) -> None:
         try:

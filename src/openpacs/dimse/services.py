@@ -45,6 +45,7 @@ from openpacs.dimse.handlers import (
     log_operation,
     peer_text,
     refusal,
+    status_dataset,
 )
 from openpacs.dimse.move import move_instances
 from openpacs.dimse.peer_policy import NOT_AUTHORIZED, _common_name
@@ -204,8 +205,11 @@ class Services:
     def _discard(self, message: Any) -> None:
         dataset = getattr(message, "dataset", None)
         if isinstance(dataset, Path):
-            self._spooled.pop(dataset, None)
-            dataset.unlink(missing_ok=True)
+            sink = self._spooled.pop(dataset, None)
+            if sink is not None:
+                sink.discard()
+            else:
+                dataset.unlink(missing_ok=True)
 
     # -- C-STORE ---------------------------------------------------------------------------
 
@@ -223,9 +227,10 @@ class Services:
                 AffectedSOPInstanceUID=_uid(command, "AffectedSOPInstanceUID"),
             )
             return
-        path, digest = await self._spooled_file(message)
+        path, sink = await self._spooled_file(message)
+        digest = (sink.size, sink.sha256) if sink is not None else None
         request = Request(self.peer, command, dataset_path=path, digest=digest)
-        status = await self._run(handle_store, request, self.context)
+        status = await self._run(_finish_and_store, sink, request, self.context)
         if path is not None:
             path.unlink(missing_ok=True)  # refused before the archive took it
         await self._respond(
@@ -236,11 +241,10 @@ class Services:
             AffectedSOPInstanceUID=_uid(command, "AffectedSOPInstanceUID"),
         )
 
-    async def _spooled_file(self, message: Any) -> tuple[Path | None, tuple[int, str] | None]:
+    async def _spooled_file(self, message: Any) -> tuple[Path | None, StagingFile | None]:
         dataset = message.dataset
         if isinstance(dataset, Path):
-            sink = self._spooled.pop(dataset, None)
-            return dataset, (sink.size, sink.sha256) if sink is not None else None
+            return dataset, self._spooled.pop(dataset, None)
         accepted = self.assoc.contexts.get(message.context_id)
         if dataset is None or accepted is None:
             return None, None
@@ -544,6 +548,18 @@ def _uid(command: Mapping[str, object], keyword: str) -> str:
 
 def _instances_for(context: DimseContext, request: Request) -> list[Any]:
     return context.archive.instances_for(retrieve_query(request.identifier))
+
+
+def _finish_and_store(sink: StagingFile | None, request: Request, context: DimseContext) -> Any:
+    """Store a received data set, its staging file first completed (in the pool)."""
+    if sink is not None:
+        try:
+            sink.finish()
+        except OSError as exc:
+            sink.discard()
+            log.warning("C-STORE not received %s reason=%s", peer_text(request), exc)
+            return status_dataset(OUT_OF_RESOURCES, f"cannot write the data set: {exc.strerror}")
+    return handle_store(request, context)
 
 
 def _write_file(folder: Path | None, header: bytes, data: bytes) -> Path:
