@@ -97,6 +97,40 @@ def test_front_doors_stay_apart(layer: str) -> None:
     assert problems == []
 
 
+def _private_reaches(path: Path) -> Iterator[str]:
+    """Underscored names imported from the index, and `self._part._member` reaches into a
+    collaborator's private members."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("openpacs.index"):
+            yield from (
+                f"imports {node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_")
+            )
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr.startswith("_")
+            and isinstance(node.value.value, ast.Name)
+            and node.value.value.id == "self"
+        ):
+            yield f"uses self.{node.value.attr}.{node.attr}"
+
+
+def test_no_module_uses_private_names_of_the_index() -> None:
+    """The index is used through its public interface (the REST browse through
+    `Finder.where`, `joined`, `table_of`), so the finder's helpers can change alone."""
+    offenders = [
+        f"{path.relative_to(PACKAGE)} {reach}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for reach in _private_reaches(path)
+    ]
+    assert offenders == []
+
+
 def test_only_compose_and_cli_pick_implementations() -> None:
     """Concrete backends are chosen in compose.py alone (and tests)."""
     concrete = {"openpacs.storage.folder", "openpacs.index.catalog", "openpacs.index.engine"}

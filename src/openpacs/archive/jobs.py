@@ -29,7 +29,8 @@ from openpacs.archive.ports import DicomClient, FoundFile, ImportSources, Index,
 from openpacs.archive.presence import Presence
 from openpacs.archive.remotes import Remotes
 from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Condition, Equals, Query
+from openpacs.dicom.query import Query
+from openpacs.dicom.unique_keys import unique_condition
 from openpacs.errors import NotFound, OpenPacsError
 from openpacs.index.records import (
     AuditEvent,
@@ -47,7 +48,6 @@ Importer = Callable[[Path, str, bool], ImportResult]
 _PROGRESS_SECONDS = 1.0
 
 _WORKERS = 2
-_UNIQUE_TAG = {Level.STUDY: 0x0020000D, Level.SERIES: 0x0020000E}
 MAX_TAKEOVERS = 3
 """A job whose servers stopped this many times while it ran is not resumed again: it may be
 what stops them."""
@@ -320,7 +320,7 @@ class JobRunner:
 
 def _query(level: str, uid: str) -> Query:
     lvl = Level.STUDY if level == "study" else Level.SERIES
-    return Query(lvl, (Condition(lvl.unique_key, _UNIQUE_TAG[lvl], "uid", (Equals(uid),)),))
+    return Query(lvl, (unique_condition(lvl, uid),))
 
 
 def _study_of(job: Job) -> str | None:

@@ -40,7 +40,8 @@ from openpacs.archive.remotes import Remotes
 from openpacs.archive.staging import StagingReport
 from openpacs.dicom.header import parse_header
 from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Condition, Equals, MatchKind, Query
+from openpacs.dicom.query import Condition, Query
+from openpacs.dicom.unique_keys import unique_condition
 from openpacs.errors import InvalidInstance, NotFound, OpenPacsError, PermissionDenied
 from openpacs.index.records import (
     DuplicatePolicy,
@@ -308,15 +309,8 @@ class Archive:
 
     def instances_for_uid(self, level: Level, uid: str) -> list[StoredInstance]:
         """The stored instances of one patient, study, series or instance."""
-        tags = {
-            Level.PATIENT: 0x00100020,
-            Level.STUDY: 0x0020000D,
-            Level.SERIES: 0x0020000E,
-            Level.IMAGE: 0x00080018,
-        }
-        kind: MatchKind = "text" if level is Level.PATIENT else "uid"
-        condition = Condition(level.unique_key, tags[level], kind, (Equals(uid),))
-        return self.index.instances_for(Query(level, (condition,)), self.visibility)
+        query = Query(level, (unique_condition(level, uid),))
+        return self.index.instances_for(query, self.visibility)
 
     def instance(self, sop_uid: str) -> StoredInstance | None:
         return self.index.instance(sop_uid, self.visibility)

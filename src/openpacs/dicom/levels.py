@@ -79,17 +79,41 @@ INDEXED_KEYS: dict[str, IndexedKey] = {
     )
 }
 
-# Keys whose values the archive computes from the hierarchy (PS3.4 C.6.1.1 and C.6.2.1).
-COMPUTED_KEYS: dict[str, Level] = {
-    "NumberOfPatientRelatedStudies": Level.PATIENT,
-    "NumberOfPatientRelatedSeries": Level.PATIENT,
-    "NumberOfPatientRelatedInstances": Level.PATIENT,
-    "NumberOfStudyRelatedSeries": Level.STUDY,
-    "NumberOfStudyRelatedInstances": Level.STUDY,
-    "ModalitiesInStudy": Level.STUDY,
-    "SOPClassesInStudy": Level.STUDY,
-    "NumberOfSeriesRelatedInstances": Level.SERIES,
+
+@dataclass(frozen=True)
+class ComputedKey:
+    """An attribute the archive computes from the hierarchy below an entity (PS3.4 C.6.1.1.4,
+    C.6.2.1.2): a count of the entities of one level below that hold an instance, or the
+    distinct values of an indexed key below. The one declaration the index computes, C-FIND
+    and QIDO-RS answer (`includefield=all` included) and the REST listings return."""
+
+    keyword: str
+    level: Level
+    counts: Level | None = None
+    """The level whose entities below (those holding an instance) the value counts."""
+    lists: str | None = None
+    """The indexed key whose distinct non-empty values below the entity are the value."""
+    matchable: bool = False
+    """A matching key too: the entity matches when one of the listed values does."""
+    in_listings: bool = True
+    """Returned with every entity of a REST listing (SOPClassesInStudy is asked for only)."""
+
+
+COMPUTED: dict[str, ComputedKey] = {
+    key.keyword: key
+    for key in (
+        ComputedKey("NumberOfPatientRelatedStudies", Level.PATIENT, counts=Level.STUDY),
+        ComputedKey("NumberOfPatientRelatedSeries", Level.PATIENT, counts=Level.SERIES),
+        ComputedKey("NumberOfPatientRelatedInstances", Level.PATIENT, counts=Level.IMAGE),
+        ComputedKey("NumberOfStudyRelatedSeries", Level.STUDY, counts=Level.SERIES),
+        ComputedKey("NumberOfStudyRelatedInstances", Level.STUDY, counts=Level.IMAGE),
+        ComputedKey("ModalitiesInStudy", Level.STUDY, lists="Modality", matchable=True),
+        ComputedKey("SOPClassesInStudy", Level.STUDY, lists="SOPClassUID", in_listings=False),
+        ComputedKey("NumberOfSeriesRelatedInstances", Level.SERIES, counts=Level.IMAGE),
+    )
 }
+# The level each computed key belongs to.
+COMPUTED_KEYS: dict[str, Level] = {key.keyword: key.level for key in COMPUTED.values()}
 
 # Keys that describe the query itself: never matching keys.
 QUERY_CONTROL_KEYS = frozenset({"QueryRetrieveLevel", "SpecificCharacterSet"})
@@ -99,3 +123,14 @@ ARCHIVE_KEYS = frozenset({"RetrieveAETitle", "InstanceAvailability"})
 
 def columns_of(level: Level) -> tuple[IndexedKey, ...]:
     return tuple(key for key in INDEXED_KEYS.values() if key.level is level)
+
+
+def computed_of(level: Level) -> tuple[ComputedKey, ...]:
+    """The computed keys of `level` (not of its ancestors)."""
+    return tuple(key for key in COMPUTED.values() if key.level is level)
+
+
+def only_returned(keyword: str) -> bool:
+    """A computed key that cannot be a matching key: a query may ask for it, not match on it."""
+    key = COMPUTED.get(keyword)
+    return key is not None and not key.matchable

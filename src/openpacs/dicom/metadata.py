@@ -16,8 +16,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from openpacs.dicom.json_model import normalized
-from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Condition, Equals, Query
+from openpacs.dicom.query import Query
+from openpacs.dicom.unique_keys import path_query
 from openpacs.errors import InvalidQuery, NotFound
 
 # Pixel Data, Float Pixel Data, Double Float Pixel Data.
@@ -26,12 +26,6 @@ _NUMBER_OF_FRAMES = "00280008"
 _ROWS = 0x00280010
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _MAX_DEPTH = 8
-
-_UID_KEYS = (
-    ("StudyInstanceUID", 0x0020000D),
-    ("SeriesInstanceUID", 0x0020000E),
-    ("SOPInstanceUID", 0x00080018),
-)
 
 
 def headers_query(
@@ -42,12 +36,7 @@ def headers_query(
     Asking for a key that is not an index column (Rows) makes the index return each
     instance's header.
     """
-    conditions = tuple(
-        Condition(keyword, tag, "uid", (Equals(uid),))
-        for (keyword, tag), uid in zip(_UID_KEYS, (study_uid, series_uid, sop_uid), strict=True)
-        if uid is not None
-    )
-    return Query(Level.IMAGE, conditions=conditions, return_tags=(_ROWS,))
+    return path_query(study_uid, series_uid, sop_uid, return_tags=(_ROWS,))
 
 
 def instance_metadata(header: Mapping[str, Any], *, instance_url: str) -> dict[str, Any]:

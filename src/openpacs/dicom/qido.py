@@ -17,7 +17,14 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
-from openpacs.dicom.levels import ARCHIVE_KEYS, COMPUTED_KEYS, INDEXED_KEYS, Level
+from openpacs.dicom.levels import (
+    ARCHIVE_KEYS,
+    COMPUTED_KEYS,
+    INDEXED_KEYS,
+    Level,
+    computed_of,
+    only_returned,
+)
 from openpacs.dicom.query import (
     Condition,
     Equals,
@@ -28,6 +35,7 @@ from openpacs.dicom.query import (
     tag_of,
 )
 from openpacs.dicom.results import MatchedEntity, result_json
+from openpacs.dicom.unique_keys import unique_condition
 from openpacs.errors import InvalidQuery
 
 MAX_RESULTS = 10_000
@@ -161,14 +169,16 @@ def qido_query(
                     included.append(_path(field)[0])
         else:
             values.setdefault(_path(name), []).append(value)
-    for keyword, uid in (("StudyInstanceUID", study_uid), ("SeriesInstanceUID", series_uid)):
-        if uid is not None:
-            tag = int(tag_of(keyword))
-            if (tag,) in values:
-                raise InvalidQuery(f"{keyword} is given by the path; it is not a query parameter")
-            values[(tag,)] = [uid]
-    conditions = _conditions(values, fuzzy=fuzzy)
-    return_tags = [*_defaults(resource), *included, *(path[0] for path in values)]
+    named = ((Level.STUDY, study_uid), (Level.SERIES, series_uid))
+    path = [unique_condition(level, uid) for level, uid in named if uid is not None]
+    for condition in path:
+        if (condition.tag,) in values:
+            raise InvalidQuery(
+                f"{condition.keyword} is given by the path; it is not a query parameter"
+            )
+    conditions = [*_conditions(values, fuzzy=fuzzy), *path]
+    return_tags = [*_defaults(resource), *included, *(p[0] for p in values)]
+    return_tags += [condition.tag for condition in path]
     if include_all:
         return_tags += _all_keys(level)
     archive_tags = set(_tags(*ARCHIVE_KEYS))
@@ -212,7 +222,9 @@ def _defaults(resource: Resource) -> list[int]:
 def _all_keys(level: Level) -> list[int]:
     """`includefield=all`: every indexed and computed key of the level and its ancestors."""
     keys = [k.keyword for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
-    keys += [k for k, owner in COMPUTED_KEYS.items() if 0 < owner.depth <= level.depth]
+    # QIDO-RS has no patient level (PS3.18 10.6.1), so no patient counts.
+    above = [up for up in level.at_or_above() if up is not Level.PATIENT]
+    keys += [key.keyword for up in above for key in computed_of(up)]
     return list(_tags(*keys))
 
 
@@ -285,7 +297,7 @@ def _attribute(name: str) -> int:
 
 def _check_matchable(tag: int) -> None:
     keyword = keyword_for_tag(tag)
-    if keyword in COMPUTED_KEYS and keyword != "ModalitiesInStudy":
+    if only_returned(keyword):
         raise InvalidQuery(f"{keyword} is computed by the archive; it cannot be matched")
     if _vr(tag) == "SQ":
         raise InvalidQuery(

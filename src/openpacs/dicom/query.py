@@ -19,12 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 
-from openpacs.dicom.levels import (
-    COMPUTED_KEYS,
-    INDEXED_KEYS,
-    QUERY_CONTROL_KEYS,
-    Level,
-)
+from openpacs.dicom.levels import INDEXED_KEYS, QUERY_CONTROL_KEYS, Level, only_returned
 from openpacs.dicom.uids import is_valid_uid
 from openpacs.dicom.values import (
     Bound,
@@ -244,7 +239,7 @@ def query_from_identifier(identifier: Dataset) -> Query:
         if keyword in QUERY_CONTROL_KEYS or element.tag.group in (0x0000, 0x0002):
             continue
         return_tags.append(int(element.tag))
-        if keyword in COMPUTED_KEYS and keyword != "ModalitiesInStudy":
+        if only_returned(keyword):
             continue
         condition = _identifier_condition(element)
         if condition is not None:

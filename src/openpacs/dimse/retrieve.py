@@ -18,12 +18,12 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from openpacs.archive.service import Archive
-from openpacs.dicom.levels import INDEXED_KEYS
 from openpacs.dicom.query import Query, query_from_identifier
 from openpacs.dicom.transcode import UNCOMPRESSED, choose_syntax, transcode
+from openpacs.dicom.unique_keys import retrieval_query
 from openpacs.dimse import tuning
 from openpacs.dimse.tuning import StoredFile
-from openpacs.errors import InvalidQuery, OpenPacsError
+from openpacs.errors import OpenPacsError
 from openpacs.index.records import StoredInstance
 
 log = logging.getLogger(__name__)
@@ -32,16 +32,8 @@ _MAX_CONTEXTS = 128  # PS3.8 9.3.2: presentation context IDs are odd numbers 1-2
 
 
 def retrieve_query(identifier: Dataset) -> Query:
-    """A C-GET/C-MOVE identifier: the level's unique key must select something (PS3.4 C.4.2)."""
-    query = query_from_identifier(identifier)
-    unique = query.condition(query.level.unique_key)
-    if unique is None:
-        raise InvalidQuery(
-            f"{query.level.unique_key} is required to retrieve at {query.level.value}"
-        )
-    # Only the unique keys identify what to retrieve; other keys are ignored.
-    keys = {INDEXED_KEYS[level.unique_key].keyword for level in query.level.at_or_above()}
-    return Query(query.level, tuple(c for c in query.conditions if c.keyword in keys))
+    """What a C-GET/C-MOVE identifier retrieves (`openpacs.dicom.unique_keys`)."""
+    return retrieval_query(query_from_identifier(identifier))
 
 
 def accepted_syntaxes(contexts: Iterable[PresentationContext]) -> dict[str, set[str]]:

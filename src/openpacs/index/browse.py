@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.sql.util import find_tables
 
-from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
+from openpacs.dicom.levels import INDEXED_KEYS, Level, computed_of
 from openpacs.dicom.query import Condition
 from openpacs.errors import InvalidQuery
-from openpacs.index.finder import _TABLE, Finder, _joined
+from openpacs.index.finder import Finder, indexed_columns, joined, table_of
 from openpacs.index.keyset import Cursor, beyond, ordering
 from openpacs.index.records import Page, Visibility
 from openpacs.index.transaction import Transactions
@@ -47,21 +47,14 @@ class SqlBrowser:
     ) -> Page:
         """`cursor`: a `Page.next` or `Page.previous` of the same search and sort; `label`:
         only studies (and what is below them) with this label."""
-        table = _TABLE[level]
-        keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
-        columns = [_TABLE[k.level].c[k.column].label(k.keyword) for k in keys]
-        clauses: list[Any] = []
-        for condition in conditions:
-            clause = self._finder._clause(level, condition)
-            if clause is None:
-                clause = self._finder.header_condition(level, condition)
-            if clause is None:
-                raise InvalidQuery(
-                    f"{condition.keyword} is not an indexed key, nor a text or UID attribute "
-                    "that can be searched in stored headers"
-                )
-            if clause is not True:
-                clauses.append(clause)
+        table = table_of(level)
+        compiled = self._finder.where(level, conditions)
+        if compiled.unrendered:
+            raise InvalidQuery(
+                f"{compiled.unrendered[0].keyword} is not an indexed key, nor a text or UID "
+                "attribute that can be searched in stored headers"
+            )
+        clauses = list(compiled.clauses)
         visible = level_clause(level, visibility)
         if visible is not None:
             clauses.append(visible)
@@ -81,19 +74,18 @@ class SqlBrowser:
         where = list(clauses)
         if boundary is not None and boundary.pk is not None:
             where.append(beyond(sort_column, table.c.pk, boundary.value, boundary.pk, reading))
-        source = _joined(level)
+        source = joined(level)
         count = select(func.count()).select_from(_counted_from(level, clauses)).where(*clauses)
         sort_value = [] if sort_column is None else [sort_column.label("_sort")]
         rows_query = (
-            select(table.c.pk.label("_pk"), *sort_value, *columns)
+            select(table.c.pk.label("_pk"), *sort_value, *indexed_columns(level))
             .select_from(source)
             .where(*where)
             .order_by(*ordering(sort_column, table.c.pk, reading))
             .limit(limit + 1)
             .offset(offset or None)
         )
-        wanted = {k for k, owner in COMPUTED_KEYS.items() if owner is level}
-        wanted.discard("SOPClassesInStudy")
+        wanted = {key.keyword for key in computed_of(level) if key.in_listings}
 
         def at(row: dict[str, Any], back: bool) -> str:
             return Cursor(sort, descending, back, row.get("_sort"), row["_pk"]).encode()
@@ -148,7 +140,7 @@ class SqlBrowser:
         key = INDEXED_KEYS.get(sort)
         if key is None or key.level.depth > level.depth:
             raise InvalidQuery(f"cannot sort {level.value.lower()} results by {sort}")
-        return _TABLE[key.level].c[f"{key.column}_norm" if key.kind == "name" else key.column]
+        return table_of(key.level).c[f"{key.column}_norm" if key.kind == "name" else key.column]
 
     @staticmethod
     def _boundary(
@@ -183,11 +175,11 @@ def _counted_from(level: Level, clauses: Sequence[Any]) -> Any:
         for t in find_tables(clause, check_columns=True)
         if isinstance(t, Table)
     }
-    source: Any = _TABLE[level]
-    below = _TABLE[level]
+    source: Any = table_of(level)
+    below = table_of(level)
     upper = list(_ANCESTORS[level])
-    while upper and any(_TABLE[a].name in named for a in upper):
-        parent = _TABLE[upper.pop(0)]
+    while upper and any(table_of(a).name in named for a in upper):
+        parent = table_of(upper.pop(0))
         source = source.join(parent, below.c[_PARENT_KEY[below.name]] == parent.c.pk)
         below = parent
     return source

@@ -33,7 +33,7 @@ from openpacs.dicom.query import Query
 from openpacs.errors import DuplicateInstance, OpenPacsError, StoreUnavailable
 from openpacs.grouping import GroupRunner, GroupTimeout
 from openpacs.index import schema
-from openpacs.index.finder import Finder, _joined
+from openpacs.index.finder import Finder, joined
 from openpacs.index.records import (
     AddResult,
     DuplicatePolicy,
@@ -456,14 +456,14 @@ class Catalog:
             int(
                 conn.execute(
                     select(func.count())
-                    .select_from(_joined(level))
+                    .select_from(joined(level))
                     .where(level_clause(level, visibility))
                 ).scalar_one()
             )
             for level in Level
         )
         size = select(func.coalesce(func.sum(schema.instances.c.blob_size), 0)).select_from(
-            _joined(Level.IMAGE)
+            joined(Level.IMAGE)
         )
         total = conn.execute(size.where(level_clause(Level.IMAGE, visibility))).scalar_one()
         return Totals(patients, studies, series, instances, bytes=int(total))

@@ -6,6 +6,9 @@ few batched queries for the matched rows only, never one query per row. Conditio
 attributes that are not columns are evaluated on the stored header of a representative
 instance (the first stored of the entity), with the same semantics as SQL matching, over
 candidates read in bounded batches until the page is full.
+
+The REST browse and the catalog build on the public part: `Finder.where` (a query's
+conditions in SQL), `Finder.computed`, `table_of`, `joined` and `indexed_columns`.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Label,
     Select,
+    Table,
     bindparam,
     distinct,
     exists,
@@ -27,9 +32,10 @@ from sqlalchemy import (
     select,
 )
 
-from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
+from openpacs.dicom.levels import COMPUTED, COMPUTED_KEYS, INDEXED_KEYS, Level, computed_of
 from openpacs.dicom.matching import header_matches
-from openpacs.dicom.query import Condition, Equals, Query
+from openpacs.dicom.query import Condition, Query, tag_of
+from openpacs.dicom.unique_keys import unique_condition
 from openpacs.index import schema
 from openpacs.index.header_sql import header_clause
 from openpacs.index.matching_sql import condition_clause
@@ -45,9 +51,35 @@ _TABLE = {
     Level.SERIES: schema.series,
     Level.IMAGE: schema.instances,
 }
+# Each level's link to its parent row.
+_PARENT = {
+    Level.STUDY: schema.studies.c.patient_pk,
+    Level.SERIES: schema.series.c.study_pk,
+    Level.IMAGE: schema.instances.c.series_pk,
+}
 
 
-def _joined(level: Level) -> Any:
+@dataclass(frozen=True)
+class Where:
+    """A query's conditions as SQL on its level's rows (`Finder.where`).
+
+    `clauses` select the rows; `on_header` are the conditions on attributes that are not
+    columns, which the clauses only narrow to entities with some instance that meets them
+    (so a find decides them on the representative instance's header); `unrendered` are those
+    SQL cannot even narrow."""
+
+    clauses: tuple[Any, ...]
+    on_header: tuple[Condition, ...]
+    unrendered: tuple[Condition, ...]
+
+
+def table_of(level: Level) -> Table:
+    """The table of the level's entities."""
+    return _TABLE[level]
+
+
+def joined(level: Level) -> Any:
+    """The level's table joined to the tables of every level above it."""
     p, st, se, i = schema.patients, schema.studies, schema.series, schema.instances
     source: Any = p
     if level.depth >= Level.STUDY.depth:
@@ -68,23 +100,15 @@ class Finder:
     ) -> list[Match]:
         level = query.level
         table = _TABLE[level]
-        columns = _columns(level)
+        columns = indexed_columns(level)
         wanted = set(query.return_keywords)
-        statement = select(table.c.pk.label("_pk"), *columns).select_from(_joined(level))
+        statement = select(table.c.pk.label("_pk"), *columns).select_from(joined(level))
         visible = level_clause(level, visibility)
         if visible is not None:
             statement = statement.where(visible)
-        post: list[Condition] = []
-        for condition in query.conditions:
-            clause = self._clause(level, condition)
-            if clause is None:
-                post.append(condition)
-                # The header matcher decides on the representative instance; SQL first
-                # narrows the candidates to entities with an instance that matches.
-                clause = self.header_condition(level, condition)
-            if clause is not None and clause is not True:
-                statement = statement.where(clause)
-        statement = statement.order_by(table.c.pk)
+        compiled = self.where(level, query.conditions)
+        post = compiled.on_header
+        statement = statement.where(*compiled.clauses).order_by(table.c.pk)
         needs_header = bool(post) or any(
             w not in INDEXED_KEYS and w not in COMPUTED_KEYS for w in wanted
         )
@@ -148,6 +172,24 @@ class Finder:
             size = min(_BATCH, 2 * size)
         return rows, headers
 
+    def where(self, level: Level, conditions: Iterable[Condition]) -> Where:
+        """The conditions of a query at `level` in SQL: indexed keys on their columns, a
+        matchable computed key on the rows below, any other attribute on stored headers; a
+        key of a lower level than the query's is no matching key there (PS3.4 C.4.1.2.1)."""
+        clauses: list[Any] = []
+        on_header: list[Condition] = []
+        unrendered: list[Condition] = []
+        for condition in conditions:
+            clause = self._clause(level, condition)
+            if clause is None:
+                on_header.append(condition)
+                clause = self.header_condition(level, condition)
+                if clause is None:
+                    unrendered.append(condition)
+            if clause is not None and clause is not True:
+                clauses.append(clause)
+        return Where(tuple(clauses), tuple(on_header), tuple(unrendered))
+
     def header_condition(self, level: Level, condition: Condition) -> Any:
         """SQL for a condition on a stored header attribute: the entity has an instance whose
         header meets it (`openpacs.index.header_sql`); None when SQL cannot render it."""
@@ -164,16 +206,15 @@ class Finder:
 
     def _clause(self, level: Level, condition: Condition) -> Any:
         """SQL for a condition; None to evaluate it on headers; True to ignore it."""
-        if condition.keyword == "ModalitiesInStudy":
-            if level is not Level.STUDY:
+        computed = COMPUTED.get(condition.keyword)
+        if computed is not None and computed.matchable and computed.lists is not None:
+            if computed.level is not level:
                 return True
-            modality = Condition("Modality", 0x00080060, "text", condition.alternatives)
-            return exists(
-                select(schema.series.c.pk).where(
-                    schema.series.c.study_pk == schema.studies.c.pk,
-                    condition_clause(schema.series, modality, self._dialect),
-                )
-            )
+            listed = INDEXED_KEYS[computed.lists]
+            tag = int(tag_of(listed.keyword))
+            below = Condition(listed.keyword, tag, listed.kind, condition.alternatives)
+            clause = condition_clause(_TABLE[listed.level], below, self._dialect)
+            return _exists_below(level, listed.level, clause)
         key = INDEXED_KEYS.get(condition.keyword)
         if key is None:
             return None
@@ -223,7 +264,7 @@ class Finder:
         PostgreSQL misjudge them as a scan of every instance per row.)"""
         result = self._listed(conn, level, pks, wanted)
         counted = tuple(
-            sorted(k for k in wanted if COMPUTED_KEYS.get(k) is level and k in _COUNTED)
+            sorted(k.keyword for k in computed_of(level) if k.counts and k.keyword in wanted)
         )
         if not counted or not pks:
             return result
@@ -241,7 +282,7 @@ class Finder:
     ) -> dict[int, dict[str, Any]]:
         """The list-valued computed keys (ModalitiesInStudy, SOPClassesInStudy) of `pks`,
         sorted and without empty values, in one query per key and batch."""
-        requested = [k for k in wanted if COMPUTED_KEYS.get(k) is level and k in _LISTED]
+        requested = [k.keyword for k in computed_of(level) if k.lists and k.keyword in wanted]
         result: dict[int, dict[str, Any]] = defaultdict(dict)
         if not requested or not pks:
             return result
@@ -267,7 +308,7 @@ class Finder:
             i.c.blob_size,
             st.c.study_uid,
             se.c.series_uid,
-        ).select_from(_joined(Level.IMAGE))
+        ).select_from(joined(Level.IMAGE))
         visible = level_clause(Level.IMAGE, visibility)
         if visible is not None:
             statement = statement.where(visible)
@@ -281,10 +322,7 @@ class Finder:
     def instance(
         self, conn: Connection, sop_uid: str, visibility: Visibility | None = None
     ) -> StoredInstance | None:
-        query = Query(
-            Level.IMAGE,
-            conditions=(Condition("SOPInstanceUID", 0x00080018, "uid", (Equals(sop_uid),)),),
-        )
+        query = Query(Level.IMAGE, conditions=(unique_condition(Level.IMAGE, sop_uid),))
         found = self.instances(conn, query, visibility)
         return found[0] if found else None
 
@@ -296,27 +334,8 @@ class Finder:
             Level.IMAGE: schema.instances.c.pk,
         }[level]
         return (
-            select(schema.instances.c.blob_key).select_from(_joined(Level.IMAGE)).where(owner == pk)
+            select(schema.instances.c.blob_key).select_from(joined(Level.IMAGE)).where(owner == pk)
         )
-
-
-_OWNER = {
-    Level.PATIENT: schema.patients.c.pk,
-    Level.STUDY: schema.studies.c.pk,
-    Level.SERIES: schema.series.c.pk,
-}
-_COUNTED = {
-    "NumberOfPatientRelatedStudies": schema.studies.c.pk,
-    "NumberOfPatientRelatedSeries": schema.series.c.pk,
-    "NumberOfPatientRelatedInstances": schema.instances.c.pk,
-    "NumberOfStudyRelatedSeries": schema.series.c.pk,
-    "NumberOfStudyRelatedInstances": schema.instances.c.pk,
-    "NumberOfSeriesRelatedInstances": schema.instances.c.pk,
-}
-_LISTED = {
-    "ModalitiesInStudy": schema.series.c.modality,
-    "SOPClassesInStudy": schema.instances.c.sop_class_uid,
-}
 
 
 @functools.cache
@@ -324,7 +343,8 @@ def _listed_statement(keyword: str) -> Select[Any]:
     """The distinct values of a study's list key (over its series that hold instances), for
     the study keys bound as `owners`; built once, since only the keys change."""
     se, i = schema.series, schema.instances
-    value_column = _LISTED[keyword]
+    listed = INDEXED_KEYS[str(COMPUTED[keyword].lists)]
+    value_column = _TABLE[listed.level].c[listed.column]
     return (
         select(se.c.study_pk, value_column)
         .select_from(i.join(se, i.c.series_pk == se.c.pk))
@@ -335,7 +355,7 @@ def _listed_statement(keyword: str) -> Select[Any]:
 
 
 @functools.cache
-def _columns(level: Level) -> tuple[Label[Any], ...]:
+def indexed_columns(level: Level) -> tuple[Label[Any], ...]:
     """The indexed keys of the level and its ancestors, labelled with their keywords."""
     keys = [k for k in INDEXED_KEYS.values() if k.level.depth <= level.depth]
     return tuple(_TABLE[k.level].c[k.column].label(k.keyword) for k in keys)
@@ -359,10 +379,7 @@ def _count_statement(
     if level is Level.PATIENT:
         source = source.join(st, se.c.study_pk == st.c.pk)
         owner = st.c.patient_pk
-    counts = [
-        (func.count() if _COUNTED[k] is i.c.pk else func.count(distinct(_COUNTED[k]))).label(k)
-        for k in keywords
-    ]
+    counts = [_count(COMPUTED[k].counts).label(k) for k in keywords]
     statement = (
         select(owner.label("_owner"), *counts)
         .select_from(source)
@@ -374,20 +391,33 @@ def _count_statement(
     return statement
 
 
+def _count(counted: Level | None) -> Any:
+    """The count of the entities of `counted` among grouped rows joined down to instances:
+    every row is one instance, and the levels above repeat."""
+    if counted is Level.IMAGE:
+        return func.count()
+    if counted is None:
+        raise ValueError("not a count")
+    return func.count(distinct(_TABLE[counted].c.pk))
+
+
 def _any_instance(level: Level, clause: Any) -> Any:
     """`clause` on instances as a condition on the level's rows: an instance meets it."""
-    if level is Level.IMAGE:
+    return _exists_below(level, Level.IMAGE, clause)
+
+
+def _exists_below(level: Level, below: Level, clause: Any) -> Any:
+    """`clause` on the rows of the level `below` as a condition on the level's rows: a row
+    below meets it."""
+    if below is level:
         return clause
-    i, se, st = schema.instances, schema.series, schema.studies
-    source: Any = i
-    owner = i.c.series_pk
-    if level is not Level.SERIES:
-        source = i.join(se, i.c.series_pk == se.c.pk)
-        owner = se.c.study_pk
-    if level is Level.PATIENT:
-        source = source.join(st, se.c.study_pk == st.c.pk)
-        owner = st.c.patient_pk
-    return exists(select(1).select_from(source).where(owner == _OWNER[level], clause))
+    source: Any = _TABLE[below]
+    owner = _PARENT[below]
+    upper = [up for up in Level if level.depth < up.depth < below.depth]
+    for parent in reversed(upper):
+        source = source.join(_TABLE[parent], owner == _TABLE[parent].c.pk)
+        owner = _PARENT[parent]
+    return exists(select(1).select_from(source).where(owner == _TABLE[level].c.pk, clause))
 
 
 def _without_pk(row: dict[str, Any]) -> dict[str, Any]:

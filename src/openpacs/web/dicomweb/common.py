@@ -9,42 +9,20 @@ from collections.abc import Iterator
 from fastapi import Request
 
 from openpacs.archive.service import Archive
-from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Condition, Equals, Query
 from openpacs.dicom.render import RenderCache
-from openpacs.dicom.uids import checked_uid
+from openpacs.dicom.unique_keys import path_query
 from openpacs.errors import NotFound, OpenPacsError
 from openpacs.index.records import StoredInstance
 
-_UID_TAGS = {
-    "StudyInstanceUID": 0x0020000D,
-    "SeriesInstanceUID": 0x0020000E,
-    "SOPInstanceUID": 0x00080018,
-}
 _CACHE_LOCK = threading.Lock()
 log = logging.getLogger(__name__)
-
-
-def uid_conditions(
-    study: str, series: str | None = None, instance: str | None = None
-) -> tuple[Condition, ...]:
-    given = (
-        ("StudyInstanceUID", study),
-        ("SeriesInstanceUID", series),
-        ("SOPInstanceUID", instance),
-    )
-    return tuple(
-        Condition(keyword, _UID_TAGS[keyword], "uid", (Equals(checked_uid(uid, keyword)),))
-        for keyword, uid in given
-        if uid is not None
-    )
 
 
 def instances_of(
     archive: Archive, study: str, series: str | None = None, instance: str | None = None
 ) -> list[StoredInstance]:
     """The stored instances under the path's UIDs, in study/series/instance order."""
-    found = archive.instances_for(Query(Level.IMAGE, uid_conditions(study, series, instance)))
+    found = archive.instances_for(path_query(study, series, instance))
     if not found:
         what = "instance" if instance else "series" if series else "study"
         raise NotFound(f"no such {what}")

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from openpacs.dicom.qido import MAX_RESULTS, Resource, qido_query, qido_result
-from openpacs.dicom.uids import checked_uid
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import dicomweb_url
@@ -36,8 +35,8 @@ def _search(
     qido = qido_query(
         resource,
         list(request.query_params.multi_items()),
-        study_uid=None if study is None else checked_uid(study, "StudyInstanceUID"),
-        series_uid=None if series is None else checked_uid(series, "SeriesInstanceUID"),
+        study_uid=study,
+        series_uid=series,
     )
     matches = archive.find(qido.query)
     headers = {}

@@ -33,7 +33,6 @@ from openpacs.index.records import StoredInstance
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import (
-    checked_uid,
     cut_short_on_error,
     dicomweb_url,
     instances_of,
@@ -153,10 +152,7 @@ def _metadata(
     media_type = choose_media_type(
         parse_accept(request.headers.get("accept")), (DICOM_JSON, "application/json")
     )
-    uids = [checked_uid(study, "StudyInstanceUID")]
-    uids += [checked_uid(series, "SeriesInstanceUID")] if series is not None else [None]
-    uids += [checked_uid(instance, "SOPInstanceUID")] if instance is not None else [None]
-    matches = archive.find(headers_query(*uids))  # type: ignore[arg-type]
+    matches = archive.find(headers_query(study, series, instance))
     if not matches:
         raise NotFound("no such " + ("instance" if instance else "series" if series else "study"))
     base = dicomweb_url(request)

@@ -12,11 +12,12 @@ from fastapi.responses import StreamingResponse
 from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
+from openpacs.dicom.unique_keys import unique_condition
 from openpacs.errors import NotFound
 from openpacs.index.records import MAX_CURSOR_LENGTH
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
-from openpacs.web.rest.search import MAX_LIMIT, conditions, sort_key, unique
+from openpacs.web.rest.search import MAX_LIMIT, conditions, sort_key
 from openpacs.web.rest.zipstream import zip_stream
 
 router = APIRouter(prefix="/api", tags=["resources"])
@@ -102,14 +103,14 @@ def _search(
 
 
 def _one(archive: Archive, level: Level, uid: str) -> dict[str, Any]:
-    page = archive.page(level, [unique(level, uid)], limit=1)
+    page = archive.page(level, [unique_condition(level, uid)], limit=1)
     if not page.items:
         raise NotFound(f"no {level.value.lower()} {uid}")
     item = page.items[0]
     child = {Level.PATIENT: Level.STUDY, Level.STUDY: Level.SERIES, Level.SERIES: Level.IMAGE}
     if level in child:
         below = archive.page(
-            child[level], [unique(level, uid)], sort=_CHILD_SORT[level], limit=_CHILDREN
+            child[level], [unique_condition(level, uid)], sort=_CHILD_SORT[level], limit=_CHILDREN
         )
         name = {Level.STUDY: "studies", Level.SERIES: "series", Level.IMAGE: "instances"}
         item[name[child[level]]] = below.items

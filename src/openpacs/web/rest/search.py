@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
-from openpacs.dicom.query import Condition, Equals, condition_for, tag_of
+from openpacs.dicom.levels import COMPUTED, INDEXED_KEYS, Level
+from openpacs.dicom.query import Condition, condition_for, tag_of
 from openpacs.errors import InvalidQuery
 
 CONTROL = frozenset({"limit", "offset", "sort", "cursor", "label", "q"})
 MAX_LIMIT = 1000
-_STUDY_ONLY = frozenset({"ModalitiesInStudy"})
 _MAX_VALUE = 1024
 
 
@@ -24,8 +23,9 @@ def conditions(level: Level, params: Mapping[str, str]) -> list[Condition]:
         if keyword in CONTROL:
             continue
         key = INDEXED_KEYS.get(keyword)
+        computed = COMPUTED.get(keyword)
         refused = (key is not None and key.level.depth > level.depth) or (
-            keyword in COMPUTED_KEYS and not (keyword in _STUDY_ONLY and level is Level.STUDY)
+            computed is not None and not (computed.matchable and computed.level is level)
         )
         try:
             tag = tag_of(keyword)
@@ -48,10 +48,3 @@ def sort_key(sort: str | None) -> tuple[str | None, bool]:
         return None, False
     descending = sort.startswith("-")
     return sort.lstrip("-+"), descending
-
-
-def unique(level: Level, uid: str) -> Condition:
-    """The condition selecting one entity by its unique key."""
-    keyword = level.unique_key
-    kind = "text" if level is Level.PATIENT else "uid"
-    return Condition(keyword, int(tag_of(keyword)), kind, (Equals(uid),))
