@@ -12,6 +12,7 @@ from openpacs.index.records import (
     ApiToken,
     AuditEvent,
     AuditFilter,
+    BlobRecord,
     DuplicatePolicy,
     IndexedBlob,
     Job,
@@ -48,6 +49,16 @@ class Index(Protocol):
         policy: DuplicatePolicy,
         origin: Origin | None = None,
     ) -> AddResult: ...
+
+    def add_instances(
+        self,
+        instances: Sequence[tuple[Header, BlobRecord]],
+        *,
+        policy: DuplicatePolicy,
+        origin: Origin | None = None,
+    ) -> list[AddResult | BaseException]: ...
+
+    def stored_sizes(self, sop_uids: Sequence[str]) -> dict[str, int]: ...
 
     def pending_headers(
         self, limit: int, *, after: int = 0, upto: int | None = None

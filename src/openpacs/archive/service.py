@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,7 @@ class Archive:
         """
         try:
             parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
-            size, checksum = _checked_digest(path, digest)
+            size, checksum = checked_digest(path, digest)
             if skip_stored:
                 existing = self.index.instance(parsed.sop_uid)
                 if existing is not None and existing.blob_size == size:
@@ -202,7 +203,7 @@ class Archive:
             if consume:
                 _remove(path)
             raise
-        key = _new_blob_key(parsed.study_uid)
+        key = new_blob_key(parsed.study_uid)
         self.store.put_file(key, path, consume=consume)
         deferred = self.headers.defer  # serving: the whole header is built afterwards
         try:
@@ -221,7 +222,7 @@ class Archive:
             )
         except BaseException:
             self.headers.forget(key)
-            self._delete_blob(key)
+            self.discard_blob(key)
             raise
         if deferred:
             if result.stored:
@@ -229,11 +230,26 @@ class Archive:
             else:
                 self.headers.forget(key)
         if not result.stored:
-            self._delete_blob(key)
+            self.discard_blob(key)
         if result.replaced_blob:
             self.headers.forget(result.replaced_blob)
-            self._delete_blob(result.replaced_blob)
+            self.discard_blob(result.replaced_blob)
         return StoreOutcome(header.sop_uid, header.study_uid, stored=result.stored)
+
+    def store_files(
+        self,
+        paths: Sequence[Path],
+        *,
+        consume: bool = False,
+        skip_stored: bool = False,
+        writers: Executor | None = None,
+    ) -> list[StoreOutcome | OpenPacsError]:
+        """Store several Part 10 files as `store_file` stores each one, sharing the durable
+        writes (`archive.batch`): one outcome or refusal per file, in order. `writers`: the
+        threads that write the blobs (this one without)."""
+        from openpacs.archive.batch import store_files
+
+        return store_files(self, paths, consume=consume, skip_stored=skip_stored, writers=writers)
 
     def store_bytes(self, data: bytes) -> StoreOutcome:
         """Store a Part 10 file given as bytes (it is spooled to the staging folder first)."""
@@ -336,7 +352,7 @@ class Archive:
         blob_keys = self.index.delete(level, uid)
         for key in blob_keys:
             self.headers.forget(key)
-            self._delete_blob(key)
+            self.discard_blob(key)
         log.info("deleted level=%s instances=%d", level.value, len(blob_keys))
         return len(blob_keys)
 
@@ -356,7 +372,8 @@ class Archive:
         self.index.close()
         self.store.close()
 
-    def _delete_blob(self, key: str) -> None:
+    def discard_blob(self, key: str) -> None:
+        """Delete a blob the index does not (or no longer) point at, logging a failure."""
         try:
             self.store.delete(key)
         except OpenPacsError as exc:
@@ -364,14 +381,14 @@ class Archive:
             log.warning("could not delete blob key=%s reason=%s", key, exc.reason)
 
 
-def _new_blob_key(study_uid: str) -> str:
+def new_blob_key(study_uid: str) -> str:
     """A fresh key in the study's folder: a study's instances sit together (one folder to
     create per study, not per instance), and a new key per write makes overwrites safe."""
     study = hashlib.sha1(study_uid.encode(), usedforsecurity=False).hexdigest()
     return f"{study[:2]}/{study[2:20]}/{uuid.uuid4().hex}.dcm"
 
 
-def _checked_digest(path: Path, digest: tuple[int, str] | None) -> tuple[int, str]:
+def checked_digest(path: Path, digest: tuple[int, str] | None) -> tuple[int, str]:
     """The file's size and SHA-256: computed, or the caller's after a check of the size
     (a mismatch means the file is not what was received)."""
     if digest is None:

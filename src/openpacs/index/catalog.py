@@ -36,6 +36,7 @@ from openpacs.index import schema
 from openpacs.index.finder import Finder, joined
 from openpacs.index.records import (
     AddResult,
+    BlobRecord,
     DuplicatePolicy,
     IndexedBlob,
     Match,
@@ -79,6 +80,21 @@ def _duplicate(header: Header, policy: DuplicatePolicy) -> AddResult:
     if policy == "reject":
         raise DuplicateInstance(f"SOP instance {header.sop_uid} is already stored")
     return AddResult(stored=False)
+
+
+def _request(
+    header: Header, blob: BlobRecord, policy: DuplicatePolicy, origin: Origin | None
+) -> _AddRequest:
+    row = {
+        **header.columns[Level.IMAGE],
+        "transfer_syntax": header.transfer_syntax,
+        "blob_key": blob.key,
+        "blob_size": blob.size,
+        "blob_sha256": blob.sha256,
+        "header": _json_text(header.known),
+        "header_ready": header.json is not None,
+    }
+    return header, row, policy, origin or Origin()
 
 
 def _json_text(header_json: dict[str, Any]) -> str:
@@ -149,22 +165,36 @@ class Catalog:
         Returns once the instance is committed. On SQLite, calls arriving from other threads
         while a commit is under way are committed together in the next transaction (group
         commit)."""
-        row = {
-            **header.columns[Level.IMAGE],
-            "transfer_syntax": header.transfer_syntax,
-            "blob_key": blob_key,
-            "blob_size": blob_size,
-            "blob_sha256": blob_sha256,
-            "header": _json_text(header.known),
-            "header_ready": header.json is not None,
-        }
-        request = (header, row, policy, origin or Origin())
+        request = _request(header, BlobRecord(blob_key, blob_size, blob_sha256), policy, origin)
         if self._adds is None:
             return self._transaction(lambda conn: self._add(conn, *request), write=True)
         try:
             return self._adds.run(request)
         except GroupTimeout as exc:
             raise StoreUnavailable(f"the index is unavailable: {exc}") from exc
+
+    def add_instances(
+        self,
+        instances: Sequence[tuple[Header, BlobRecord]],
+        *,
+        policy: DuplicatePolicy,
+        origin: Origin | None = None,
+    ) -> list[AddResult | BaseException]:
+        """Index several stored blobs in one transaction (a bulk import's batch), each in a
+        savepoint of its own: one result per instance, in order, an instance refused by the
+        policy or failing alone getting its exception. Returns once all are committed."""
+        requests = [_request(header, blob, policy, origin) for header, blob in instances]
+        return self._add_batch(requests)
+
+    def stored_sizes(self, sop_uids: Sequence[str]) -> dict[str, int]:
+        """The blob size of each of these SOP Instances that is indexed, in one query."""
+        i = schema.instances
+        statement = select(i.c.sop_uid, i.c.blob_size).where(i.c.sop_uid.in_(set(sop_uids)))
+
+        def work(conn: Connection) -> dict[str, int]:
+            return {row.sop_uid: int(row.blob_size) for row in conn.execute(statement)}
+
+        return self._transaction(work, write=False) if sop_uids else {}
 
     def _add_batch(self, requests: Sequence[_AddRequest]) -> list[AddResult | BaseException]:
         """One transaction for the batch, each instance in a savepoint of its own, so that an

@@ -39,6 +39,15 @@ class AddResult:
 
 
 @dataclass(frozen=True)
+class BlobRecord:
+    """A stored blob an instance is indexed with."""
+
+    key: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class PendingHeader:
     """An instance indexed before its whole header was built (`Catalog.pending_headers`)."""
 
