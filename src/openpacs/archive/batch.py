@@ -5,15 +5,15 @@ Each file is validated, checked against the duplicates policy and refused alone,
 durable (blob flushed, then index committed); a failed index write removes the blob it was to
 describe. What a batch shares is the cost of that durability and of the look-ups: one query
 finds the instances already stored, the blobs are written by a few threads at once (so that
-the flushes of a study folder coincide and are shared, `grouping.py`), and one transaction
-indexes every instance, each in a savepoint of its own (`Catalog.add_instances`): one commit
-per batch instead of one per file.
+the flushes of a study folder coincide and are shared, `grouping.py`) while this thread
+converts the headers, and one transaction indexes every instance, each in a savepoint of its
+own (`Catalog.add_instances`): one commit per batch instead of one per file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,11 @@ class _Parsed:
     size: int
     sha256: str
     key: str = ""
+    header: Header | OpenPacsError | None = None
+    """As the index keeps it, or why it cannot be converted."""
+
+
+_Results = list[StoreOutcome | OpenPacsError | None]
 
 
 def store_files(
@@ -48,14 +53,20 @@ def store_files(
 ) -> list[StoreOutcome | OpenPacsError]:
     """One outcome or refusal per path, in order. With `consume` every file is handed over
     and gone afterwards, whatever its outcome; `skip_stored` as in `Archive.store_file`;
-    `writers` writes the blobs (sequentially without)."""
-    results: list[StoreOutcome | OpenPacsError | None] = [None] * len(paths)
+    `writers` writes the blobs (this thread, before converting the headers, without)."""
+    results: _Results = [None] * len(paths)
     try:
         parsed = _parse(paths, results)
         if skip_stored:
             parsed = _not_stored(archive, parsed, results)
-        written = _write_blobs(archive, parsed, results, consume=consume, writers=writers)
-        _index(archive, written, results)
+        writes = _write_blobs(archive, parsed, consume=consume, writers=writers)
+        try:
+            _convert(archive, parsed)
+        except BaseException:
+            for item in _written(archive, parsed, writes, results):
+                archive.discard_blob(item.key)
+            raise
+        _index(archive, _written(archive, parsed, writes, results), results)
     finally:
         if consume:  # what was stored was moved or copied into the store
             for path in paths:
@@ -67,9 +78,7 @@ def store_files(
     return done
 
 
-def _parse(
-    paths: Sequence[Path], results: list[StoreOutcome | OpenPacsError | None]
-) -> list[_Parsed]:
+def _parse(paths: Sequence[Path], results: _Results) -> list[_Parsed]:
     parsed: list[_Parsed] = []
     for position, path in enumerate(paths):
         try:
@@ -82,9 +91,7 @@ def _parse(
     return parsed
 
 
-def _not_stored(
-    archive: Archive, parsed: list[_Parsed], results: list[StoreOutcome | OpenPacsError | None]
-) -> list[_Parsed]:
+def _not_stored(archive: Archive, parsed: list[_Parsed], results: _Results) -> list[_Parsed]:
     """Those not already indexed with a blob of the same size (imports run again)."""
     try:
         sizes = archive.index.stored_sizes([item.parsed.sop_uid for item in parsed])
@@ -105,50 +112,77 @@ def _not_stored(
 
 
 def _write_blobs(
+    archive: Archive, parsed: list[_Parsed], *, consume: bool, writers: Executor | None
+) -> list[Future[None] | OpenPacsError | None]:
+    """Each blob written under a new key: started on `writers`, or written here."""
+
+    def write(item: _Parsed) -> None:
+        archive.store.put_file(item.key, item.path, consume=consume)
+
+    writes: list[Future[None] | OpenPacsError | None] = []
+    for item in parsed:
+        item.key = new_blob_key(item.parsed.study_uid)
+        if writers is not None:
+            writes.append(writers.submit(write, item))
+            continue
+        try:
+            write(item)
+            writes.append(None)
+        except OpenPacsError as exc:
+            writes.append(exc)
+    return writes
+
+
+def _convert(archive: Archive, parsed: list[_Parsed]) -> None:
+    """Each header as the index keeps it (a summary when the archive builds whole headers
+    afterwards), or the refusal `_written` reports."""
+    deferred = archive.headers.defer
+    for item in parsed:
+        try:
+            item.header = item.parsed.summary() if deferred else item.parsed.header()
+        except OpenPacsError as exc:
+            item.header = exc
+
+
+def _written(
     archive: Archive,
     parsed: list[_Parsed],
-    results: list[StoreOutcome | OpenPacsError | None],
-    *,
-    consume: bool,
-    writers: Executor | None,
+    writes: list[Future[None] | OpenPacsError | None],
+    results: _Results,
 ) -> list[_Parsed]:
-    def write(item: _Parsed) -> OpenPacsError | None:
-        item.key = new_blob_key(item.parsed.study_uid)
-        try:
-            archive.store.put_file(item.key, item.path, consume=consume)
-        except OpenPacsError as exc:
-            return exc
-        return None
-
-    outcomes = list(writers.map(write, parsed) if writers else map(write, parsed))
+    """Those whose blob is written and header converted (once every write is done); the
+    blobs of the others removed."""
     written = []
-    for item, error in zip(parsed, outcomes, strict=True):
-        if error is None:
-            written.append(item)
-        else:
+    unexpected: BaseException | None = None
+    for item, write in zip(parsed, writes, strict=True):
+        error = write.exception() if isinstance(write, Future) else write
+        if isinstance(error, OpenPacsError):
             results[item.position] = error
+        elif error is not None:
+            unexpected = unexpected or error
+        elif isinstance(item.header, OpenPacsError):
+            results[item.position] = item.header
+            archive.discard_blob(item.key)
+        else:
+            written.append(item)
+    if unexpected is not None:
+        for item in written:
+            archive.discard_blob(item.key)
+        raise unexpected
     return written
 
 
-def _index(
-    archive: Archive, written: list[_Parsed], results: list[StoreOutcome | OpenPacsError | None]
-) -> None:
+def _index(archive: Archive, written: list[_Parsed], results: _Results) -> None:
     """Index the written blobs; remove those that end up not indexed."""
-    deferred = archive.headers.defer  # serving: whole headers are built afterwards
+    deferred = archive.headers.defer
     entries: list[tuple[Header, BlobRecord]] = []
-    indexed: list[_Parsed] = []
+    for item in written:
+        if not isinstance(item.header, Header):  # `_written` keeps converted ones only
+            raise TypeError(f"no header converted for {item.path}")
+        if deferred:
+            archive.headers.keep(item.key, item.parsed)
+        entries.append((item.header, BlobRecord(item.key, item.size, item.sha256)))
     try:
-        for item in written:
-            try:
-                header = item.parsed.summary() if deferred else item.parsed.header()
-            except OpenPacsError as exc:
-                results[item.position] = exc
-                archive.discard_blob(item.key)
-                continue
-            if deferred:
-                archive.headers.keep(item.key, item.parsed)
-            entries.append((header, BlobRecord(item.key, item.size, item.sha256)))
-            indexed.append(item)
         added = archive.index.add_instances(entries, policy=archive.duplicates)
     except BaseException:
         for item in written:
@@ -156,7 +190,7 @@ def _index(
             archive.discard_blob(item.key)
         raise
     unexpected: BaseException | None = None
-    for item, result in zip(indexed, added, strict=True):
+    for item, result in zip(written, added, strict=True):
         if isinstance(result, AddResult):
             results[item.position] = _settled(archive, item, result)
             continue

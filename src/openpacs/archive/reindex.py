@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
 
 from openpacs.archive.service import Archive
-from openpacs.dicom.header import parse_header
+from openpacs.dicom.header import Header, parse_header
 from openpacs.errors import NotFound, OpenPacsError
+from openpacs.index.records import AddResult, BlobRecord
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,30 @@ def unindexed_keys(archive: Archive) -> list[str]:
 
 def index_blob(archive: Archive, key: str) -> ReindexResult:
     """Index the blob stored under `key` as it is."""
+    return index_blobs(archive, [key])[0]
+
+
+def index_blobs(
+    archive: Archive, keys: Sequence[str], *, readers: Executor | None = None
+) -> list[ReindexResult]:
+    """Index the blobs stored under `keys` as they are, in one index transaction (each in a
+    savepoint of its own, so one refused fails alone); `readers`: threads that read the
+    blobs (this one without). One result per key, in order."""
+    read = list(
+        readers.map(lambda key: _read(archive, key), keys)
+        if readers
+        else map(lambda key: _read(archive, key), keys)
+    )
+    found = [item for item in read if not isinstance(item, ReindexResult)]
+    try:
+        added = archive.index.add_instances(found, policy="keep")
+    except OpenPacsError as exc:
+        added = [exc] * len(found)
+    outcomes = iter(zip(found, added, strict=True))
+    return [item if isinstance(item, ReindexResult) else _indexed(*next(outcomes)) for item in read]
+
+
+def _read(archive: Archive, key: str) -> ReindexResult | tuple[Header, BlobRecord]:
     try:
         with archive.store.local_path(key) as path:
             parsed = parse_header(path)
@@ -53,14 +80,17 @@ def index_blob(archive: Archive, key: str) -> ReindexResult:
     except OpenPacsError as exc:
         log.warning("blob not indexed key=%s reason=%s", key, exc.reason)
         return ReindexResult(key, "unreadable", reason=exc.reason)
-    try:
-        result = archive.index.add_instance(
-            header, blob_key=key, blob_size=size, blob_sha256=digest, policy="keep"
-        )
-    except OpenPacsError as exc:
-        log.warning("blob not indexed key=%s reason=%s", key, exc.reason)
-        return ReindexResult(key, "failed", size, exc.reason)
+    return header, BlobRecord(key, size, digest)
+
+
+def _indexed(found: tuple[Header, BlobRecord], result: AddResult | BaseException) -> ReindexResult:
+    header, blob = found
+    if isinstance(result, OpenPacsError):
+        log.warning("blob not indexed key=%s reason=%s", blob.key, result.reason)
+        return ReindexResult(blob.key, "failed", blob.size, result.reason)
+    if isinstance(result, BaseException):
+        raise result
     if not result.stored:
         reason = f"SOP Instance {header.sop_uid} is indexed with another blob"
-        return ReindexResult(key, "duplicate", size, reason)
-    return ReindexResult(key, "indexed", size)
+        return ReindexResult(blob.key, "duplicate", blob.size, reason)
+    return ReindexResult(blob.key, "indexed", blob.size)

@@ -12,15 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from openpacs.archive.reindex import ReindexResult, index_blob, unindexed_keys
+from openpacs.archive.reindex import ReindexResult, index_blobs, unindexed_keys
 from openpacs.cli import parallel
 
 _BATCH_BLOBS = 32
 
 
 _THREADS = 4
-"""Blobs indexed at once in each process: reading one (from S3, say) and committing its row
-wait, time other threads use to parse."""
+"""Blobs read at once in each process: reading one (from S3, say) waits, time other threads
+use to parse; a batch is then indexed in one transaction."""
 
 
 class _Threads:
@@ -36,7 +36,7 @@ def _threads(archive: Any) -> _Threads:
 
 
 def reindex_batch(archive: Any, context: _Threads, keys: list[str]) -> list[ReindexResult]:
-    return list(context.pool.map(lambda key: index_blob(archive, key), keys))
+    return index_blobs(archive, keys, readers=context.pool)
 
 
 def run_reindex(
