@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from openpacs.archive.service import StoreOutcome, checked_digest, new_blob_key
 from openpacs.dicom.header import Header, ParsedHeader, parse_header
-from openpacs.errors import OpenPacsError
+from openpacs.errors import InvalidInstance, OpenPacsError
 from openpacs.index.records import AddResult, BlobRecord
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class _Parsed:
     path: Path
     parsed: ParsedHeader
     size: int
-    sha256: str
+    sha256: str = ""
     key: str = ""
     header: Header | OpenPacsError | None = None
     """As the index keeps it, or why it cannot be converted."""
@@ -83,11 +83,14 @@ def _parse(paths: Sequence[Path], results: _Results) -> list[_Parsed]:
     for position, path in enumerate(paths):
         try:
             header = parse_header(path)
-            size, sha256 = checked_digest(path, None)
+            size = path.stat().st_size
         except OpenPacsError as exc:
             results[position] = exc
             continue
-        parsed.append(_Parsed(position, path, header, size, sha256))
+        except OSError as exc:
+            results[position] = InvalidInstance(f"unreadable: {exc.strerror or exc}")
+            continue
+        parsed.append(_Parsed(position, path, header, size))
     return parsed
 
 
@@ -114,9 +117,15 @@ def _not_stored(archive: Archive, parsed: list[_Parsed], results: _Results) -> l
 def _write_blobs(
     archive: Archive, parsed: list[_Parsed], *, consume: bool, writers: Executor | None
 ) -> list[Future[None] | OpenPacsError | None]:
-    """Each blob written under a new key: started on `writers`, or written here."""
+    """Each blob written under a new key, after its SHA-256 is computed (hashing releases
+    the interpreter, so on `writers` it runs beside this thread's work): started on
+    `writers`, or done here."""
 
     def write(item: _Parsed) -> None:
+        try:
+            item.size, item.sha256 = checked_digest(item.path, None)
+        except OSError as exc:
+            raise InvalidInstance(f"unreadable: {exc.strerror or exc}") from exc
         archive.store.put_file(item.key, item.path, consume=consume)
 
     writes: list[Future[None] | OpenPacsError | None] = []
