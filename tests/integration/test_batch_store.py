@@ -125,3 +125,25 @@ def test_handed_over_files_are_gone_whatever_their_outcome(
     again = archive.store_files([_write(tmp_path / "x", second, "b.dcm")], skip_stored=True)
     assert isinstance(again[0], StoreOutcome)
     assert again[0].already_stored
+
+
+def test_the_overwrite_policy_keeps_the_last_copy_of_a_batch(
+    tmp_path: Path, backend: Backend
+) -> None:
+    archive = _archive(tmp_path, backend, duplicates="overwrite")
+    try:
+        dataset, other = corpus.synthetic_ct_series(2, rows=16, columns=16)
+        assert archive.store_file(_write(tmp_path / "before", dataset, "one.dcm")).stored
+        dataset.InstitutionName = "Second Copy"
+        second = _write(tmp_path / "a", dataset, "one.dcm")
+        dataset.InstitutionName = "Third Copy"
+        third = _write(tmp_path / "b", dataset, "one.dcm")
+        outcomes = archive.store_files([second, _write(tmp_path / "a", other, "two.dcm"), third])
+        assert all(isinstance(o, StoreOutcome) and o.stored for o in outcomes)
+        assert _clean(archive) == (2, 2)  # the replaced blobs are gone
+        instance = archive.instance(dataset.SOPInstanceUID)
+        assert instance is not None
+        with archive.open_local(instance) as path:
+            assert path.read_bytes() == third.read_bytes()
+    finally:
+        archive.close()

@@ -131,6 +131,7 @@ class Catalog:
             )
             for level, table in _TABLE.items()
         }
+        self._insert_many = self._insert[Level.IMAGE]  # executemany: no RETURNING
         self._insert[Level.IMAGE] = self._insert[Level.IMAGE].returning(schema.instances.c.pk)
         # SQLite runs one writer at a time, each commit its own fsync: concurrent ingests
         # (several associations) share one transaction and one commit instead. PostgreSQL
@@ -197,20 +198,44 @@ class Catalog:
         return self._transaction(work, write=False) if sop_uids else {}
 
     def _add_batch(self, requests: Sequence[_AddRequest]) -> list[AddResult | BaseException]:
-        """One transaction for the batch, each instance in a savepoint of its own, so that an
-        instance refused by the policy fails alone. A failure that ends the transaction
-        (after its retries) sends each instance through a transaction of its own instead,
-        so it fails only the instance that causes it."""
+        """One transaction for the batch (`_add_many`), an instance refused by the policy
+        failing alone. A failure that ends the transaction (after its retries) sends each
+        instance through a transaction of its own instead, so it fails only the instance
+        that causes it."""
         if len(requests) > 1:
             try:
-                return self._transaction(
-                    lambda conn: [self._add_guarded(conn, r) for r in requests], write=True
-                )
+                return self._transaction(lambda conn: self._add_many(conn, requests), write=True)
             except Exception as exc:
                 log.warning(
                     "group commit of %d instances failed (%s): one by one", len(requests), exc
                 )
         return [self._add_alone(request) for request in requests]
+
+    def _add_many(
+        self, conn: Connection, requests: Sequence[_AddRequest]
+    ) -> list[AddResult | BaseException]:
+        """The batch's new instances in one multi-row insert-if-absent, their series found
+        or created once each; the instances it did not insert (already indexed, or twice in
+        the batch) then one by one, each in a savepoint of its own, as the policy says."""
+        series: dict[str, int] = {}
+        for header, _, _, origin in requests:
+            if header.series_uid not in series:
+                series[header.series_uid] = self._series_pk(conn, header, origin)
+        now = datetime.now(UTC).isoformat()
+        rows = [
+            {**row, "series_pk": series[header.series_uid], "created_at": now}
+            for header, row, _, _ in requests
+        ]
+        conn.execute(self._insert_many, rows)
+        keys = [row["blob_key"] for row in rows]
+        i = schema.instances
+        inserted = set(conn.execute(select(i.c.blob_key).where(i.c.blob_key.in_(keys))).scalars())
+        return [
+            AddResult(stored=True)
+            if row["blob_key"] in inserted
+            else self._add_guarded(conn, request)
+            for row, request in zip(rows, requests, strict=True)
+        ]
 
     def _add_guarded(self, conn: Connection, request: _AddRequest) -> AddResult | BaseException:
         try:
