@@ -16,10 +16,10 @@ import httpx
 import pytest
 from pydicom.dataset import Dataset
 
+from openpacs.archive.records import Visibility
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
 from openpacs.errors import NotFound
-from openpacs.index.records import Visibility
 from tests.support import scu
 from tests.support.backends import Backend
 from tests.support.corpus import synthetic_ct_series, to_part10_bytes

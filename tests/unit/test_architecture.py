@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-PACKAGE = Path(__file__).resolve().parents[2] / "src" / "openpacs"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "src" / "openpacs"
 
 # What each layer may import, besides the standard library and itself.
 ALLOWED: dict[str, set[str]] = {
@@ -35,12 +36,13 @@ ALLOWED: dict[str, set[str]] = {
         "openpacs.grouping",
         "openpacs.dicom",
         "openpacs.index",
+        "openpacs.archive.records",  # the domain types it stores and returns
     },
     "archive": {
         "openpacs.errors",
         "openpacs.dicom",
         "openpacs.archive",
-        "openpacs.index.records",
+        "openpacs.archive.records",
         "openpacs.storage.base",
     },
 }
@@ -141,6 +143,47 @@ def test_only_compose_and_cli_pick_implementations() -> None:
         and not any(path.is_relative_to(PACKAGE / layer) for layer in ("storage", "index"))
         and _imports(path) & concrete
     ]
+    assert offenders == []
+
+
+DOMAIN_TYPES = "openpacs.archive.records"
+
+
+def _domain_type_names() -> set[str]:
+    """The classes and aliases `archive/records.py` defines at its top level."""
+    tree = ast.parse((PACKAGE / "archive" / "records.py").read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def test_domain_types_come_from_the_archive() -> None:
+    """The archive's ports and use cases speak of users, jobs, audit events and stored
+    instances; the index implements the ports, so those types live in `archive/`, and every
+    file imports them from there, never through a module that happens to use them."""
+    domain = _domain_type_names()
+    assert {"StoredInstance", "User", "Role", "AuditEvent", "Job", "Match"} <= domain
+    assert not (PACKAGE / "index" / "records.py").exists()
+    offenders = []
+    for folder in ("src", "tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ImportFrom) or not node.module:
+                    continue
+                module = node.module
+                if module == "openpacs.index.records" or (
+                    module.startswith("openpacs.")
+                    and module != DOMAIN_TYPES
+                    and {alias.name for alias in node.names} & domain
+                ):
+                    offenders.append(f"{path.relative_to(ROOT)} imports from {module}")
     assert offenders == []
 
 

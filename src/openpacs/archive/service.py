@@ -36,14 +36,7 @@ from openpacs.archive.ports import (
     JobStore,
 )
 from openpacs.archive.presence import Presence
-from openpacs.archive.remotes import Remotes
-from openpacs.archive.staging import StagingReport
-from openpacs.dicom.header import parse_header
-from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Condition, Query
-from openpacs.dicom.unique_keys import unique_condition
-from openpacs.errors import InvalidInstance, NotFound, OpenPacsError, PermissionDenied
-from openpacs.index.records import (
+from openpacs.archive.records import (
     DuplicatePolicy,
     Match,
     Origin,
@@ -52,6 +45,13 @@ from openpacs.index.records import (
     Totals,
     Visibility,
 )
+from openpacs.archive.remotes import Remotes
+from openpacs.archive.staging import StagingReport
+from openpacs.dicom.header import parse_header
+from openpacs.dicom.levels import Level
+from openpacs.dicom.query import Condition, Query
+from openpacs.dicom.unique_keys import unique_condition
+from openpacs.errors import InvalidInstance, NotFound, OpenPacsError, PermissionDenied
 from openpacs.storage.base import BlobStore
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 
 
 class MatchedEntity(Protocol):
-    """What the index returns for one match (`openpacs.index.records.Match`)."""
+    """What the index returns for one match (`openpacs.archive.records.Match`)."""
 
     @property
     def level(self) -> Level: ...

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
+from openpacs.archive.records import Match
 from openpacs.dicom.query import Query
 from openpacs.dicom.results import has_non_ascii, result_dataset
-from openpacs.index.records import Match
 
 UTF8 = "ISO_IR 192"
 _RETRIEVE_AE_TITLE = 0x00080054  # returned always: where to C-MOVE or C-GET this from

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from openpacs.archive.records import AuditEvent, Origin
 from openpacs.archive.service import Archive
 from openpacs.archive.suboperations import SubOperationCounts, operation_event
 from openpacs.config import DimseOperation
@@ -24,7 +25,6 @@ from openpacs.dimse.find_response import find_response
 from openpacs.dimse.peer_policy import NOT_AUTHORIZED, PeerPolicy
 from openpacs.dimse.request import Peer, Request
 from openpacs.errors import InvalidQuery, OpenPacsError
-from openpacs.index.records import AuditEvent, Origin
 
 log = logging.getLogger("openpacs.dimse")
 

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.sql.util import find_tables
 
+from openpacs.archive.records import Page, Visibility
 from openpacs.dicom.levels import INDEXED_KEYS, Level, computed_of
 from openpacs.dicom.query import Condition
 from openpacs.errors import InvalidQuery
 from openpacs.index.finder import Finder, indexed_columns, joined, table_of
 from openpacs.index.keyset import Cursor, beyond, ordering
-from openpacs.index.records import Page, Visibility
 from openpacs.index.transaction import Transactions
 from openpacs.index.visibility import level_clause, study_clause
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydicom import dcmread
 
+from openpacs.archive.records import StoredInstance
 from openpacs.archive.service import Archive
 from openpacs.dicom.frames import (
     check_frames,
@@ -29,7 +30,6 @@ from openpacs.dicom.frames import (
 from openpacs.dicom.metadata import bulk_value, headers_query, instance_metadata, parse_bulk_path
 from openpacs.dicom.transcode import choose_syntax, transcode
 from openpacs.errors import NotFound
-from openpacs.index.records import StoredInstance
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import (

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from openpacs.archive.records import MAX_CURSOR_LENGTH
 from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.dicom.unique_keys import unique_condition
 from openpacs.errors import NotFound
-from openpacs.index.records import MAX_CURSOR_LENGTH
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.rest.search import MAX_LIMIT, conditions, sort_key

@@ -1,4 +1,8 @@
-"""What the index hands to the archive: plain values, no database types."""
+"""The domain types: plain frozen values the archive's ports take and return.
+
+They live with the archive, not with the index that implements the ports, so the index
+imports them from here and the archive never imports the index. No database types.
+"""
 
 from __future__ import annotations
 
