@@ -216,7 +216,7 @@ def build_http_server(
 ) -> HttpServer:
     """The HTTP application on `[http] host/port` (`port` overrides it, e.g. 0 in tests),
     with TLS 1.2+ when `tls_cert`/`tls_key` are set (the BCP 195 context DIMSE uses too)."""
-    from openpacs.dimse.tls import server_context
+    from openpacs.tls import server_context
     from openpacs.web.app import create_app  # FastAPI costs a second: only when serving HTTP
     from openpacs.web.server import HttpServer
 

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from openpacs.archive.records import AuditFilter
-from openpacs.dimse.tls import client_context
+from openpacs.tls import client_context
 from tests.support import dcmtk, scu
 from tests.support.corpus import synthetic_ct_series, write_part10
 from tests.support.node import HOST, Node, running_node

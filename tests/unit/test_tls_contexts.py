@@ -16,8 +16,8 @@ from pynetdicom import AE, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from openpacs.dimse.tls import client_context, peer_common_name, server_context
 from openpacs.errors import ConfigError
+from openpacs.tls import client_context, peer_common_name, server_context
 from tests.support.pki import Pki, make_pki
 
 TIMEOUT = 5.0

@@ -20,8 +20,8 @@ from pathlib import Path
 from openpacs.config import DicomSettings
 from openpacs.dimse.association import Association, MessageHandler, OnAssociation
 from openpacs.dimse.negotiation import Capabilities
-from openpacs.dimse.tls import server_context
 from openpacs.errors import ConfigError
+from openpacs.tls import server_context
 
 log = logging.getLogger("openpacs.dimse")
 

@@ -34,8 +34,8 @@ from openpacs.dimse.listener import Listener
 from openpacs.dimse.negotiation import Capabilities
 from openpacs.dimse.peer_policy import PeerPolicy
 from openpacs.dimse.services import Services, peer_of
-from openpacs.dimse.tls import client_context
 from openpacs.errors import ConfigError
+from openpacs.tls import client_context
 
 log = logging.getLogger("openpacs.dimse")
 

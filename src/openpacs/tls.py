@@ -1,4 +1,4 @@
-"""TLS contexts for DICOM over TLS (PS3.15 Annex B).
+"""TLS contexts for DICOM over TLS (PS3.15 Annex B) and HTTPS alike.
 
 Both sides follow the BCP195 secure transport connection profiles (PS3.15 B.9, B.10; RFC 9325):
 TLS 1.2 or newer only, forward-secret AEAD cipher suites only, no compression, no
@@ -32,7 +32,7 @@ def server_context(
     *,
     key_password: str | None = None,
 ) -> ssl.SSLContext:
-    """Build the context a DICOM TLS listener wraps accepted connections with.
+    """Build the context a TLS listener (DICOM or HTTP) wraps accepted connections with.
 
     With `ca`, client certificates are verified against it: optional by default (a client
     may still connect without one), mandatory with `require_client_cert`. Without `ca`,
