@@ -8,10 +8,10 @@ operator sees it before the first peer connects rather than as a failed handshak
 
 from __future__ import annotations
 
-import socket
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from openpacs.errors import ConfigError
 
@@ -77,18 +77,11 @@ def client_context(
     return context
 
 
-def peer_common_name(sock: socket.socket | None) -> str | None:
-    """Return the subject CN of the peer's verified certificate, for logging who connected.
-
-    None for no socket (pynetdicom's is None once closed), a plain socket, a peer without a
-    certificate, or one that was not verified (Python reports those as an empty dict).
-    """
-    if not isinstance(sock, ssl.SSLSocket):
-        return None
-    peer = sock.getpeercert()
-    if not peer:
-        return None
-    subject = cast("tuple[tuple[tuple[str, str], ...], ...]", peer.get("subject", ()))
+def common_name(certificate: Mapping[str, Any]) -> str | None:
+    """The subject CN of a peer's verified certificate (`SSLSocket.getpeercert()`), which
+    names the peer in logs, audit events and `[[dicom.peers]]`. None for a certificate
+    without one, or an unverified peer's (Python reports those as an empty dict)."""
+    subject = cast("tuple[tuple[tuple[str, str], ...], ...]", certificate.get("subject", ()))
     for rdn in subject:
         for name, value in rdn:
             if name == "commonName":

@@ -14,7 +14,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -234,13 +233,6 @@ class Archive:
             self.headers.forget(result.replaced_blob)
             self._delete_blob(result.replaced_blob)
         return StoreOutcome(header.sop_uid, header.study_uid, stored=result.stored)
-
-    def store_bytes(self, data: bytes) -> StoreOutcome:
-        """Store a Part 10 file given as bytes (it is spooled to the staging folder first)."""
-        descriptor, name = tempfile.mkstemp(suffix=".dcm", dir=self.staging_dir())
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        return self.store_file(Path(name), consume=True)
 
     # -- reading: everything below goes through the visibility of this view -----------------
 

@@ -288,9 +288,3 @@ def handle_find(request: Request, context: DimseContext) -> Iterator[tuple[Any, 
     log_operation(
         request, "C-FIND", SUCCESS, started, audit=audit, level=query.level.value, matches=matches
     )
-
-
-def text_of(value: str | bytes) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("ascii", errors="replace")
-    return value.strip()

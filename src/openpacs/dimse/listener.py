@@ -94,11 +94,6 @@ class Listener:
         future.result(grace_seconds + _CLOSE_WAIT + _START_TIMEOUT)
         self._halt()
 
-    @property
-    def associations(self) -> int:
-        """Associations accepted and not yet ended."""
-        return len(self._accepted)
-
     # ---- on the loop --------------------------------------------------------------------
 
     async def _open(self, ports: dict[str, int], tls: ssl.SSLContext | None) -> None:

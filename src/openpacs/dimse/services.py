@@ -48,12 +48,13 @@ from openpacs.dimse.handlers import (
     status_dataset,
 )
 from openpacs.dimse.move import move_instances
-from openpacs.dimse.peer_policy import NOT_AUTHORIZED, _common_name
+from openpacs.dimse.peer_policy import NOT_AUTHORIZED
 from openpacs.dimse.request import Peer, Request
 from openpacs.dimse.retrieve import retrieve_query
 from openpacs.dimse.sending import payload_for
 from openpacs.dimse.spool import StagingFile, part10_header
 from openpacs.errors import OpenPacsError
+from openpacs.tls import common_name as _common_name
 
 log = logging.getLogger("openpacs.dimse")
 

@@ -54,10 +54,6 @@ class FolderStore:
     def __repr__(self) -> str:
         return f"FolderStore(root={str(self._root)!r})"
 
-    @property
-    def root(self) -> Path:
-        return self._root
-
     # -- writing ------------------------------------------------------------------------------
 
     def put_file(self, key: str, source: Path, *, consume: bool = False) -> None:

@@ -66,7 +66,6 @@ SCHEMA = (
     )""",
     "ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
 )
-TABLES = ("blob_objects", "blob_chunks")
 
 
 class PostgresStore:
