@@ -9,7 +9,6 @@ be sent in none of the requested syntaxes.
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from collections.abc import Iterator
 
@@ -47,8 +46,6 @@ from openpacs.web.dicomweb.negotiation import (
     parse_accept,
 )
 from openpacs.web.multipart import new_boundary, write_parts
-
-log = logging.getLogger(__name__)
 
 DICOM_JSON = "application/dicom+json"
 OCTET_STREAM = "application/octet-stream"
