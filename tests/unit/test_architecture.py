@@ -181,6 +181,12 @@ def test_domain_types_come_from_the_archive() -> None:
         for path in sorted((ROOT / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    offenders += [
+                        f"{path.relative_to(ROOT)} imports {alias.name}"
+                        for alias in node.names
+                        if alias.name.startswith("openpacs.index.records")
+                    ]
                 if not isinstance(node, ast.ImportFrom) or not node.module:
                     continue
                 module = node.module
