@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from bench import services
 
@@ -125,6 +125,12 @@ def main() -> None:
         action="store_false",
         help="ANALYZE only after seeding: search right after a bulk load, before autovacuum",
     )
+    parser.add_argument(
+        "--database",
+        help="keep the index in this database (created if missing), seeded only when it has no "
+        "studies yet and migrated to head, so that runs before and after a change read the "
+        "same rows; dropped by hand afterwards",
+    )
     args = parser.parse_args()
     if args.ingest:
         _ingest(args.ingest)
@@ -137,24 +143,32 @@ def main() -> None:
     from openpacs.index.catalog import Catalog
     from openpacs.index.engine import create_index_engine
 
-    name = services.create_database("bench_search")
+    name = args.database or services.create_database("bench_search")
+    if args.database and not services.database_exists(name):
+        services.create_database(name, exact=True)
     try:
         engine = create_index_engine(services.database_url(name))
-        migrate.upgrade(engine)
         started = time.perf_counter()
-        rows = _rows(args.studies)
-        with engine.begin() as conn:
-            for table, key in ((schema.patients, "p"), (schema.studies, "st"),
-                               (schema.series, "se"), (schema.instances, "i")):  # fmt: skip
-                for start in range(0, len(rows[key]), CHUNK):
-                    conn.execute(insert(table), rows[key][start : start + CHUNK])
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            seeded = conn.execute(select(func.count()).select_from(schema.studies)).scalar_one()
+        if seeded:
+            print(f"{seeded} studies kept, migrated in {time.perf_counter() - started:.1f} s")
+        else:
+            rows = _rows(args.studies)
+            with engine.begin() as conn:
+                for table, key in ((schema.patients, "p"), (schema.studies, "st"),
+                                   (schema.series, "se"), (schema.instances, "i")):  # fmt: skip
+                    for start in range(0, len(rows[key]), CHUNK):
+                        conn.execute(insert(table), rows[key][start : start + CHUNK])
         # Out of any transaction: statistics an ANALYZE gathers inside a transaction that is
         # rolled back are lost, and the planner then plans on guesses. VACUUM, as autovacuum
         # does soon after a bulk load, also moves the GIN indexes' pending entries (which
         # every search reads through) into the indexes.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE" if args.vacuum else "ANALYZE"))
-        print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
+        if not seeded:
+            print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
         browser, catalog = SqlBrowser(engine), Catalog(engine)
         deep = max(50, args.studies - 10_000)
 
@@ -189,8 +203,10 @@ def main() -> None:
         for label, work in figures.items():
             print(f"{label:<70} {_median_ms(work):8.1f}")
         catalog.close()
+        engine.dispose()
     finally:
-        services.drop_database(name)
+        if not args.database:
+            services.drop_database(name)
 
 
 if __name__ == "__main__":
