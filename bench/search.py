@@ -204,7 +204,7 @@ def main() -> None:
         if not seeded:
             print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
         browser, catalog = SqlBrowser(engine), Catalog(engine)
-        deep = max(50, args.studies - 10_000)
+        deep = max(50, (seeded or args.studies) - 10_000)
 
         def page(**kw: Any) -> Any:
             return browser.page(Level.STUDY, [], sort="StudyDate", descending=True, limit=50, **kw)
