@@ -189,6 +189,9 @@ class Server:
 MAX_CURSOR_LENGTH = 512
 """The longest page cursor a listing accepts."""
 
+TEXT_COUNT_LIMIT = 1000
+"""How many matches of a free-text search a listing counts at most (`Page.more` beyond)."""
+
 
 @dataclass(frozen=True)
 class Page:
@@ -201,6 +204,8 @@ class Page:
     next: str | None = None
     previous: str | None = None
     last: str | None = None
+    more: bool = False
+    """Whether `total` is a lower bound: more entries match, and counting stopped there."""
 
 
 @dataclass(frozen=True)
