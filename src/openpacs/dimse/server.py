@@ -98,7 +98,6 @@ class DicomServer:
         share_ports: bool = False,
     ) -> None:
         """`share_ports`: other processes listen on the same ports (SO_REUSEPORT)."""
-        self._settings = settings
         self._caps = capabilities(settings)
         self._served: set[Association] = set()
         self._started: dict[Association, float] = {}

@@ -54,7 +54,7 @@ from openpacs.dimse.retrieve import retrieve_query
 from openpacs.dimse.sending import payload_for
 from openpacs.dimse.spool import StagingFile, part10_header
 from openpacs.errors import OpenPacsError
-from openpacs.tls import common_name as _common_name
+from openpacs.tls import common_name
 
 log = logging.getLogger("openpacs.dimse")
 
@@ -62,7 +62,6 @@ T = TypeVar("T")
 
 UNRECOGNIZED_OPERATION = 0x0211
 OUT_OF_RESOURCES = 0xA700
-SOP_CLASS_NOT_SUPPORTED = 0x0122
 _FIND_BATCH = 64  # responses built per trip to the executor
 
 
@@ -97,7 +96,7 @@ def peer_of(assoc: AssociationLike) -> Peer:
         called_aet=assoc.called_aet.strip(),
         host=assoc.peer_host,
         port=assoc.peer_port,
-        tls_subject=_common_name(certificate) if certificate else None,
+        tls_subject=common_name(certificate) if certificate else None,
     )
 
 
