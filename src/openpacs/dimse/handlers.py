@@ -21,7 +21,7 @@ from openpacs.archive.suboperations import SubOperationCounts, operation_event
 from openpacs.config import DimseOperation
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import query_from_identifier
-from openpacs.dimse.find_response import find_response
+from openpacs.dimse.find_response import FindResponse, find_response
 from openpacs.dimse.peer_policy import NOT_AUTHORIZED, PeerPolicy
 from openpacs.dimse.request import Peer, Request
 from openpacs.errors import InvalidQuery, OpenPacsError
@@ -248,7 +248,9 @@ def handle_store(request: Request, context: DimseContext) -> Dataset:
     return status
 
 
-def handle_find(request: Request, context: DimseContext) -> Iterator[tuple[Any, Dataset | None]]:
+def handle_find(
+    request: Request, context: DimseContext
+) -> Iterator[tuple[Any, FindResponse | None]]:
     """(status, identifier) pairs: a pending one per match, then the final one (a status
     code, or a status data set carrying an ErrorComment)."""
     started = time.perf_counter()

@@ -267,7 +267,7 @@ class Services:
 
         def batch() -> list[tuple[Any, bytes | None]]:
             return [
-                (status, encode(identifier, syntax) if identifier is not None else None)
+                (status, identifier.encoded(syntax) if identifier is not None else None)
                 for status, identifier in islice(responses, _FIND_BATCH)
             ]
 
