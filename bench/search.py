@@ -1,6 +1,6 @@
-"""`python -m bench.search [--studies N] [--ingest N]`: deep paging, any-attribute and
-free-text search on PostgreSQL at 100,000 studies (one instance each), and what the search
-indexes cost each index write.
+"""`python -m bench.search [--studies N] [--padding N] [--database NAME] [--ingest N]`: deep
+paging, any-attribute and free-text search on PostgreSQL at 100,000 studies (one instance
+each), and what the search indexes cost each index write.
 
 The index is seeded with synthetic rows in bulk (the ingest path is measured elsewhere), then
 each figure is the median of a few runs, in-process against the index classes the servers use:
@@ -18,16 +18,37 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from bench import services
 
 RUNS = 5
 CHUNK = 5000
 INSTITUTIONS = 100
+# Words of the padding elements (--padding): no digits, so that they add no match to the
+# searches timed here, only the size a stored header has.
+FILLER = [
+    *("axial", "chest", "contrast", "helical", "brain", "spine", "routine", "abdomen"),
+    *("pelvis", "siemens", "philips", "somatom", "lightspeed", "standard", "sharp", "soft"),
+    *("tissue", "bone", "lung", "window", "reconstruction", "kernel", "filter"),
+]
 
 
-def _rows(studies: int) -> dict[str, list[dict[str, Any]]]:
+def _padding(n: int, count: int) -> dict[str, Any]:
+    """`count` more elements for study `n`: two in three text (three filler words), one in
+    three a number, as a stored CT header's few hundred elements are."""
+    elements: dict[str, Any] = {}
+    for e in range(count):
+        tag = f"0019{0x1000 + e:04X}"
+        if e % 3 == 2:
+            elements[tag] = {"vr": "DS", "Value": [(n * 7 + e) % 1000 / 10]}
+        else:
+            picked = [FILLER[(n * 31 + e * k) % len(FILLER)] for k in (1, 3, 7)]
+            elements[tag] = {"vr": "LO", "Value": [" ".join(picked)]}
+    return elements
+
+
+def _rows(studies: int, padding: int = 0) -> dict[str, list[dict[str, Any]]]:
     now = "2026-01-01T00:00:00+00:00"
     tables: dict[str, list[dict[str, Any]]] = {k: [] for k in ("p", "st", "se", "i")}
     for n in range(1, studies + 1):
@@ -43,6 +64,7 @@ def _rows(studies: int) -> dict[str, list[dict[str, Any]]]:
             "0020000E": {"vr": "UI", "Value": [f"1.2.3.{n}.1"]},
             "00080018": {"vr": "UI", "Value": [f"1.2.3.{n}.1.1"]},
             "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
+            **_padding(n, padding),
         }
         tables["p"].append(
             {"pk": n, "patient_id": f"P{n}", "patient_name": f"PATIENT^{n}",
@@ -75,16 +97,16 @@ def _median_ms(work: Callable[[], Any]) -> float:
     return statistics.median(times)
 
 
-def _ingest(count: int) -> None:
+def _ingest(count: int, revisions: list[str]) -> None:
     """Instances indexed per second, one transaction each (the C-STORE path's index write),
-    with the schema before search (revision 0003) and at head (its GIN indexes)."""
+    at each of `revisions` (by default before search, 0003, and at head with its indexes)."""
     from openpacs.dicom.header import Header, index_columns
     from openpacs.index import migrate
     from openpacs.index.catalog import Catalog
     from openpacs.index.engine import create_index_engine
 
     rows = _rows(count)["i"]
-    for revision in ("0003", "head"):
+    for revision in revisions:
         name = services.create_database("bench_ingest")
         try:
             engine = create_index_engine(services.database_url(name))
@@ -120,14 +142,32 @@ def main() -> None:
         "--ingest", type=int, default=0, help="also: index N instances one by one at 0003 and head"
     )
     parser.add_argument(
+        "--ingest-at",
+        default="0003,head",
+        help="the schema revisions --ingest compares, comma-separated (default: 0003,head)",
+    )
+    parser.add_argument(
         "--no-vacuum",
         dest="vacuum",
         action="store_false",
         help="ANALYZE only after seeding: search right after a bulk load, before autovacuum",
     )
+    parser.add_argument(
+        "--padding",
+        type=int,
+        default=0,
+        help="N more elements in each seeded header (about 65 bytes of JSON each; a CT "
+        "header holds a few hundred elements)",
+    )
+    parser.add_argument(
+        "--database",
+        help="keep the index in this database (created if missing), seeded only when it has no "
+        "studies yet and migrated to head, so that runs before and after a change read the "
+        "same rows; dropped by hand afterwards",
+    )
     args = parser.parse_args()
     if args.ingest:
-        _ingest(args.ingest)
+        _ingest(args.ingest, args.ingest_at.split(","))
     from sqlalchemy import text
 
     from openpacs.dicom.levels import Level
@@ -137,26 +177,34 @@ def main() -> None:
     from openpacs.index.catalog import Catalog
     from openpacs.index.engine import create_index_engine
 
-    name = services.create_database("bench_search")
+    name = args.database or services.create_database("bench_search")
+    if args.database and not services.database_exists(name):
+        services.create_database(name, exact=True)
     try:
         engine = create_index_engine(services.database_url(name))
-        migrate.upgrade(engine)
         started = time.perf_counter()
-        rows = _rows(args.studies)
-        with engine.begin() as conn:
-            for table, key in ((schema.patients, "p"), (schema.studies, "st"),
-                               (schema.series, "se"), (schema.instances, "i")):  # fmt: skip
-                for start in range(0, len(rows[key]), CHUNK):
-                    conn.execute(insert(table), rows[key][start : start + CHUNK])
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            seeded = conn.execute(select(func.count()).select_from(schema.studies)).scalar_one()
+        if seeded:
+            print(f"{seeded} studies kept, migrated in {time.perf_counter() - started:.1f} s")
+        else:
+            rows = _rows(args.studies, args.padding)
+            with engine.begin() as conn:
+                for table, key in ((schema.patients, "p"), (schema.studies, "st"),
+                                   (schema.series, "se"), (schema.instances, "i")):  # fmt: skip
+                    for start in range(0, len(rows[key]), CHUNK):
+                        conn.execute(insert(table), rows[key][start : start + CHUNK])
         # Out of any transaction: statistics an ANALYZE gathers inside a transaction that is
         # rolled back are lost, and the planner then plans on guesses. VACUUM, as autovacuum
         # does soon after a bulk load, also moves the GIN indexes' pending entries (which
         # every search reads through) into the indexes.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE" if args.vacuum else "ANALYZE"))
-        print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
+        if not seeded:
+            print(f"seeded {args.studies} studies in {time.perf_counter() - started:.1f} s")
         browser, catalog = SqlBrowser(engine), Catalog(engine)
-        deep = max(50, args.studies - 10_000)
+        deep = max(50, (seeded or args.studies) - 10_000)
 
         def page(**kw: Any) -> Any:
             return browser.page(Level.STUDY, [], sort="StudyDate", descending=True, limit=50, **kw)
@@ -189,8 +237,10 @@ def main() -> None:
         for label, work in figures.items():
             print(f"{label:<70} {_median_ms(work):8.1f}")
         catalog.close()
+        engine.dispose()
     finally:
-        services.drop_database(name)
+        if not args.database:
+            services.drop_database(name)
 
 
 if __name__ == "__main__":

@@ -30,12 +30,19 @@ def aws_environment() -> dict[str, str]:
     return dict(AWS_ENVIRONMENT)
 
 
-def create_database(prefix: str) -> str:
-    """A new, empty database; returns its name."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+def create_database(prefix: str, *, exact: bool = False) -> str:
+    """A new, empty database named `prefix` and a random suffix (`prefix` alone when
+    `exact`); returns its name."""
+    name = prefix if exact else f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=10) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     return name
+
+
+def database_exists(name: str) -> bool:
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=10) as connection:
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return found.fetchone() is not None
 
 
 def drop_database(name: str) -> None:

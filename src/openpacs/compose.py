@@ -132,6 +132,7 @@ def rds_iam_credentials(url: URL) -> Callable[[], tuple[str | None, str]]:
 def build_archive(settings: Settings) -> Archive:
     from openpacs.archive.audit import AuditTrail
     from openpacs.archive.presence import Presence
+    from openpacs.archive.records import RemoteNode
     from openpacs.archive.remotes import Remotes
     from openpacs.archive.service import Archive
     from openpacs.dimse.client import DicomClient
@@ -141,7 +142,6 @@ def build_archive(settings: Settings) -> Archive:
     from openpacs.index.browse import SqlBrowser
     from openpacs.index.catalog import Catalog
     from openpacs.index.jobs import SqlJobs
-    from openpacs.index.records import RemoteNode
     from openpacs.index.remotes import SqlRemotes
     from openpacs.index.servers import SqlServers
 
@@ -216,7 +216,7 @@ def build_http_server(
 ) -> HttpServer:
     """The HTTP application on `[http] host/port` (`port` overrides it, e.g. 0 in tests),
     with TLS 1.2+ when `tls_cert`/`tls_key` are set (the BCP 195 context DIMSE uses too)."""
-    from openpacs.dimse.tls import server_context
+    from openpacs.tls import server_context
     from openpacs.web.app import create_app  # FastAPI costs a second: only when serving HTTP
     from openpacs.web.server import HttpServer
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
+from openpacs.archive.records import ROLES
 from openpacs.config import OidcSettings
-from openpacs.index.records import ROLES
 from tests.deploy.terraform_model import (
     EXAMPLE,
     MODULES,

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from pydicom.dataset import Dataset
 
 from tests.e2e.images import ramp_ct_series
-from tests.support.corpus import multiframe_mr, secondary_capture_rgb, to_part10_bytes
+from tests.support.corpus import multiframe_mr, secondary_capture_rgb, store_bytes, to_part10_bytes
 
 if TYPE_CHECKING:
     from tests.support.web import WebNode
@@ -67,7 +67,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def store(web: WebNode, datasets: list[Dataset]) -> None:
     """Stores through the archive, a few at a time as concurrent associations would."""
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for outcome in pool.map(lambda ds: web.archive.store_bytes(to_part10_bytes(ds)), datasets):
+        for outcome in pool.map(lambda ds: store_bytes(web.archive, to_part10_bytes(ds)), datasets):
             assert outcome.stored, outcome.sop_uid
 
 

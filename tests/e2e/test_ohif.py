@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, Response, Route
 
-from openpacs.index.records import AuditFilter
+from openpacs.archive.records import AuditFilter
 from tests.e2e.conftest import TIMEOUT_MS, new_context, screenshot, store
 from tests.e2e.images import ramp_ct_series
 from tests.e2e.nginx_proxy import nginx_in_front

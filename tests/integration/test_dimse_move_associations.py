@@ -12,7 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from tests.support import scu
-from tests.support.corpus import synthetic_ct_series, to_part10_bytes
+from tests.support.corpus import store_bytes, synthetic_ct_series, to_part10_bytes
 from tests.support.node import HOST, Node, running_node
 
 SUCCESS = 0x0000
@@ -46,7 +46,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         )
         series = synthetic_ct_series(COUNT, rows=64, columns=64, patient_id="MA-1")
         for ds in series:
-            node.archive.store_bytes(to_part10_bytes(ds))
+            store_bytes(node.archive, to_part10_bytes(ds))
         yield Setup(
             node=node,
             received={"MANYSCP": many, "ONESCP": one},

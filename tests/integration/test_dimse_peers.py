@@ -15,10 +15,10 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
-from openpacs.dimse.tls import client_context
-from openpacs.index.records import AuditFilter
+from openpacs.archive.records import AuditFilter
+from openpacs.tls import client_context
 from tests.support import dcmtk, scu
-from tests.support.corpus import synthetic_ct_series, write_part10
+from tests.support.corpus import store_bytes, synthetic_ct_series, write_part10
 from tests.support.node import HOST, Node, running_node
 from tests.support.pki import make_pki
 
@@ -84,7 +84,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         dicom = {"accept_unknown_aets": False, "remotes": remotes, "peers": PEERS}
         with running_node(folder, dicom=dicom) as node:
             for dataset in series:
-                assert node.archive.store_bytes(_bytes(dataset)).stored
+                assert store_bytes(node.archive, _bytes(dataset)).stored
             yield Site(node, series[0].StudyInstanceUID, series)
 
 

@@ -37,6 +37,7 @@ from tests.support.corpus import (
     PYDICOM_TEST_FILES,
     pixel_bytes,
     small_instances,
+    store_bytes,
     synthetic_ct_series,
     to_part10_bytes,
 )
@@ -117,7 +118,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         # Set-up only: storing 200 instances through the archive itself is faster than DIMSE.
         large = list(small_instances(1, 1, LARGE, rows=4, columns=4, seed=7))
         for ds in large:
-            node.archive.store_bytes(to_part10_bytes(ds))
+            store_bytes(node.archive, to_part10_bytes(ds))
         yield Setup(
             node=node,
             received={"MOVESCP": move_received, "JPEGSCP": jpeg_received},

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pynetdicom.sop_class import Verification
 
-from openpacs.dimse.tls import client_context, server_context
+from openpacs.tls import client_context, server_context
 from tests.support import scu
 from tests.support.corpus import synthetic_ct_series
 from tests.support.node import HOST, Node, running_node

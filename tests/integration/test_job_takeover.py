@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from openpacs.archive.jobs import MAX_TAKEOVERS, _not_resumable
-from openpacs.index.records import Job, RemoteNode
+from openpacs.archive.records import Job, RemoteNode
 from tests.support import scu
 from tests.support.backends import Backend
 from tests.support.corpus import synthetic_ct_series

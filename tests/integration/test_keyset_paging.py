@@ -14,6 +14,7 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import Engine, event
 
+from openpacs.archive.records import Page
 from openpacs.dicom.header import Header, index_columns
 from openpacs.dicom.levels import Level
 from openpacs.errors import InvalidQuery
@@ -22,7 +23,6 @@ from openpacs.index.browse import SqlBrowser
 from openpacs.index.catalog import Catalog
 from openpacs.index.engine import create_index_engine
 from openpacs.index.keyset import Cursor
-from openpacs.index.records import Page
 from tests.support import postgres
 
 DATES = ["20240101", "20230615", "20230615", "19991231", "", "20240101", "20100505"]

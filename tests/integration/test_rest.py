@@ -90,6 +90,8 @@ def test_free_text_search(loaded: Loaded) -> None:
     assert found("studies", "ADAM contrast") == ["P1"]  # word prefixes, any case, all words
     assert found("studies", "ann bob") == []
     assert found("studies", "axial") == ["P1", "P2", "P3", "P4"]  # a series description
+    counted = _get(loaded, "/api/studies", q="axial")
+    assert (counted["total"], counted["more"]) == (4, False)  # counted exactly up to 1,000
     assert found("series", "bak") == ["P2"]
     assert found("instances", "baker") == ["P2"]
     assert found("studies", "'; DROP TABLE studies;--") == []

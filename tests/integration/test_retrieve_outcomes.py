@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_role, evt
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 
-from openpacs.index.records import AuditFilter
+from openpacs.archive.records import AuditFilter
 from tests.support import scu
 from tests.support.backends import Backend
 from tests.support.corpus import CT_IMAGE_STORAGE, synthetic_ct_series

@@ -91,3 +91,44 @@ def test_words_are_found_replaced_and_forgotten(catalog: Catalog) -> None:
     catalog.delete(Level.STUDY, study_b)
     assert _found(catalog, "novak") == []
     assert _found(catalog, "nested") == ["Okafor"]
+
+
+SIDES = ("South", "North")
+
+
+def test_a_broad_search_is_counted_up_to_the_limit(catalog: Catalog) -> None:
+    for n in range(5):
+        header = _header(generate_uid(), generate_uid(), f"{SIDES[n % 2]} Hospital", f"P{n}^X")
+        catalog.add_instance(
+            header, blob_key=f"k/{n}", blob_size=1, blob_sha256="0" * 64, policy="keep"
+        )
+    browser = SqlBrowser(catalog._engine, text_count_limit=3)
+
+    def page(text: str, **kw: Any) -> tuple[int, bool, list[str]]:
+        found = browser.page(Level.STUDY, [], text=text, sort="PatientID", **kw)
+        return found.total, found.more, [item["PatientID"] for item in found.items]
+
+    assert page("north hosp") == (2, False, ["P1", "P3"])
+    assert page("south hosp") == (3, False, ["P0", "P2", "P4"])  # the limit itself is exact
+    # More than the limit: the total says "at least", the page is whole.
+    assert page("hospital", limit=2) == (3, True, ["P0", "P1"])
+    # A page beyond the counted matches: at least as many as it shows; the last page: exact.
+    assert page("hospital", limit=1, offset=3) == (4, True, ["P3"])
+    assert page("hospital", limit=2, offset=3) == (5, False, ["P3", "P4"])
+    assert page("hospital", limit=10) == (5, False, ["P0", "P1", "P2", "P3", "P4"])
+    first = browser.page(Level.STUDY, [], text="hospital", sort="PatientID", limit=2)
+    assert first.next is not None
+    second = browser.page(
+        Level.STUDY, [], text="hospital", sort="PatientID", limit=2, cursor=first.next
+    )
+    assert (second.offset, second.total, second.more) == (2, 4, True)
+    assert [item["PatientID"] for item in second.items] == ["P2", "P3"]
+    assert second.last is not None
+    last = browser.page(
+        Level.STUDY, [], text="hospital", sort="PatientID", limit=2, cursor=second.last
+    )
+    assert [item["PatientID"] for item in last.items] == ["P3", "P4"]
+    assert (last.total, last.more) == (5, False)  # read back from the end: its start counted
+    # Listings without free text are counted exactly.
+    assert browser.page(Level.STUDY, [], limit=2).total == 5
+    assert browser.page(Level.STUDY, [], limit=2).more is False

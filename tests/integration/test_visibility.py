@@ -16,13 +16,13 @@ import httpx
 import pytest
 from pydicom.dataset import Dataset
 
+from openpacs.archive.records import Visibility
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Query
 from openpacs.errors import NotFound
-from openpacs.index.records import Visibility
 from tests.support import scu
 from tests.support.backends import Backend
-from tests.support.corpus import synthetic_ct_series, to_part10_bytes
+from tests.support.corpus import store_bytes, synthetic_ct_series, to_part10_bytes
 from tests.support.web import WebNode, running_web_node
 
 RULES = [
@@ -79,7 +79,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, module_backend: Backend) -> I
         other, other_data = _study(web, "O", InstitutionName="Elsewhere")
         north_hidden, hidden_data = _study(web, "N", InstitutionName="South Clinic")
         for dataset in [*north_data, *referred_data, *other_data, *hidden_data]:
-            assert web.archive.store_bytes(to_part10_bytes(dataset)).stored
+            assert store_bytes(web.archive, to_part10_bytes(dataset)).stored
         statuses = scu.store(web.dicom.port, south_data, aet="CT_NORTH")
         assert [s.Status for s in statuses] == [0, 0]
         passwords = {name: web.add_user(name, "user") for name in ("north", "ctroom", "teacher")}

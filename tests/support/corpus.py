@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import functools
 import io
+import os
 import random
+import tempfile
 import warnings
 import zlib
 from collections import Counter
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
@@ -37,6 +40,9 @@ from pydicom.uid import (
     generate_uid,
 )
 from pydicom.valuerep import format_number_as_ds
+
+if TYPE_CHECKING:
+    from openpacs.archive.service import Archive, StoreOutcome
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -62,6 +68,15 @@ def to_part10_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def store_bytes(archive: Archive, data: bytes) -> StoreOutcome:
+    """Store a Part 10 file given as bytes in ``archive``, spooled to its staging folder first
+    as a front door spools what it receives."""
+    descriptor, name = tempfile.mkstemp(suffix=".dcm", dir=archive.staging_dir())
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    return archive.store_file(Path(name), consume=True)
 
 
 def write_part10(ds: Dataset, path: str | Path) -> Path:

@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 
+from openpacs.archive.records import Role
 from openpacs.archive.service import Archive
 from openpacs.compose import build_http_server
 from openpacs.config import Settings
-from openpacs.index.records import Role
 from openpacs.web.auth.passwords import hash_password
 from openpacs.web.server import HttpServer
 from tests.support.backends import Backend

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from openpacs.archive.records import Visibility
 from openpacs.config import VisibilityRule, load_settings
 from openpacs.errors import ConfigError
-from openpacs.index.records import Visibility
 from openpacs.web.access import visibility_for
 from openpacs.web.auth.principal import Principal
 

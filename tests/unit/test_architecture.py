@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-PACKAGE = Path(__file__).resolve().parents[2] / "src" / "openpacs"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "src" / "openpacs"
 
 # What each layer may import, besides the standard library and itself.
 ALLOWED: dict[str, set[str]] = {
@@ -35,12 +36,15 @@ ALLOWED: dict[str, set[str]] = {
         "openpacs.grouping",
         "openpacs.dicom",
         "openpacs.index",
+        "openpacs.archive.records",  # the domain types it stores and returns
     },
+    # TLS contexts serve DICOM and HTTP alike, so they sit above both and know neither.
+    "tls": {"openpacs.errors"},
     "archive": {
         "openpacs.errors",
         "openpacs.dicom",
         "openpacs.archive",
-        "openpacs.index.records",
+        "openpacs.archive.records",
         "openpacs.storage.base",
     },
 }
@@ -71,7 +75,11 @@ def _third_party_or_ours(name: str) -> bool:
 
 
 def _layer_files(layer: str) -> list[Path]:
-    return sorted((PACKAGE / layer).rglob("*.py"))
+    """A layer's package, or a top-level module of its own (`tls.py`)."""
+    module = PACKAGE / f"{layer}.py"
+    files = sorted((PACKAGE / layer).rglob("*.py")) or ([module] if module.exists() else [])
+    assert files, f"no layer {layer}"
+    return files
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
@@ -144,16 +152,113 @@ def test_only_compose_and_cli_pick_implementations() -> None:
     assert offenders == []
 
 
+DOMAIN_TYPES = "openpacs.archive.records"
+
+
+def _domain_type_names() -> set[str]:
+    """The classes and aliases `archive/records.py` defines at its top level."""
+    tree = ast.parse((PACKAGE / "archive" / "records.py").read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def test_domain_types_come_from_the_archive() -> None:
+    """The archive's ports and use cases speak of users, jobs, audit events and stored
+    instances; the index implements the ports, so those types live in `archive/`, and every
+    file imports them from there, never through a module that happens to use them."""
+    domain = _domain_type_names()
+    assert {"StoredInstance", "User", "Role", "AuditEvent", "Job", "Match"} <= domain
+    assert not (PACKAGE / "index" / "records.py").exists()
+    offenders = []
+    for folder in ("src", "tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    offenders += [
+                        f"{path.relative_to(ROOT)} imports {alias.name}"
+                        for alias in node.names
+                        if alias.name.startswith("openpacs.index.records")
+                    ]
+                if not isinstance(node, ast.ImportFrom) or not node.module:
+                    continue
+                module = node.module
+                if module == "openpacs.index.records" or (
+                    module.startswith("openpacs.")
+                    and module != DOMAIN_TYPES
+                    and {alias.name for alias in node.names} & domain
+                ):
+                    offenders.append(f"{path.relative_to(ROOT)} imports from {module}")
+    assert offenders == []
+
+
+# Machinery that imports a module named at run time. importlib.resources and importlib.metadata
+# read files and package metadata, and import nothing.
+_DYNAMIC_MODULES = {"importlib.util", "pkgutil", "runpy"}
+_STATIC_IMPORTLIB_PARTS = {"resources", "metadata", "abc", "machinery"}
+# The places that import by name at run time, and why.
+DYNAMIC_IMPORTS_ALLOWED = {
+    "errors.py": "find_spec says whether an optional extra is installed without importing it",
+    "cli/main.py": "subcommands with heavy imports (cryptography) load only when they run",
+}
+
+
+def _dynamic_imports(path: Path) -> list[str]:
+    """What in `path` can import a module by a name computed at run time."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [
+                alias.name
+                for alias in node.names
+                if alias.name == "importlib" or alias.name in _DYNAMIC_MODULES
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module in _DYNAMIC_MODULES:
+                found.append(node.module)
+            elif node.module == "importlib":
+                found += [
+                    f"importlib.{alias.name}"
+                    for alias in node.names
+                    if alias.name not in _STATIC_IMPORTLIB_PARTS
+                ]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "__import__"
+        ):
+            found.append("__import__()")
+    return found
+
+
 def test_routers_are_imported_plainly() -> None:
-    """The app imports its routers and the UI like any module: a missing one is an import
-    error at start-up, never a door silently left out."""
+    """The app imports its routers and the UI like any module (they always ship): a missing
+    one is an import error at start-up, never a door silently left out."""
     offenders = [
-        f"{path.relative_to(PACKAGE)} imports {name}"
+        f"{path.relative_to(PACKAGE)} uses {name}"
         for path in _layer_files("web")
-        for name in _imports(path)
-        if name == "importlib" or name.startswith("importlib.")
+        for name in _dynamic_imports(path)
     ]
     assert offenders == []
+
+
+def test_modules_are_imported_dynamically_only_where_that_is_the_point() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE)} uses {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).as_posix() not in DYNAMIC_IMPORTS_ALLOWED
+        for name in _dynamic_imports(path)
+    ]
+    assert offenders == []
+    for allowed in DYNAMIC_IMPORTS_ALLOWED:  # an exemption no longer needed goes too
+        assert _dynamic_imports(PACKAGE / allowed), allowed
 
 
 def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from openpacs.archive.audit import AuditTrail
-from openpacs.index.records import AuditEvent, AuditFilter
+from openpacs.archive.records import AuditEvent, AuditFilter
 
 
 class RecordingStore:

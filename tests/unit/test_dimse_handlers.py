@@ -7,6 +7,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from openpacs.archive.records import AuditEvent
 from openpacs.config import DicomSettings, PeerPermissions
 from openpacs.dimse.handlers import (
     CANCELLED,
@@ -21,7 +22,6 @@ from openpacs.dimse.handlers import (
 from openpacs.dimse.peer_policy import NOT_AUTHORIZED, PeerPolicy
 from openpacs.dimse.request import Peer, Request
 from openpacs.errors import OpenPacsError
-from openpacs.index.records import AuditEvent
 
 PEER = Peer("MODALITY", "OPENPACS", "127.0.0.1", 4000)
 CT = "1.2.840.10008.5.1.4.1.1.2"

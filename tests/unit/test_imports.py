@@ -77,6 +77,19 @@ def test_the_command_line_loads_no_subcommand_module() -> None:
     assert "openpacs.cli.certs" not in modules
 
 
+def test_every_command_imported_by_name_resolves() -> None:
+    """The lazy commands are named by strings: a wrong one must fail here, not at a site."""
+    import click
+
+    from openpacs.cli.main import cli
+
+    context = click.Context(cli)
+    names = cli.list_commands(context)
+    assert {"users", "certs", "store", "serve"} <= set(names)
+    for name in names:
+        assert isinstance(cli.get_command(context, name), click.Command), name
+
+
 def test_the_supervisor_loads_the_standard_library_only() -> None:
     modules = _modules_after("from openpacs.cli import main, supervisor", Path.cwd())
     assert _loaded(modules, SERVING_STACK + PREPARING) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydicom.datadict import tag_for_keyword
 
+from openpacs.archive.records import Match
 from openpacs.dicom.levels import Level
 from openpacs.dicom.qido import (
     MAX_RESULTS,
@@ -15,7 +16,6 @@ from openpacs.dicom.qido import (
 )
 from openpacs.dicom.query import Equals, Pattern, Range
 from openpacs.errors import InvalidQuery
-from openpacs.index.records import Match
 
 
 def _tag(keyword: str) -> int:

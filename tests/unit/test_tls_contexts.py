@@ -16,8 +16,8 @@ from pynetdicom import AE, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from openpacs.dimse.tls import client_context, peer_common_name, server_context
 from openpacs.errors import ConfigError
+from openpacs.tls import client_context, common_name, server_context
 from tests.support.pki import Pki, make_pki
 
 TIMEOUT = 5.0
@@ -57,7 +57,7 @@ def handshake(
                 with conn:
                     conn.settimeout(TIMEOUT)
                     with server_ctx.wrap_socket(conn, server_side=True) as tls:
-                        server_seen["cn"] = peer_common_name(tls)
+                        server_seen["cn"] = common_name(tls.getpeercert() or {})
                         tls.sendall(b"ok")
             except OSError as exc:  # ssl.SSLError included
                 server_seen["error"] = exc
@@ -193,10 +193,12 @@ def test_hostname_is_checked_unless_disabled(pki: Pki) -> None:
     assert by_ip.client_error is None
 
 
-def test_peer_common_name_without_tls_is_none() -> None:
-    assert peer_common_name(None) is None
-    with socket.socket() as plain:
-        assert peer_common_name(plain) is None
+def test_common_name_of_a_certificate_without_one_is_none() -> None:
+    assert common_name({}) is None  # what Python reports for an unverified peer
+    organisation_only = {"subject": ((("organizationName", "Hospital"),),)}
+    assert common_name(organisation_only) is None
+    both = {"subject": ((("organizationName", "Hospital"),), (("commonName", "CT1"),))}
+    assert common_name(both) == "CT1"
 
 
 def test_missing_cert_file_is_a_config_error_naming_it(pki: Pki, tmp_path: Path) -> None:
@@ -268,7 +270,7 @@ def test_c_echo_over_mutual_tls_with_pynetdicom(pki: Pki) -> None:
     def on_echo(event: Event) -> int:
         assoc_socket = event.assoc.dul.socket
         assert assoc_socket is not None
-        peers.append(peer_common_name(assoc_socket.socket))
+        peers.append(common_name(assoc_socket.socket.getpeercert() or {}))
         return 0x0000
 
     scp = AE(ae_title="OPENPACS")

@@ -21,8 +21,8 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
 from openpacs.archive.ports import AuditStore
+from openpacs.archive.records import AuditEvent, AuditFilter
 from openpacs.errors import OpenPacsError
-from openpacs.index.records import AuditEvent, AuditFilter
 
 log = logging.getLogger("openpacs.audit")
 _BATCH = 500

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openpacs.archive.records import AddResult, BlobRecord
 from openpacs.archive.service import StoreOutcome, checked_digest, new_blob_key
 from openpacs.dicom.header import Header, ParsedHeader, parse_header
 from openpacs.errors import InvalidInstance, OpenPacsError
-from openpacs.index.records import AddResult, BlobRecord
 
 if TYPE_CHECKING:
     from openpacs.archive.service import Archive

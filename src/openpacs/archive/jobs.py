@@ -27,12 +27,7 @@ from openpacs.archive.audit import AuditTrail
 from openpacs.archive.importing import ImportResult
 from openpacs.archive.ports import DicomClient, FoundFile, ImportSources, Index, JobStore
 from openpacs.archive.presence import Presence
-from openpacs.archive.remotes import Remotes
-from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Query
-from openpacs.dicom.unique_keys import unique_condition
-from openpacs.errors import NotFound, OpenPacsError
-from openpacs.index.records import (
+from openpacs.archive.records import (
     AuditEvent,
     Job,
     JobState,
@@ -40,6 +35,11 @@ from openpacs.index.records import (
     Server,
     StoredInstance,
 )
+from openpacs.archive.remotes import Remotes
+from openpacs.dicom.levels import Level
+from openpacs.dicom.query import Query
+from openpacs.dicom.unique_keys import unique_condition
+from openpacs.errors import NotFound, OpenPacsError
 
 log = logging.getLogger("openpacs.jobs")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from openpacs.index.records import (
+from openpacs.archive.records import (
     AddResult,
     ApiToken,
     AuditEvent,

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from openpacs.archive.ports import ServerStore
+from openpacs.archive.records import Server
 from openpacs.errors import OpenPacsError
-from openpacs.index.records import Server
 
 log = logging.getLogger("openpacs.presence")
 

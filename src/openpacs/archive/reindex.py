@@ -17,10 +17,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
 
+from openpacs.archive.records import AddResult, BlobRecord
 from openpacs.archive.service import Archive
 from openpacs.dicom.header import Header, parse_header
 from openpacs.errors import NotFound, OpenPacsError
-from openpacs.index.records import AddResult, BlobRecord
 
 log = logging.getLogger(__name__)
 

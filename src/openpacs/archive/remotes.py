@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from openpacs.archive.ports import RemoteStore
+from openpacs.archive.records import RemoteNode
 from openpacs.errors import AlreadyExists, NotFound, PermissionDenied
-from openpacs.index.records import RemoteNode
 
 
 class Remotes:

@@ -14,7 +14,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -37,14 +36,7 @@ from openpacs.archive.ports import (
     JobStore,
 )
 from openpacs.archive.presence import Presence
-from openpacs.archive.remotes import Remotes
-from openpacs.archive.staging import StagingReport
-from openpacs.dicom.header import parse_header
-from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Condition, Query
-from openpacs.dicom.unique_keys import unique_condition
-from openpacs.errors import InvalidInstance, NotFound, OpenPacsError, PermissionDenied
-from openpacs.index.records import (
+from openpacs.archive.records import (
     DuplicatePolicy,
     Match,
     Origin,
@@ -53,6 +45,13 @@ from openpacs.index.records import (
     Totals,
     Visibility,
 )
+from openpacs.archive.remotes import Remotes
+from openpacs.archive.staging import StagingReport
+from openpacs.dicom.header import parse_header
+from openpacs.dicom.levels import Level
+from openpacs.dicom.query import Condition, Query
+from openpacs.dicom.unique_keys import unique_condition
+from openpacs.errors import InvalidInstance, NotFound, OpenPacsError, PermissionDenied
 from openpacs.storage.base import BlobStore
 
 if TYPE_CHECKING:
@@ -250,13 +249,6 @@ class Archive:
         from openpacs.archive.batch import store_files
 
         return store_files(self, paths, consume=consume, skip_stored=skip_stored, writers=writers)
-
-    def store_bytes(self, data: bytes) -> StoreOutcome:
-        """Store a Part 10 file given as bytes (it is spooled to the staging folder first)."""
-        descriptor, name = tempfile.mkstemp(suffix=".dcm", dir=self.staging_dir())
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        return self.store_file(Path(name), consume=True)
 
     # -- reading: everything below goes through the visibility of this view -----------------
 

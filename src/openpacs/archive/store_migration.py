@@ -46,7 +46,6 @@ class MigrationReport:
     bytes_copied: int = 0
     failed: list[str] = field(default_factory=list)
     """``key: reason`` for each blob not copied; the target keeps no unverified copy."""
-    passes: int = 0
 
     @property
     def clean(self) -> bool:
@@ -89,7 +88,6 @@ def migrate_blobs(
         keys = sorted(set(source.iterate()) - seen)
         if not keys:
             break
-        report.passes += 1
         records = known()
         total = len(seen) + len(keys)
         for key in keys:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 
-from openpacs.index.records import AuditEvent
+from openpacs.archive.records import AuditEvent
 
 SUCCESS = 0x0000
 WARNING = 0xB000

@@ -37,6 +37,9 @@ class _LazyGroup(click.Group):
         if cmd_name not in self._lazy:
             return super().get_command(ctx, cmd_name)
         module, attribute = self._lazy[cmd_name].split(":")
+        # By name for start-up time only: these modules always ship, and a wrong name fails
+        # tests/unit/test_imports.py. Besides the optional extras' check in errors.py, the one
+        # dynamic import tests/unit/test_architecture.py allows.
         command: click.Command = getattr(import_module(module), attribute)
         return command
 

@@ -10,9 +10,9 @@ from typing import cast
 import click
 
 from openpacs.archive.ports import Accounts
+from openpacs.archive.records import ROLES, Role
 from openpacs.config import load_settings
 from openpacs.errors import OpenPacsError
-from openpacs.index.records import ROLES, Role
 
 _CONFIG = click.option(
     "--config",

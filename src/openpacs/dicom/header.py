@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 _DEFER_BYTES = 16 * 1024
 # Binary values longer than this are bulk data: left out of the JSON header (PS3.18 8.7.2).
 BULK_DATA_THRESHOLD = 1024
-_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _VR_ENCODING_MISMATCH = "VR, but found"
 _IDENTIFIERS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")

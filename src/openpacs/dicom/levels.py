@@ -121,10 +121,6 @@ QUERY_CONTROL_KEYS = frozenset({"QueryRetrieveLevel", "SpecificCharacterSet"})
 ARCHIVE_KEYS = frozenset({"RetrieveAETitle", "InstanceAvailability"})
 
 
-def columns_of(level: Level) -> tuple[IndexedKey, ...]:
-    return tuple(key for key in INDEXED_KEYS.values() if key.level is level)
-
-
 def computed_of(level: Level) -> tuple[ComputedKey, ...]:
     """The computed keys of `level` (not of its ancestors)."""
     return tuple(key for key in COMPUTED.values() if key.level is level)

@@ -39,7 +39,6 @@ from openpacs.dicom.unique_keys import unique_condition
 from openpacs.errors import InvalidQuery
 
 MAX_RESULTS = 10_000
-_CONTROL = frozenset({"limit", "offset", "fuzzymatching", "includefield"})
 _MAX_PARAMETERS = 200
 _MAX_VALUE_LENGTH = 1024
 

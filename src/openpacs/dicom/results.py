@@ -23,7 +23,7 @@ from openpacs.dicom.levels import COMPUTED_KEYS, INDEXED_KEYS, Level
 
 
 class MatchedEntity(Protocol):
-    """What the index returns for one match (`openpacs.index.records.Match`)."""
+    """What the index returns for one match (`openpacs.archive.records.Match`)."""
 
     @property
     def level(self) -> Level: ...
@@ -50,7 +50,7 @@ def result_dataset(
     """One result as a dataset (a C-FIND response); attributes without a value are empty."""
     result = Dataset()
     for tag in result_tags(match.level, requested):
-        source = _source(tag, match, retrieve_aet)
+        source = source_of(tag, match, retrieve_aet)
         if source is None:
             continue
         vr, value, stored = source
@@ -88,7 +88,7 @@ def result_json(
     QIDO-RS answers many results, and stored header values are JSON already."""
     result: dict[str, Any] = {}
     for tag in result_tags(match.level, requested):
-        source = _source(tag, match, retrieve_aet)
+        source = source_of(tag, match, retrieve_aet)
         if source is None:
             continue
         vr, value, stored = source
@@ -103,7 +103,7 @@ def result_json(
 Source = tuple[str, Any, Mapping[str, Any] | None]
 
 
-def _source(tag: int, match: MatchedEntity, retrieve_aet: str | None) -> Source | None:
+def source_of(tag: int, match: MatchedEntity, retrieve_aet: str | None) -> Source | None:
     """Where a result attribute comes from: (VR, value, stored JSON element or None).
 
     The archive's own keys, then indexed and computed keys from the index, then the stored

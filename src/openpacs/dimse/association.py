@@ -99,7 +99,6 @@ class Association(asyncio.BufferedProtocol):
         self.user_identity: tuple[int, bytes, bytes] | None = None
         self.contexts: Mapping[int, AcceptedContext] = {}
         self.peer_max_pdu = 0
-        self.peer_implementation = ("", "")
         loop = asyncio.get_running_loop()
         self._loop = loop
         self.closed: asyncio.Future[str] = loop.create_future()
@@ -251,10 +250,6 @@ class Association(asyncio.BufferedProtocol):
         if identity is not None:
             self.user_identity = (identity.type, identity.primary, identity.secondary)
         self.peer_max_pdu = rq.user_info.max_pdu or 0
-        self.peer_implementation = (
-            rq.user_info.implementation_class_uid,
-            rq.user_info.implementation_version,
-        )
         self._outcome = negotiate(rq, self.caps, over_limit=self._over_limit())
         self.state = State.STA3  # the A-ASSOCIATE indication; our answer follows at once
         if isinstance(self._outcome.reply, pdu.AssociateRj):

@@ -19,12 +19,12 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Verification,
 )
 
+from openpacs.archive.records import RemoteNode, StoredInstance
 from openpacs.archive.service import Archive
 from openpacs.config import DicomSettings
 from openpacs.dimse.retrieve import accepted_syntaxes, dataset_for, move_contexts
-from openpacs.dimse.tls import client_context
 from openpacs.errors import RemoteUnavailable
-from openpacs.index.records import RemoteNode, StoredInstance
+from openpacs.tls import client_context
 
 log = logging.getLogger("openpacs.dimse")
 

@@ -15,16 +15,16 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from openpacs.archive.records import AuditEvent, Origin
 from openpacs.archive.service import Archive
 from openpacs.archive.suboperations import SubOperationCounts, operation_event
 from openpacs.config import DimseOperation
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import query_from_identifier
-from openpacs.dimse.find_response import find_response
+from openpacs.dimse.find_response import FindResponse, find_response
 from openpacs.dimse.peer_policy import NOT_AUTHORIZED, PeerPolicy
 from openpacs.dimse.request import Peer, Request
 from openpacs.errors import InvalidQuery, OpenPacsError
-from openpacs.index.records import AuditEvent, Origin
 
 log = logging.getLogger("openpacs.dimse")
 
@@ -248,7 +248,9 @@ def handle_store(request: Request, context: DimseContext) -> Dataset:
     return status
 
 
-def handle_find(request: Request, context: DimseContext) -> Iterator[tuple[Any, Dataset | None]]:
+def handle_find(
+    request: Request, context: DimseContext
+) -> Iterator[tuple[Any, FindResponse | None]]:
     """(status, identifier) pairs: a pending one per match, then the final one (a status
     code, or a status data set carrying an ErrorComment)."""
     started = time.perf_counter()
@@ -288,9 +290,3 @@ def handle_find(request: Request, context: DimseContext) -> Iterator[tuple[Any, 
     log_operation(
         request, "C-FIND", SUCCESS, started, audit=audit, level=query.level.value, matches=matches
     )
-
-
-def text_of(value: str | bytes) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("ascii", errors="replace")
-    return value.strip()

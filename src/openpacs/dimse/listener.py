@@ -20,8 +20,8 @@ from pathlib import Path
 from openpacs.config import DicomSettings
 from openpacs.dimse.association import Association, MessageHandler, OnAssociation
 from openpacs.dimse.negotiation import Capabilities
-from openpacs.dimse.tls import server_context
 from openpacs.errors import ConfigError
+from openpacs.tls import server_context
 
 log = logging.getLogger("openpacs.dimse")
 
@@ -93,11 +93,6 @@ class Listener:
         future = asyncio.run_coroutine_threadsafe(self._close(grace_seconds), self.loop)
         future.result(grace_seconds + _CLOSE_WAIT + _START_TIMEOUT)
         self._halt()
-
-    @property
-    def associations(self) -> int:
-        """Associations accepted and not yet ended."""
-        return len(self._accepted)
 
     # ---- on the loop --------------------------------------------------------------------
 

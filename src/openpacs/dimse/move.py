@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from openpacs.archive.records import StoredInstance
 from openpacs.archive.suboperations import SubOperations
 from openpacs.dimse import messages as m
 from openpacs.dimse.association import Association, AssociationClosed, AssociationRejected
@@ -24,7 +25,6 @@ from openpacs.dimse.requestor import associate, request
 from openpacs.dimse.retrieve import proposed_contexts
 from openpacs.dimse.sending import payload_for
 from openpacs.errors import OpenPacsError
-from openpacs.index.records import StoredInstance
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,7 @@ its reason, which the handlers log, audit and send back as the ErrorComment.
 from __future__ import annotations
 
 import ipaddress
-import ssl
 from dataclasses import dataclass
-from typing import Any
 
 from openpacs.config import DicomSettings, DimseOperation, PeerPermissions
 
@@ -29,24 +27,6 @@ class Caller:
     aet: str
     address: str
     tls_subject: str | None = None
-
-
-def caller_of(assoc: Any) -> Caller:
-    """The caller of a pynetdicom association."""
-    requestor = assoc.requestor
-    subject = None
-    sock = getattr(getattr(getattr(assoc, "dul", None), "socket", None), "socket", None)
-    if isinstance(sock, ssl.SSLSocket):
-        subject = _common_name(sock.getpeercert() or {})
-    return Caller(str(requestor.ae_title).strip(), str(requestor.address), subject)
-
-
-def _common_name(certificate: dict[str, Any]) -> str | None:
-    for rdn in certificate.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return str(value)
-    return None
 
 
 class PeerPolicy:

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from openpacs.archive.records import StoredInstance
 from openpacs.archive.service import Archive
 from openpacs.dicom.query import Query, query_from_identifier
 from openpacs.dicom.transcode import UNCOMPRESSED, choose_syntax, transcode
@@ -24,7 +25,6 @@ from openpacs.dicom.unique_keys import retrieval_query
 from openpacs.dimse import tuning
 from openpacs.dimse.tuning import StoredFile
 from openpacs.errors import OpenPacsError
-from openpacs.index.records import StoredInstance
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from pydicom import dcmread
 
+from openpacs.archive.records import StoredInstance
 from openpacs.archive.service import Archive
 from openpacs.dicom.transcode import transcode
 from openpacs.dimse.association import FileSlice
 from openpacs.dimse.datasets import encode
 from openpacs.dimse.retrieve import sendable_syntax
 from openpacs.errors import OpenPacsError
-from openpacs.index.records import StoredInstance
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from openpacs.dimse.listener import Listener
 from openpacs.dimse.negotiation import Capabilities
 from openpacs.dimse.peer_policy import PeerPolicy
 from openpacs.dimse.services import Services, peer_of
-from openpacs.dimse.tls import client_context
 from openpacs.errors import ConfigError
+from openpacs.tls import client_context
 
 log = logging.getLogger("openpacs.dimse")
 
@@ -98,7 +98,6 @@ class DicomServer:
         share_ports: bool = False,
     ) -> None:
         """`share_ports`: other processes listen on the same ports (SO_REUSEPORT)."""
-        self._settings = settings
         self._caps = capabilities(settings)
         self._served: set[Association] = set()
         self._started: dict[Association, float] = {}

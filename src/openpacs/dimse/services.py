@@ -48,12 +48,13 @@ from openpacs.dimse.handlers import (
     status_dataset,
 )
 from openpacs.dimse.move import move_instances
-from openpacs.dimse.peer_policy import NOT_AUTHORIZED, _common_name
+from openpacs.dimse.peer_policy import NOT_AUTHORIZED
 from openpacs.dimse.request import Peer, Request
 from openpacs.dimse.retrieve import retrieve_query
 from openpacs.dimse.sending import payload_for
 from openpacs.dimse.spool import StagingFile, part10_header
 from openpacs.errors import OpenPacsError
+from openpacs.tls import common_name
 
 log = logging.getLogger("openpacs.dimse")
 
@@ -61,7 +62,6 @@ T = TypeVar("T")
 
 UNRECOGNIZED_OPERATION = 0x0211
 OUT_OF_RESOURCES = 0xA700
-SOP_CLASS_NOT_SUPPORTED = 0x0122
 _FIND_BATCH = 64  # responses built per trip to the executor
 
 
@@ -96,7 +96,7 @@ def peer_of(assoc: AssociationLike) -> Peer:
         called_aet=assoc.called_aet.strip(),
         host=assoc.peer_host,
         port=assoc.peer_port,
-        tls_subject=_common_name(certificate) if certificate else None,
+        tls_subject=common_name(certificate) if certificate else None,
     )
 
 
@@ -267,7 +267,7 @@ class Services:
 
         def batch() -> list[tuple[Any, bytes | None]]:
             return [
-                (status, encode(identifier, syntax) if identifier is not None else None)
+                (status, identifier.encoded(syntax) if identifier is not None else None)
                 for status, identifier in islice(responses, _FIND_BATCH)
             ]
 

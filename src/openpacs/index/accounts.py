@@ -14,8 +14,8 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from openpacs.archive.records import ApiToken, Role, User
 from openpacs.index import schema
-from openpacs.index.records import ApiToken, Role, User
 from openpacs.index.transaction import Transactions, now_iso
 
 _users = schema.users

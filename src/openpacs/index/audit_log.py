@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
+from openpacs.archive.records import AuditEvent, AuditFilter
 from openpacs.index import schema
-from openpacs.index.records import AuditEvent, AuditFilter
 from openpacs.index.transaction import Transactions
 
 _audit = schema.audit_events

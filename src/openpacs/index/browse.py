@@ -6,6 +6,10 @@ studies costs what its indexes cost. Computed keys come for the page's rows only
 are addressed by offset or, to page deep, by the cursors each page carries
 (`openpacs.index.keyset`): a cursor seeks to its row, where an offset counts past every row in
 front of it.
+
+A free-text search is counted up to `TEXT_COUNT_LIMIT` matches (`Page.more` says when there
+are more): a broad one ("hospital", a digit) matches much of the archive, and an exact count
+checks every match, where the page reads only the matches in front of it.
 """
 
 from __future__ import annotations
@@ -13,23 +17,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, literal, select
 from sqlalchemy.sql.util import find_tables
 
+from openpacs.archive.records import TEXT_COUNT_LIMIT, Page, Visibility
 from openpacs.dicom.levels import INDEXED_KEYS, Level, computed_of
 from openpacs.dicom.query import Condition
 from openpacs.errors import InvalidQuery
 from openpacs.index.finder import Finder, indexed_columns, joined, table_of
 from openpacs.index.keyset import Cursor, beyond, ordering
-from openpacs.index.records import Page, Visibility
 from openpacs.index.transaction import Transactions
 from openpacs.index.visibility import level_clause, study_clause
 
 
 class SqlBrowser:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, text_count_limit: int = TEXT_COUNT_LIMIT) -> None:
         self._tx = Transactions(engine)
         self._finder = Finder(engine.dialect.name)
+        self._text_count_limit = text_count_limit
 
     def page(
         self,
@@ -62,10 +67,12 @@ class SqlBrowser:
             if level is Level.PATIENT:
                 raise InvalidQuery("labels are on studies: search studies, series or instances")
             clauses.append(study_clause(Visibility(labels=frozenset({label}))))
+        counted_up_to: int | None = None
         if text:
             clause = self._finder.text_condition(level, text)
             if clause is not None:
                 clauses.append(clause)
+                counted_up_to = self._text_count_limit
         sort_column = self._sort_column(level, sort)
         boundary = self._boundary(cursor, sort, descending, offset)
         backward = boundary is not None and boundary.backward
@@ -75,7 +82,7 @@ class SqlBrowser:
         if boundary is not None and boundary.pk is not None:
             where.append(beyond(sort_column, table.c.pk, boundary.value, boundary.pk, reading))
         source = joined(level)
-        count = select(func.count()).select_from(_counted_from(level, clauses)).where(*clauses)
+        count = _count(_counted_from(level, clauses), clauses, counted_up_to)
         sort_value = [] if sort_column is None else [sort_column.label("_sort")]
         rows_query = (
             select(table.c.pk.label("_pk"), *sort_value, *indexed_columns(level))
@@ -99,6 +106,9 @@ class SqlBrowser:
 
         def work(conn: Connection) -> Page:
             total = int(conn.execute(count).scalar_one())
+            counted_more = False  # whether more match than were counted
+            if counted_up_to is not None and total > counted_up_to:
+                total, counted_more = counted_up_to, True
             rows = [row._asdict() for row in conn.execute(rows_query)]
             more = len(rows) > limit
             rows = rows[:limit]
@@ -115,13 +125,17 @@ class SqlBrowser:
                 for row in rows
             ]
             if not rows:
-                return Page(total, items, offset=0 if backward else total)
+                return Page(total, items, offset=0 if backward else total, more=counted_more)
             if boundary is None:
                 start, earlier, later = offset, offset > 0, more
             else:
                 start = position(conn, rows[0])
                 earlier = more if backward else start > 0
                 later = (boundary.pk is not None) if backward else more
+            if counted_more and not later:  # the last page: the matches end with it
+                total, counted_more = start + len(rows), False
+            elif counted_more:  # a page beyond the counted matches: at least as many
+                total = max(total, start + len(rows))
             return Page(
                 total,
                 items,
@@ -129,6 +143,7 @@ class SqlBrowser:
                 next=at(rows[-1], False) if later else None,
                 previous=at(rows[0], True) if earlier else None,
                 last=Cursor(sort, descending, True).encode() if later else None,
+                more=counted_more,
             )
 
         return self._tx.read(work)
@@ -163,6 +178,15 @@ _ANCESTORS = {
     Level.SERIES: (Level.STUDY, Level.PATIENT),
     Level.IMAGE: (Level.SERIES, Level.STUDY, Level.PATIENT),
 }
+
+
+def _count(source: Any, clauses: Sequence[Any], up_to: int | None) -> Any:
+    """The count of rows of `source` meeting `clauses`; with `up_to`, counting stops past
+    `up_to` (the count is then `up_to` + 1)."""
+    if up_to is None:
+        return select(func.count()).select_from(source).where(*clauses)
+    matches = select(literal(1)).select_from(source).where(*clauses).limit(up_to + 1)
+    return select(func.count()).select_from(matches.subquery())
 
 
 def _counted_from(level: Level, clauses: Sequence[Any]) -> Any:

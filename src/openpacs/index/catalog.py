@@ -27,14 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from openpacs.dicom.header import Header
-from openpacs.dicom.levels import Level
-from openpacs.dicom.query import Query
-from openpacs.errors import DuplicateInstance, OpenPacsError, StoreUnavailable
-from openpacs.grouping import GroupRunner, GroupTimeout
-from openpacs.index import schema
-from openpacs.index.finder import Finder, joined
-from openpacs.index.records import (
+from openpacs.archive.records import (
     AddResult,
     BlobRecord,
     DuplicatePolicy,
@@ -46,6 +39,13 @@ from openpacs.index.records import (
     Totals,
     Visibility,
 )
+from openpacs.dicom.header import Header
+from openpacs.dicom.levels import Level
+from openpacs.dicom.query import Query
+from openpacs.errors import DuplicateInstance, OpenPacsError, StoreUnavailable
+from openpacs.grouping import GroupRunner, GroupTimeout
+from openpacs.index import schema
+from openpacs.index.finder import Finder, joined
 from openpacs.index.schema import PENDING
 from openpacs.index.transaction import Transactions
 from openpacs.index.visibility import level_clause

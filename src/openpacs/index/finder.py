@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
 )
 
+from openpacs.archive.records import Match, StoredInstance, Visibility
 from openpacs.dicom.levels import COMPUTED, COMPUTED_KEYS, INDEXED_KEYS, Level, computed_of
 from openpacs.dicom.matching import header_matches
 from openpacs.dicom.query import Condition, Query, tag_of
@@ -39,7 +40,6 @@ from openpacs.dicom.unique_keys import unique_condition
 from openpacs.index import schema
 from openpacs.index.header_sql import header_clause
 from openpacs.index.matching_sql import condition_clause
-from openpacs.index.records import Match, StoredInstance, Visibility
 from openpacs.index.text_search import instance_clause, words
 from openpacs.index.visibility import level_clause, study_clause
 

@@ -14,8 +14,8 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
+from openpacs.archive.records import Job, JobState, Server
 from openpacs.index import schema
-from openpacs.index.records import Job, JobState, Server
 from openpacs.index.transaction import Transactions, now_iso
 
 _jobs = schema.jobs

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
 
+from openpacs.archive.records import MAX_CURSOR_LENGTH
 from openpacs.errors import InvalidQuery
-from openpacs.index.records import MAX_CURSOR_LENGTH
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The newest revision in migrations/versions; a new migration updates it (a unit test checks).
-HEAD_REVISION = "0007_search_speed"
+HEAD_REVISION = "0008_text_vector"
 _VERSION_TABLE = "alembic_version"  # Alembic's default, which env.py keeps
 _LOCK_ID = 0x6F70_6163  # "opac": the advisory lock key for migrations
 

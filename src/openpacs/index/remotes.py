@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from openpacs.archive.records import RemoteNode
 from openpacs.index import schema
-from openpacs.index.records import RemoteNode
 from openpacs.index.transaction import Transactions, now_iso
 
 _remotes = schema.remote_aes

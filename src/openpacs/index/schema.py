@@ -129,16 +129,19 @@ Index(
     postgresql_where=PENDING,
 )
 
-# Indexes the migrations create on PostgreSQL only, outside these models: expression indexes
-# SQLite cannot have and Alembic cannot compare (the GIN indexes over each header as jsonb and
-# over its full-text vector, for `header_sql` and `text_search`). Schema comparisons leave
-# them out.
+# Indexes the migrations create on PostgreSQL only, outside these models: GIN indexes SQLite
+# cannot have, over columns the models do not have (each header as jsonb, its full-text
+# vector), for `header_sql` and `text_search`. Schema comparisons leave them out.
 POSTGRESQL_ONLY_INDEXES = frozenset({"ix_instances_header_jsonb", "ix_instances_text"})
 # PostgreSQL keeps each header parsed as well, in a stored generated `jsonb` column the
 # database fills from `header` (migration 0007_search_speed), which those indexes cover and
 # `header_sql` and `text_search` read. Not a model column: SQLite has no such column, and
 # writes never name it.
 HEADER_JSONB = "header_jsonb"
+# And each header's full-text vector, in a stored generated `tsvector` column (migration
+# 0008_text_vector) under the full-text GIN index, which `text_search` reads; not a model
+# column either.
+TEXT_VECTOR = "text_vector"
 # SQLite's FTS5 table of header values (`text_search`) and the tables FTS5 keeps for it.
 SQLITE_TEXT_TABLE = "instances_text"
 
@@ -147,7 +150,7 @@ def compared(name: str | None, type_: str, reflected: bool) -> bool:
     """Alembic's `include_object`: whether a schema item takes part in a comparison."""
     if type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES:
         return False
-    if type_ == "column" and reflected and name == HEADER_JSONB:
+    if type_ == "column" and reflected and name in (HEADER_JSONB, TEXT_VECTOR):
         return False
     return not (type_ == "table" and reflected and (name or "").startswith(SQLITE_TEXT_TABLE))
 

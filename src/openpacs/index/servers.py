@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from openpacs.archive.records import Server
 from openpacs.index import schema
-from openpacs.index.records import Server
 from openpacs.index.transaction import Transactions
 
 _servers = schema.servers

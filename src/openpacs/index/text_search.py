@@ -2,10 +2,10 @@
 word of some value of an instance's header (names, descriptions, protocol, institution, ...).
 
 PostgreSQL: a full-text vector of the header's values (`jsonb_to_tsvector` over
-`$.*.Value[*]`, the "simple" configuration: no stemming, no stop words) under a GIN expression
-index over the parsed header column `header_jsonb`. SQLite: an FTS5 table of the same values
-(`instances_text`), kept by triggers on `instances`. Made by migrations `0004_search` and
-`0007_search_speed`.
+`$.*.Value[*]`, the "simple" configuration: no stemming, no stop words), stored in a generated
+column (`text_vector`) under a GIN index, so that no search computes a vector. SQLite: an FTS5
+table of the same values (`instances_text`), kept by triggers on `instances`. Made by
+migrations `0004_search` and `0008_text_vector`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,6 @@ from openpacs.index import schema
 MAX_WORDS = 8
 _WORD = re.compile(r"[^\W_]+")
 _MAX_WORD = 64
-
-# The indexed expression, as migration 0007_search_speed creates it (over the parsed header
-# column): queries repeat it verbatim so that the planner recognises the index.
-POSTGRESQL_VECTOR = (
-    "jsonb_to_tsvector('simple'::regconfig, jsonb_path_query_array(instances.header_jsonb, "
-    "'lax $.*.Value[*]'::jsonpath), '[\"string\"]'::jsonb)"
-)
 
 
 def words(query: str) -> list[str]:
@@ -45,7 +38,7 @@ def instance_clause(found: list[str], dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         query = " & ".join(f"{w}:*" for w in found)
         to_query = func.to_tsquery(literal_column("'simple'::regconfig"), literal(query, String))
-        return literal_column(POSTGRESQL_VECTOR).op("@@")(to_query)
+        return literal_column(f"instances.{schema.TEXT_VECTOR}").op("@@")(to_query)
     match = " AND ".join(f'"{w}"*' for w in found)
     rowids: Select[tuple[Any]] = (
         select(literal_column("rowid"))

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import exists, false, or_, select
 
+from openpacs.archive.records import Visibility
 from openpacs.dicom.levels import Level
 from openpacs.dicom.values import normalize_name
 from openpacs.index import schema
-from openpacs.index.records import Visibility
 
 
 def study_clause(visibility: Visibility) -> Any:

@@ -11,7 +11,6 @@ Several processes may share one root: nothing here relies on in-process locks.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat
 import tempfile
@@ -23,8 +22,6 @@ from typing import BinaryIO
 from openpacs.errors import NotFound, StoreUnavailable
 from openpacs.grouping import GroupRunner
 from openpacs.storage.base import ByteSource, validate_key
-
-log = logging.getLogger(__name__)
 
 STAGING = ".staging"
 _CHUNK = 1024 * 1024
@@ -53,10 +50,6 @@ class FolderStore:
 
     def __repr__(self) -> str:
         return f"FolderStore(root={str(self._root)!r})"
-
-    @property
-    def root(self) -> Path:
-        return self._root
 
     # -- writing ------------------------------------------------------------------------------
 

@@ -22,7 +22,6 @@ A delete removes the row and, by cascade, its chunks; the space becomes reusable
 from __future__ import annotations
 
 import io
-import logging
 import os
 import shutil
 import tempfile
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
     from sqlalchemy import Engine
 
-log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_CHUNK_SIZE = MIB
@@ -66,7 +64,6 @@ SCHEMA = (
     )""",
     "ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
 )
-TABLES = ("blob_objects", "blob_chunks")
 
 
 class PostgresStore:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,10 +164,6 @@ class Fetcher:
         for archive in self._zips.values():
             archive.close()
         self._zips.clear()
-
-
-def total_size(items: Iterable[SourceItem]) -> int:
-    return sum(item.size for item in items)
 
 
 class Sources:

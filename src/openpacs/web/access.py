@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from openpacs.archive.records import Visibility
 from openpacs.config import VisibilityRule
-from openpacs.index.records import Visibility
 from openpacs.web.auth.principal import Principal
 
 

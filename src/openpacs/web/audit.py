@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openpacs.archive.audit import AuditTrail
-from openpacs.index.records import AuditEvent
+from openpacs.archive.records import AuditEvent
 from openpacs.web.auth.authenticator import LoginListener
 from openpacs.web.auth.principal import Principal
 

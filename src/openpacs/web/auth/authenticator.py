@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 
 from openpacs.archive.ports import Accounts
+from openpacs.archive.records import ApiToken, Role, User
 from openpacs.errors import NotAuthenticated, PermissionDenied
-from openpacs.index.records import ApiToken, Role, User
 from openpacs.web.auth.oidc import PASSWORD_MARKER, Identity, OidcProvider
 from openpacs.web.auth.passwords import (
     digest,

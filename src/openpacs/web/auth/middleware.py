@@ -15,7 +15,6 @@ Requests authenticated by the session cookie that change state must carry
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 
 from anyio import to_thread
@@ -23,8 +22,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openpacs.errors import LoginThrottled, OpenPacsError
 from openpacs.web.auth.authenticator import SESSION_COOKIE, Authenticator
-
-log = logging.getLogger("openpacs.auth")
 
 PUBLIC = frozenset(
     {("GET", "/health"), ("HEAD", "/health"), ("POST", "/api/session")}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openpacs.archive.records import Role
 from openpacs.config import OidcSettings
 from openpacs.errors import (
     ConfigError,
@@ -34,7 +35,6 @@ from openpacs.errors import (
     PermissionDenied,
     ProviderUnavailable,
 )
-from openpacs.index.records import Role
 
 if TYPE_CHECKING:
     import jwt  # PyJWT and cryptography (about 9 MB) load with the first token, not idle

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from openpacs.index.records import Role
+from openpacs.archive.records import Role
 
 Permission = Literal["read", "store", "delete", "admin"]
 Via = Literal["session", "token", "basic", "oidc"]

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 from fastapi import Request
 
+from openpacs.archive.records import StoredInstance
 from openpacs.archive.service import Archive
 from openpacs.dicom.render import RenderCache
 from openpacs.dicom.unique_keys import path_query
 from openpacs.errors import NotFound, OpenPacsError
-from openpacs.index.records import StoredInstance
 
 _CACHE_LOCK = threading.Lock()
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydicom import dcmread
 
+from openpacs.archive.records import StoredInstance
 from openpacs.archive.service import Archive
 from openpacs.dicom.frames import parse_frame_list
 from openpacs.dicom.render import (
@@ -29,7 +30,6 @@ from openpacs.dicom.render import (
     render_frame,
 )
 from openpacs.errors import InvalidQuery
-from openpacs.index.records import StoredInstance
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import cut_short_on_error, instances_of, render_cache

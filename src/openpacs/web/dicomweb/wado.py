@@ -9,7 +9,6 @@ be sent in none of the requested syntaxes.
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from collections.abc import Iterator
 
@@ -17,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydicom import dcmread
 
+from openpacs.archive.records import StoredInstance
 from openpacs.archive.service import Archive
 from openpacs.dicom.frames import (
     check_frames,
@@ -29,7 +29,6 @@ from openpacs.dicom.frames import (
 from openpacs.dicom.metadata import bulk_value, headers_query, instance_metadata, parse_bulk_path
 from openpacs.dicom.transcode import choose_syntax, transcode
 from openpacs.errors import NotFound
-from openpacs.index.records import StoredInstance
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.dicomweb.common import (
@@ -47,8 +46,6 @@ from openpacs.web.dicomweb.negotiation import (
     parse_accept,
 )
 from openpacs.web.multipart import new_boundary, write_parts
-
-log = logging.getLogger(__name__)
 
 DICOM_JSON = "application/dicom+json"
 OCTET_STREAM = "application/octet-stream"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from openpacs.index.records import AuditFilter
+from openpacs.archive.records import AuditFilter
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 

@@ -21,7 +21,6 @@ from openpacs.web.multipart import BodyTooLarge
 from openpacs.web.rest.remotes import job_view
 
 router = APIRouter(prefix="/api", tags=["import"])
-_CHUNK = 1024 * 1024
 
 
 class ImportRequest(BaseModel):

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from openpacs.archive.jobs import JobRunner
+from openpacs.archive.records import Job, RemoteNode
 from openpacs.archive.service import Archive
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.errors import StoreUnavailable
-from openpacs.index.records import Job, RemoteNode
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, CurrentUser, require
 

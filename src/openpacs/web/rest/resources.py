@@ -9,12 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from openpacs.archive.records import MAX_CURSOR_LENGTH, TEXT_COUNT_LIMIT
 from openpacs.archive.service import Archive
 from openpacs.dicom.levels import Level
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
 from openpacs.dicom.unique_keys import unique_condition
 from openpacs.errors import NotFound
-from openpacs.index.records import MAX_CURSOR_LENGTH
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, require
 from openpacs.web.rest.search import MAX_LIMIT, conditions, sort_key
@@ -98,6 +98,7 @@ def _search(
         "next": page.next,
         "previous": page.previous,
         "last": page.last,
+        "more": page.more,
         "items": page.items,
     }
 
@@ -135,8 +136,10 @@ def _search_route(path: str, level: Level) -> None:
         f"Search {path}: indexed DICOM keywords as parameters (e.g. PatientName=DOE*, "
         "StudyDate=20200101-20201231, ModalitiesInStudy=CT), C-FIND value syntax; "
         '`{"total": N, "offset": first item\'s position, "next", "previous", "last": cursors, '
-        '"items": [...]}`. Page on with `cursor=` a cursor of the last answer '
-        "(same search and sort): a cursor seeks, where a deep offset counts every row before it."
+        '"more": whether more than N match, "items": [...]}`. Page on with `cursor=` a cursor '
+        "of the last answer (same search and sort): a cursor seeks, where a deep offset counts "
+        f"every row before it. A free-text search (`q`) counts up to {TEXT_COUNT_LIMIT:,} "
+        "matches: beyond, `total` is that many and `more` is true."
     )
     router.add_api_route(
         f"/{path}", audited("query")(search), methods=["GET"], dependencies=READ, name=path

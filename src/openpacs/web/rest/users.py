@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
+from openpacs.archive.records import Role, User
 from openpacs.errors import AlreadyExists, InvalidQuery, NotFound
-from openpacs.index.records import Role, User
 from openpacs.web.audit import audited
 from openpacs.web.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from openpacs.web.deps import ArchiveDep, AuthenticatorDep, CurrentUser, require

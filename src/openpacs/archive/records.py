@@ -1,4 +1,8 @@
-"""What the index hands to the archive: plain values, no database types."""
+"""The domain types: plain frozen values the archive's ports take and return.
+
+They live with the archive, not with the index that implements the ports, so the index
+imports them from here and the archive never imports the index. No database types.
+"""
 
 from __future__ import annotations
 
@@ -194,6 +198,9 @@ class Server:
 MAX_CURSOR_LENGTH = 512
 """The longest page cursor a listing accepts."""
 
+TEXT_COUNT_LIMIT = 1000
+"""How many matches of a free-text search a listing counts at most (`Page.more` beyond)."""
+
 
 @dataclass(frozen=True)
 class Page:
@@ -206,6 +213,8 @@ class Page:
     next: str | None = None
     previous: str | None = None
     last: str | None = None
+    more: bool = False
+    """Whether `total` is a lower bound: more entries match, and counting stopped there."""
 
 
 @dataclass(frozen=True)

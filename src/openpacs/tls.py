@@ -1,4 +1,4 @@
-"""TLS contexts for DICOM over TLS (PS3.15 Annex B).
+"""TLS contexts for DICOM over TLS (PS3.15 Annex B) and HTTPS alike.
 
 Both sides follow the BCP195 secure transport connection profiles (PS3.15 B.9, B.10; RFC 9325):
 TLS 1.2 or newer only, forward-secret AEAD cipher suites only, no compression, no
@@ -8,10 +8,10 @@ operator sees it before the first peer connects rather than as a failed handshak
 
 from __future__ import annotations
 
-import socket
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from openpacs.errors import ConfigError
 
@@ -32,7 +32,7 @@ def server_context(
     *,
     key_password: str | None = None,
 ) -> ssl.SSLContext:
-    """Build the context a DICOM TLS listener wraps accepted connections with.
+    """Build the context a TLS listener (DICOM or HTTP) wraps accepted connections with.
 
     With `ca`, client certificates are verified against it: optional by default (a client
     may still connect without one), mandatory with `require_client_cert`. Without `ca`,
@@ -77,18 +77,11 @@ def client_context(
     return context
 
 
-def peer_common_name(sock: socket.socket | None) -> str | None:
-    """Return the subject CN of the peer's verified certificate, for logging who connected.
-
-    None for no socket (pynetdicom's is None once closed), a plain socket, a peer without a
-    certificate, or one that was not verified (Python reports those as an empty dict).
-    """
-    if not isinstance(sock, ssl.SSLSocket):
-        return None
-    peer = sock.getpeercert()
-    if not peer:
-        return None
-    subject = cast("tuple[tuple[tuple[str, str], ...], ...]", peer.get("subject", ()))
+def common_name(certificate: Mapping[str, Any]) -> str | None:
+    """The subject CN of a peer's verified certificate (`SSLSocket.getpeercert()`), which
+    names the peer in logs, audit events and `[[dicom.peers]]`. None for a certificate
+    without one, or an unverified peer's (Python reports those as an empty dict)."""
+    subject = cast("tuple[tuple[tuple[str, str], ...], ...]", certificate.get("subject", ()))
     for rdn in subject:
         for name, value in rdn:
             if name == "commonName":
