@@ -337,7 +337,7 @@ def test_c_move_without_the_level_unique_key_is_refused(env: Setup, case: str) -
 # It runs in its own process, as a real peer does: in this one its threads would compete
 # with the node's for the GIL and change the very timing under test.
 _CANCELLING_FIND = """
-import json, sys
+import json, sys, threading
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 port, study_uid, series_uid, model = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -351,17 +351,22 @@ identifier.StudyInstanceUID = study_uid
 identifier.SeriesInstanceUID = series_uid
 identifier.SOPInstanceUID = ""
 statuses = []
+# The cancel goes out beside the request, not after the first response: the SCP answers all
+# of its matches within milliseconds, so a cancel sent once one arrives can come too late.
+cancel = threading.Timer(0, assoc.send_c_cancel, (7,), {"query_model": model})
+cancel.start()
 for status, _ in assoc.send_c_find(identifier, model, msg_id=7):
     statuses.append(int(status.Status))
-    if len(statuses) == 1:
-        assoc.send_c_cancel(7, query_model=model)
+cancel.join()
 assoc.release()
 print(json.dumps(statuses))
 """
 
 
 def test_c_cancel_ends_a_c_find_with_many_matches(env: Setup) -> None:
-    """PS3.4 C.4.1.3.1: on a C-CANCEL the SCP stops matching and answers Cancel (0xFE00)."""
+    """PS3.4 C.4.1.3.1: on a C-CANCEL the SCP stops matching and answers Cancel (0xFE00),
+    whether the cancel reaches it while the C-FIND runs or just before it starts (PS3.7 9.3.2.3:
+    a C-CANCEL names the request by its Message ID)."""
     arguments = [str(env.node.port), env.large.study_uid, env.large.series_uid, FIND_MODEL]
     done = subprocess.run(
         [sys.executable, "-c", _CANCELLING_FIND, *arguments],
