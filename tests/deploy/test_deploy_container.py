@@ -78,7 +78,7 @@ def test_the_wheel_is_built_in_a_builder_stage(dockerfile: list[list[tuple[str, 
     assert any("pip wheel" in run for run in only(builder, "RUN"))
     assert any(copy.startswith("--from=builder ") for copy in only(final, "COPY"))
     # Both stages start from BASE_IMAGE: Debian's slim image, or the same release made with
-    # debootstrap (deploy/image/make-base.sh), which CI builds on (tests/image).
+    # mmdebstrap (deploy/image/make-base.sh), which CI builds on (tests/image).
     for stage in dockerfile:
         assert only(stage, "FROM")[0].split()[0] == "${BASE_IMAGE}"
     preamble = instructions(DEPLOY / "Dockerfile")

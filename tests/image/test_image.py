@@ -1,17 +1,19 @@
 """The container image, built from deploy/Dockerfile and run (issue 16, item 1).
 
-The base is Debian's release made by debootstrap (deploy/image/make-base.sh: no registry is
+The base is Debian's release made by mmdebstrap (deploy/image/make-base.sh: no registry is
 needed); podman builds the Dockerfile with chroot isolation; buildah runs what was built, as
 the image's own user, with the host's loopback network. openpacs then serves DICOM and HTTP
 from the image's file system: a study is stored, found and retrieved through it.
 
-This is a separate step (scripts/test-image; CI runs it with OPENPACS_CI_IMAGE=1), not part of
-scripts/test: the first build on a new machine takes minutes (debootstrap, then the
-dependencies from PyPI).
+This is a separate step (scripts/test-image), not part of scripts/test: the first build on a
+new machine takes minutes (the base, then the dependencies from PyPI), so CI runs it beside
+the suite rather than in one of its workers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -21,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,17 +34,19 @@ from tests.support.process import free_port
 ROOT = Path(__file__).resolve().parents[2]
 TAG = "localhost/openpacs:test"
 SIZE_LIMIT = 350 * 1000 * 1000
-TOOLS = ("podman", "buildah", "debootstrap")
+TOOLS = ("podman", "buildah", "mmdebstrap")
 
-# The first test waits for debootstrap and the build: minutes, not the suite's 300 s.
-pytestmark = pytest.mark.timeout(3600)
+# The first test waits for the base and the build (two minutes on a new machine, about four
+# beside the suite): a bound well above that, not the suite's 300 s.
+pytestmark = pytest.mark.timeout(1200)
 
 
+@functools.cache
 def _storage() -> list[str]:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    store = cache / "openpacs" / "containers"
-    return ["--root", str(store / "store"), "--runroot", str(store / "run"),
-            "--storage-driver", "vfs"]  # fmt: skip
+    """The store and storage driver the image scripts use (deploy/image/podman.sh)."""
+    result = subprocess.run(["bash", "deploy/image/podman.sh"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30, check=True)  # fmt: skip
+    return result.stdout.splitlines()
 
 
 def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -59,13 +64,14 @@ def buildah(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 @dataclass(frozen=True)
 class Built:
     image: str
-    seconds: float
+    base_seconds: float
+    build_seconds: float
     size: int
-    config: dict[str, object]
+    inspected: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def built() -> Built:
+def built(request: pytest.FixtureRequest) -> Built:
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (scripts/test-image installs them)")
@@ -73,18 +79,29 @@ def built() -> Built:
     base = subprocess.run(["deploy/image/make-base.sh"], cwd=ROOT, capture_output=True,
                           text=True, timeout=1200, check=False)  # fmt: skip
     assert base.returncode == 0, base.stderr[-3000:]
+    based = time.monotonic()
     # this machine's trust store, for pip behind a TLS-inspecting proxy (a build secret)
     bundle = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    # The docker format: the OCI image configuration has no HEALTHCHECK (podman drops it).
     result = podman(
-        "build", "--isolation", "chroot", "--layers", "--file", "deploy/Dockerfile",
+        "build", "--isolation", "chroot", "--layers", "--format", "docker",
+        "--file", "deploy/Dockerfile",
         "--build-arg", f"BASE_IMAGE={base.stdout.strip()}", "--build-arg", "VERSION=test",
         "--secret", f"id=ca_bundle,src={bundle}", "--tag", TAG, str(ROOT), timeout=1800,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    seconds = time.monotonic() - started
+    done = time.monotonic()
     (inspected,) = json.loads(podman("image", "inspect", TAG).stdout)
-    print(f"image {TAG}: {inspected['Size'] / 1e6:.0f} MB, base + build {seconds:.0f} s")
-    return Built(TAG, seconds, int(inspected["Size"]), inspected["Config"])
+    built = Built(TAG, based - started, done - based, int(inspected["Size"]), inspected)
+    # The figures issue 16 asks for, in the run's output whatever pytest captures.
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(
+            f"\nimage {TAG}: {built.size / 1e6:.0f} MB; base {built.base_seconds:.0f} s, "
+            f"build {built.build_seconds:.0f} s ({_storage()[-1]} storage)",
+            flush=True,
+        )
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +127,28 @@ def test_the_image_is_small(built: Built) -> None:
     assert built.size < SIZE_LIMIT, f"{built.size / 1e6:.0f} MB"
 
 
+def test_the_health_check_is_kept(built: Built) -> None:
+    check = built.inspected.get("Healthcheck") or {}
+    assert "OPENPACS_HEALTH_URL" in " ".join(check.get("Test", [])), built.inspected.keys()
+
+
+# A check inside the image answers by its exit status, and success is 42, not 0: buildah 1.28's
+# chroot isolation now and then loses the output of a process that exits at once (about one
+# run in fifty here; the status arrives), and a run that did nothing cannot pass for one that
+# found nothing.
+PASSED = 42
+
+
+def check_in(container: str, script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(run_in(container, "sh", "-c", script), capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
 def test_it_runs_as_the_unprivileged_user(built: Built, container: str) -> None:
-    assert built.config["User"] == "10001:10001"
-    assert built.config["Entrypoint"] == ["openpacs"]
-    result = subprocess.run(run_in(container, "id", "-u"), capture_output=True, text=True,
-                            timeout=120, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "10001", result.stderr
+    assert built.inspected["Config"]["User"] == "10001:10001"
+    assert built.inspected["Config"]["Entrypoint"] == ["openpacs"]
+    result = check_in(container, f'[ "$(id -u):$(id -g)" = 10001:10001 ] && exit {PASSED}; id')
+    assert result.returncode == PASSED, f"{result.returncode}: {result.stdout}{result.stderr}"
 
 
 def test_no_compiler_and_no_pip_inside(container: str) -> None:
@@ -126,11 +158,10 @@ def test_no_compiler_and_no_pip_inside(container: str) -> None:
         " python3 -m pip --version 2>/dev/null && exit 2;"
         " python3 -m ensurepip --version 2>/dev/null && exit 3;"
         " ls /usr/share/python-wheels 2>/dev/null && exit 4;"
-        " exit 0"
+        f" exit {PASSED}"
     )
-    result = subprocess.run(run_in(container, "sh", "-c", script), capture_output=True,
-                            text=True, timeout=120, check=False)  # fmt: skip
-    assert result.returncode == 0, f"{result.returncode}: {result.stdout}{result.stderr}"
+    result = check_in(container, script)
+    assert result.returncode == PASSED, f"{result.returncode}: {result.stdout}{result.stderr}"
 
 
 def test_a_study_is_stored_found_and_retrieved_through_the_image(
