@@ -237,6 +237,35 @@ def test_colour_image_and_multiframe_cine(admin_page: Page, loaded: Loaded) -> N
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def test_a_page_overtaken_while_loading_does_not_outlive_the_next(
+    admin_page: Page, loaded: Loaded
+) -> None:
+    """The study list still loading when the user opens Upload, then back to Studies: a file
+    dropped there opens the upload page and is stored. (The overtaken list used to take the
+    clean-up slot of the upload page opened after it, so the upload page's clean-up never ran
+    and a later drop went to its detached results panel: nothing happened on screen.)"""
+    page = admin_page
+    page.evaluate(
+        "() => { const original = window.fetch; window.fetch = (input, init) => {"
+        " if (String(input).includes('/api/studies') && !window.heldOnce) {"
+        "   window.heldOnce = true;"
+        "   return new Promise((resolve) => {"
+        "     window.release = () => resolve(original(input, init)); }); }"
+        " return original(input, init); }; }"
+    )
+    page.evaluate("() => { location.hash = '#/studies?limit=25'; }")
+    page.wait_for_function("() => typeof window.release === 'function'")
+    page.get_by_role("link", name="Upload").click()
+    expect(page.get_by_test_id("dropzone")).to_be_visible()
+    page.evaluate("() => window.release()")
+    page.get_by_role("link", name="Studies").first.click()
+    expect(page.get_by_test_id("study-table")).to_be_visible()
+    dropped = ramp_ct_series(1, patient_name="Overtaken^Olga", patient_id="E2E-OVER")[0]
+    drop_file(page, "overtaken.dcm", to_part10_bytes(dropped))
+    expect(page.get_by_test_id("upload-summary")).to_contain_text("1 / 1 files · 1 stored · done")
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
 def test_upload_a_file_then_find_it(admin_page: Page, loaded: Loaded, tmp_path: Path) -> None:
     page = admin_page
     uploaded = ramp_ct_series(1, patient_name="Upload^Una", patient_id="E2E-UP")[0]

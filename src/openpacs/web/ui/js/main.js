@@ -17,6 +17,10 @@ import { statisticsPage } from "./admin/statistics.js";
 
 const app = document.getElementById("app");
 let cleanup = null;
+// Renders overlap (a page still loading when the user goes on): each has a number, and one that
+// a later render overtook stops at its next step and cleans up what it made, so the page shown
+// is always the last one asked for and its clean-up the one that runs next.
+let latest = 0;
 
 const routes = [
   { pattern: /^\/studies\/?$/, page: studiesPage, permission: "read", nav: "studies" },
@@ -88,6 +92,7 @@ function navigation(active) {
 }
 
 async function render() {
+  const mine = ++latest;
   if (cleanup) {
     try {
       cleanup();
@@ -98,6 +103,7 @@ async function render() {
   }
   const { path, params } = parseHash();
   if (!user()) await restore();
+  if (mine !== latest) return;
   if (!user() || path === "/login") {
     if (user() && path === "/login") return navigate(home());
     clear(app).append(loginPage({ params, onLogin: () => navigate(params.get("next") || home()) }));
@@ -115,7 +121,9 @@ async function render() {
   }
   const args = match.slice(1).map((part) => (part === undefined ? undefined : decodeURIComponent(part)));
   try {
-    cleanup = (await route.page(main, { args, params, navigate })) || null;
+    const done = (await route.page(main, { args, params, navigate })) || null;
+    if (mine === latest) cleanup = done;
+    else if (done) done(); // overtaken while loading: this page is gone already
   } catch (error) {
     console.error(error);
     main.append(h("p", { class: "message error", role: "alert" }, `Could not show this page: ${error.message}`));
