@@ -14,21 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from openpacs.archive.records import StoredInstance
 from openpacs.archive.suboperations import SubOperations
-from openpacs.dimse import messages as m
 from openpacs.dimse.association import Association, AssociationClosed, AssociationRejected
 from openpacs.dimse.handlers import DimseContext, Remote
 from openpacs.dimse.requestor import associate, request
 from openpacs.dimse.retrieve import proposed_contexts
-from openpacs.dimse.sending import payload_for
+from openpacs.dimse.sending import payload_for, store_request, store_syntaxes
 from openpacs.errors import OpenPacsError
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Run = Callable[..., Awaitable[Any]]
 """Runs a blocking function in the server's pool: `await run(function, *args)`."""
 
@@ -149,24 +147,12 @@ class _Sender:
     async def _send_one(
         self, assoc: Association, instance: StoredInstance, message_id: int
     ) -> None:
-        syntaxes = {
-            accepted.transfer_syntax: accepted.id
-            for accepted in assoc.contexts.values()
-            if accepted.abstract_syntax == instance.sop_class_uid and accepted.scu_role
-        }
+        syntaxes = store_syntaxes(assoc.contexts.values(), instance, as_scp=False)
         payload = await self._run(payload_for, self._context.archive, instance, syntaxes)
         if payload is None:
             return  # sent, never answered: failed (payload_for logged why)
         context_id, data = payload
-        command = {
-            "CommandField": m.C_STORE_RQ,
-            "MessageID": message_id,
-            "AffectedSOPClassUID": instance.sop_class_uid,
-            "AffectedSOPInstanceUID": instance.sop_uid,
-            "Priority": m.PRIORITY_MEDIUM,
-            "MoveOriginatorApplicationEntityTitle": self._originator[0],
-            "MoveOriginatorMessageID": self._originator[1],
-        }
+        command = store_request(instance, message_id, self._originator)
         try:
             response = await request(
                 assoc, context_id, command, data, timeout=self._context.dimse_timeout

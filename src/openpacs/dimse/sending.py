@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pydicom import dcmread
@@ -21,6 +21,8 @@ from openpacs.archive.service import Archive
 from openpacs.dicom.transcode import transcode
 from openpacs.dimse.association import FileSlice
 from openpacs.dimse.datasets import encode
+from openpacs.dimse.messages import C_STORE_RQ, PRIORITY_MEDIUM
+from openpacs.dimse.negotiation import AcceptedContext
 from openpacs.dimse.retrieve import sendable_syntax
 from openpacs.errors import OpenPacsError
 
@@ -58,6 +60,36 @@ def dataset_offset(path: Path) -> int:
     if offset == len(head) < 132 + _META_LIMIT:
         return offset  # a file meta group and no data set
     raise OpenPacsError(f"{path.name} has no readable file meta group")
+
+
+def store_syntaxes(
+    contexts: Iterable[AcceptedContext], instance: StoredInstance, *, as_scp: bool
+) -> dict[str, int]:
+    """Transfer syntax -> context ID of the accepted contexts that may carry `instance`'s
+    C-STORE: those where we are SCP (C-GET, on the requestor's association) or SCU (C-MOVE)."""
+    return {
+        accepted.transfer_syntax: accepted.id
+        for accepted in contexts
+        if accepted.abstract_syntax == instance.sop_class_uid
+        and (accepted.scp_role if as_scp else accepted.scu_role)
+    }
+
+
+def store_request(
+    instance: StoredInstance, message_id: int, originator: tuple[str, int] | None = None
+) -> dict[str, object]:
+    """The C-STORE-RQ command of a sub-operation; a C-MOVE's names its originator."""
+    command: dict[str, object] = {
+        "CommandField": C_STORE_RQ,
+        "MessageID": message_id,
+        "AffectedSOPClassUID": instance.sop_class_uid,
+        "AffectedSOPInstanceUID": instance.sop_uid,
+        "Priority": PRIORITY_MEDIUM,
+    }
+    if originator is not None:
+        command["MoveOriginatorApplicationEntityTitle"] = originator[0]
+        command["MoveOriginatorMessageID"] = originator[1]
+    return command
 
 
 def payload_for(

@@ -51,7 +51,7 @@ from openpacs.dimse.move import move_instances
 from openpacs.dimse.peer_policy import NOT_AUTHORIZED
 from openpacs.dimse.request import Peer, Request
 from openpacs.dimse.retrieve import retrieve_query
-from openpacs.dimse.sending import payload_for
+from openpacs.dimse.sending import payload_for, store_request, store_syntaxes
 from openpacs.dimse.spool import StagingFile, part10_header
 from openpacs.errors import OpenPacsError
 from openpacs.tls import common_name
@@ -357,26 +357,13 @@ class Services:
         for done, instance in enumerate(instances):
             if operation.cancelled:
                 return
-            syntaxes = {
-                accepted.transfer_syntax: accepted.id
-                for accepted in self.assoc.contexts.values()
-                if accepted.abstract_syntax == instance.sop_class_uid and accepted.scp_role
-            }
+            syntaxes = store_syntaxes(self.assoc.contexts.values(), instance, as_scp=True)
             tally.sent(instance.sop_uid)
             payload = await self._run(payload_for, self.context.archive, instance, syntaxes)
             if payload is not None:
                 context_id, data = payload
                 await self.assoc.send_message(
-                    context_id,
-                    {
-                        "CommandField": m.C_STORE_RQ,
-                        "MessageID": self._next_id(),
-                        "AffectedSOPClassUID": instance.sop_class_uid,
-                        "AffectedSOPInstanceUID": instance.sop_uid,
-                        "Priority": m.PRIORITY_MEDIUM,
-                        "CommandDataSetType": m.HAS_DATASET,
-                    },
-                    data,
+                    context_id, store_request(instance, self._next_id()), data
                 )
                 try:
                     response = await asyncio.wait_for(operation.store_responses.get(), timeout)
