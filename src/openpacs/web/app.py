@@ -124,5 +124,6 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error path=%s", request.url.path)
+        # Sync handlers run outside the `except` that caught `exc`: pass it for its traceback.
+        log.error("unexpected error path=%s", request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
