@@ -7,9 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, generate_uid
 
+import openpacs.dicom.header as header_module
+import openpacs.web.dicomweb.stow as stow_module
 from tests.support.corpus import synthetic_ct_series, to_part10_bytes
 from tests.support.web import WebNode, running_web_node
 
@@ -198,8 +201,37 @@ def test_partial_success_is_202_and_a_study_mismatch_fails(
     assert response.status_code == 202
     body = response.json()
     assert body["00081199"]["Value"][0]["00081155"]["Value"] == [str(good.SOPInstanceUID)]
-    assert body["00081198"]["Value"][0]["00081197"]["Value"] == [0xA900]
+    mismatched = body["00081198"]["Value"][0]
+    assert mismatched["00081197"]["Value"] == [0xA900]
+    assert mismatched["00081155"]["Value"]  # the refused instance is named
     assert web.archive.totals().instances == before + 1
+
+
+def test_a_stored_part_is_parsed_once(
+    web: WebNode, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identifiers of the response and the stored header come from one parse."""
+    parses: list[Path] = []
+    parse = header_module._parse
+
+    def counted(path: Path) -> Dataset:
+        parses.append(path)
+        return parse(path)
+
+    monkeypatch.setattr(header_module, "_parse", counted)
+    monkeypatch.setattr(stow_module, "dcmread", _refuse_to_read)
+    good = synthetic_ct_series(1, rows=16, columns=16)[0]
+    response = http.post(
+        f"/dicom-web/studies/{good.StudyInstanceUID}",
+        content=_body(("application/dicom", to_part10_bytes(good))),
+        headers={"Content-Type": DICOM},
+    )
+    assert response.status_code == 200, response.text
+    assert len(parses) == 1
+
+
+def _refuse_to_read(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("a stored part was read again for its identifiers")
 
 
 def test_oversized_body_is_413(tmp_path: Path) -> None:

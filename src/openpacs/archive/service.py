@@ -47,7 +47,7 @@ from openpacs.archive.records import (
 )
 from openpacs.archive.remotes import Remotes
 from openpacs.archive.staging import StagingReport
-from openpacs.dicom.header import parse_header
+from openpacs.dicom.header import ParsedHeader, parse_header
 from openpacs.dicom.levels import Level
 from openpacs.dicom.query import Condition, Query
 from openpacs.dicom.unique_keys import unique_condition
@@ -177,10 +177,12 @@ class Archive:
         skip_stored: bool = False,
         origin: Origin | None = None,
         digest: tuple[int, str] | None = None,
+        parsed: ParsedHeader | None = None,
     ) -> StoreOutcome:
         """Store the Part 10 file at `path`, byte for byte.
 
-        `sop_class_uid`/`sop_uid` are what the sender announced; the dataset must agree. With
+        `sop_class_uid`/`sop_uid` are what the sender announced; the dataset must agree.
+        `parsed`: the file's `read_header`, when the caller needed its identifiers first. With
         `consume` the file is handed over (moved into the store when possible). With
         `skip_stored` (imports run again) an instance already indexed with a blob of the same
         size is left as it is, whatever the duplicates policy. `digest`: the file's size and
@@ -188,7 +190,8 @@ class Archive:
         an OpenPacsError subclass, after which nothing of this instance is stored.
         """
         try:
-            parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
+            if parsed is None:
+                parsed = parse_header(path, sop_class_uid=sop_class_uid, sop_uid=sop_uid)
             size, checksum = checked_digest(path, digest)
             if skip_stored:
                 existing = self.index.instance(parsed.sop_uid)
@@ -234,6 +237,12 @@ class Archive:
             self.headers.forget(result.replaced_blob)
             self.discard_blob(result.replaced_blob)
         return StoreOutcome(header.sop_uid, header.study_uid, stored=result.stored)
+
+    @staticmethod
+    def read_header(path: Path) -> ParsedHeader:
+        """Parse and check the Part 10 file at `path` as `store_file` does, for a caller that
+        needs its identifiers before storing it (and passes the result on as `parsed`)."""
+        return parse_header(path)
 
     def store_files(
         self,

@@ -60,6 +60,7 @@ DICOM_JSON = "application/dicom+json"
 _PREFIX_BYTES = 132
 _PROCESSING_FAILURE = 0x0110
 _STUDY_MISMATCH = 0xA900
+_IDENTIFIERS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 _UNSUPPORTED_PART = 0xC000  # not application/dicom: cannot understand
 
 router = APIRouter(dependencies=[require("store")])
@@ -165,25 +166,13 @@ def _discard(part: _Part) -> None:
         part.path.unlink()
 
 
-def _identifiers(path: Path) -> dict[str, str]:
-    """The instance's UIDs for the response, read without the pixel data (best effort)."""
+def _readable_identifiers(path: Path) -> dict[str, str]:
+    """The UIDs a file refused as invalid still shows, for its failure item (best effort)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = dcmread(
-                path,
-                stop_before_pixels=True,
-                specific_tags=[
-                    "SOPClassUID",
-                    "SOPInstanceUID",
-                    "StudyInstanceUID",
-                    "SeriesInstanceUID",
-                ],
-            )
-        return {
-            k: str(ds.get(k, "") or "")
-            for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-        }
+            ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_IDENTIFIERS))
+        return {k: str(ds.get(k, "") or "") for k in _IDENTIFIERS}
     except Exception:
         return {}
 
@@ -232,19 +221,27 @@ def _store_metadata(
 def _store_file(
     archive: Archive, path: Path, study: str | None, base: str
 ) -> tuple[bool, Dataset, str | None]:
-    """Store a spooled Part 10 file (it is consumed): (stored?, response item, reason)."""
-    uids = _identifiers(path)
+    """Store a spooled Part 10 file (it is consumed): (stored?, response item, reason).
+    The file is parsed once, for its identifiers and for storing."""
+    uids: dict[str, str] = {}
     try:
-        if study is not None and uids.get("StudyInstanceUID") != study:
+        parsed = archive.read_header(path)
+        uids = {
+            "SOPClassUID": parsed.sop_class_uid,
+            "SOPInstanceUID": parsed.sop_uid,
+            "StudyInstanceUID": parsed.study_uid,
+            "SeriesInstanceUID": parsed.series_uid,
+        }
+        if study is not None and parsed.study_uid != study:
             raise _PartRefused(_STUDY_MISMATCH, "the instance is not in the study of the URL")
-        archive.store_file(path, consume=True)
+        archive.store_file(path, consume=True, parsed=parsed)
     except _PartRefused as exc:
         log.warning("STOW-RS part refused reason=%s", exc.reason)
         return False, _item(uids, exc.status), exc.reason
     except OpenPacsError as exc:
         log.warning("STOW-RS part refused reason=%s", exc.reason)
         status = exc.dimse_status if exc.dimse_status else _PROCESSING_FAILURE
-        return False, _item(uids, status), exc.reason
+        return False, _item(uids or _readable_identifiers(path), status), exc.reason
     except Exception:
         log.exception("STOW-RS part failed unexpectedly")
         return False, _item(uids, _PROCESSING_FAILURE), "internal error"
