@@ -162,9 +162,9 @@ def build_archive(settings: Settings) -> Archive:
         browser=SqlBrowser(engine),
         remotes=Remotes(configured, SqlRemotes(engine)),
         presence=Presence(SqlServers(engine), settings.archive.server_lease_seconds),
-    )
-    archive.connect(
-        DicomClient(archive, settings.dicom), SqlJobs(engine), _import_sources(archive, settings)
+        jobs=SqlJobs(engine),
+        dicom=lambda archive: DicomClient(archive, settings.dicom),
+        sources=lambda archive: _import_sources(archive, settings),
     )
     return archive
 

@@ -16,7 +16,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
@@ -85,7 +85,13 @@ class Archive:
         browser: Browser,
         remotes: Remotes,
         presence: Presence,
+        jobs: JobStore,
+        dicom: Callable[[Archive], DicomClient],
+        sources: Callable[[Archive], ImportSources] | None = None,
     ) -> None:
+        """`dicom` makes the archive's DICOM client (it reads what it sends from the archive),
+        which C-ECHO of remotes and send and move jobs use; `sources` makes what import jobs
+        read (none: no import jobs)."""
         self.index = index
         self.store = store
         self.duplicates: DuplicatePolicy = duplicates
@@ -100,43 +106,33 @@ class Archive:
         """This server among those sharing the database (its lease)."""
         self.visibility: Visibility | None = None
         """None: every study; otherwise the studies a restricted user may see (`scoped`)."""
-        self.dicom: DicomClient | None = None
-        self.jobs: JobRunner | None = None
+        self.dicom = dicom(self)
+        self.jobs = JobRunner(
+            jobs,
+            index,
+            self.dicom,
+            audit,
+            presence,
+            remotes,
+            imports=None if sources is None else (sources(self), self._import_file),
+        )
+        """Send, move and import jobs, run on this server's threads (`archive.jobs`)."""
         self.headers = HeaderBuilder(index, store)
         """Whole headers built after ingest while serving (`archive.headers`)."""
         index.settle_with(self.headers.settle_for_reading)  # queries read whole headers
         self._staging_made = False
         self._last_sweep = -math.inf
 
-    def connect(
-        self, client: DicomClient, jobs: JobStore, sources: ImportSources | None = None
-    ) -> None:
-        """Give the archive a DICOM client (it needs the archive to read what it sends),
-        which enables C-ECHO of remotes and jobs, and the sources import jobs read."""
+    def _import_file(self, path: Path, label: str, consume: bool) -> ImportResult:
         from openpacs.archive.importing import import_file
 
-        def importer(path: Path, label: str, consume: bool) -> ImportResult:
-            return import_file(self, path, label=label, consume=consume)
-
-        self.dicom = client
-        self.jobs = JobRunner(
-            jobs,
-            self.index,
-            client,
-            self.audit,
-            self.presence,
-            self.remotes,
-            imports=None if sources is None else (sources, importer),
-        )
+        return import_file(self, path, label=label, consume=consume)
 
     def start(self) -> None:
         """Begin serving: register this server with a lease it keeps renewing, sweep the
         staging leftovers of servers that are gone, and take over the jobs no live server
         holds; the last two again now and then while it runs (`archive.presence`)."""
-        duties = [self._sweep_staging]
-        if self.jobs is not None:
-            duties.append(self.jobs.reap)
-        self.presence.start(duties)
+        self.presence.start([self._sweep_staging, self.jobs.reap])
         self.headers.start()
 
     def staging_dir(self) -> Path | None:
@@ -361,8 +357,7 @@ class Archive:
         return self.index.totals(self.visibility)
 
     def close(self) -> None:
-        if self.jobs is not None:
-            self.jobs.close()  # hands unfinished jobs back while this server is still listed
+        self.jobs.close()  # hands unfinished jobs back while this server is still listed
         self.presence.stop()
         self.headers.stop()
         own = self.staging_dir()

@@ -13,8 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from openpacs.archive.service import Archive
-from openpacs.errors import InvalidQuery, NotFound, PermissionDenied, StoreUnavailable
+from openpacs.errors import InvalidQuery, NotFound, PermissionDenied
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, SettingsDep, require
 from openpacs.web.multipart import BodyTooLarge
@@ -30,12 +29,6 @@ class ImportRequest(BaseModel):
         description="An absolute folder or file path below one of `[archive] import_folders`,"
         " or s3://bucket/prefix.",
     )
-
-
-def _runner(archive: Archive) -> Any:
-    if archive.jobs is None:
-        raise StoreUnavailable("this server runs no jobs")
-    return archive.jobs
 
 
 def checked_source(source: str, import_folders: tuple[str, ...]) -> str:
@@ -70,7 +63,7 @@ def start_import(
 ) -> dict[str, Any]:
     """Import a server folder or file, or an s3:// prefix, as a job (see /api/jobs/{id})."""
     source = checked_source(request.source.strip(), settings.archive.import_folders)
-    return job_view(_runner(archive).import_files(source, user.name))
+    return job_view(archive.jobs.import_files(source, user.name))
 
 
 @router.post("/import/zip", status_code=202)
@@ -84,7 +77,7 @@ async def upload_zip(
 ) -> dict[str, Any]:
     """Import the ZIP archive sent as the request body, as a job; at most
     `[http] stow_max_mb`."""
-    runner = _runner(archive)
+    runner = archive.jobs
     limit = settings.http.stow_max_mb * 1024 * 1024
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

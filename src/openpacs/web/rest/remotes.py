@@ -9,11 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from openpacs.archive.jobs import JobRunner
 from openpacs.archive.records import Job, RemoteNode
-from openpacs.archive.service import Archive
 from openpacs.dicom.uids import MAX_UID_LENGTH, UID_PATTERN
-from openpacs.errors import StoreUnavailable
 from openpacs.web.audit import audited
 from openpacs.web.deps import ArchiveDep, CurrentUser, require
 
@@ -70,18 +67,6 @@ def job_view(job: Job, servers: dict[str, str] | None = None) -> dict[str, Any]:
     }
 
 
-def _jobs(archive: Archive) -> JobRunner:
-    _client(archive)
-    assert archive.jobs is not None
-    return archive.jobs
-
-
-def _client(archive: Archive) -> Any:
-    if archive.dicom is None or archive.jobs is None:
-        raise StoreUnavailable("this server has no DICOM client")
-    return archive.dicom
-
-
 @router.get("/remotes", dependencies=[require("read")])
 @audited(None)
 def list_remotes(archive: ArchiveDep) -> list[dict[str, Any]]:
@@ -119,7 +104,7 @@ def remove_remote(archive: ArchiveDep, aet: Aet) -> None:
 def echo_remote(archive: ArchiveDep, aet: Aet) -> dict[str, Any]:
     """C-ECHO the remote: `{"status": 0}` when it answers Success; 502 when unreachable."""
     remote = archive.remotes.require(aet.strip())
-    status = _client(archive).echo(remote)
+    status = archive.dicom.echo(remote)
     return {"aet": remote.aet, "status": status, "success": status == 0}
 
 
@@ -133,7 +118,7 @@ def send_to_remote(
 ) -> dict[str, Any]:
     """Send a study or series to the remote with C-STORE, as a job (see /api/jobs/{id})."""
     remote = archive.remotes.require(aet.strip())
-    return job_view(_jobs(archive).send(remote, request.level, request.uid, user.name))
+    return job_view(archive.jobs.send(remote, request.level, request.uid, user.name))
 
 
 @router.post("/remotes/{aet}/move", status_code=202)
@@ -147,7 +132,7 @@ def move_from_remote(
     """Ask the remote to C-MOVE a study to openpacs, as a job; the remote must know our AE
     title and address."""
     remote = archive.remotes.require(aet.strip())
-    return job_view(_jobs(archive).move(remote, request.uid, user.name))
+    return job_view(archive.jobs.move(remote, request.uid, user.name))
 
 
 @router.get("/jobs", dependencies=ADMIN)
@@ -158,7 +143,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """Every job, newest first: `{"total": N, "items": [...]}`."""
-    jobs = _jobs(archive)
+    jobs = archive.jobs
     total, found = jobs.recent(limit=limit, offset=offset)
     servers = jobs.server_labels()
     return {"total": total, "items": [job_view(job, servers) for job in found]}
@@ -172,5 +157,5 @@ def job(
     user: CurrentUser,
 ) -> dict[str, Any]:
     """A job's state and progress, which server holds it, and what happened to it."""
-    jobs = _jobs(archive)
+    jobs = archive.jobs
     return job_view(jobs.get(job_id), jobs.server_labels())
