@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support import corpus
 from tests.support.backends import Backend
@@ -65,6 +66,27 @@ def test_a_server_folder_is_imported_as_a_job(tmp_path: Path, backend: Backend) 
 
         listed = client.get("/api/jobs").json()["items"]
         assert [item["kind"] for item in listed[:2]] == ["import", "import"]
+
+
+def test_a_job_stores_its_files_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder's files go to the index in batches (one commit each), not one by one."""
+    intake = tmp_path / "intake"
+    uids = _files(intake / "disk", 20)
+    archive = {"import_folders": [str(intake)]}
+    with running_web_node(tmp_path / "node", archive=archive) as web, web.client() as client:
+        batches: list[int] = []
+        add_instances = web.archive.index.add_instances
+
+        def counted(entries: Any, **kwargs: Any) -> Any:
+            batches.append(len(entries))
+            return add_instances(entries, **kwargs)
+
+        monkeypatch.setattr(web.archive.index, "add_instances", counted)
+        job = _wait(client, client.post("/api/import", json={"source": str(intake)}).json())
+        assert job["state"] == "succeeded", job
+        assert sum(batches) == len(uids)
+        assert len(batches) <= 2, batches
+        assert web.dicom.instance_count() == len(uids)
 
 
 def test_paths_outside_the_import_folders_are_refused(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from openpacs.dicom.sniff import HEAD_BYTES, sniff
 from openpacs.errors import OpenPacsError, StoreUnavailable
 
 if TYPE_CHECKING:  # the service imports the job runner, which imports this module
+    from openpacs.archive.ports import FoundFile, ImportSources
     from openpacs.archive.service import Archive, StoreOutcome
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,30 @@ def import_files(
             if item.consume:  # handed over: gone whatever the outcome (stored ones moved)
                 item.path.unlink(missing_ok=True)
     return [result for result in results if result is not None]
+
+
+def fetch_and_import(
+    archive: Archive,
+    sources: ImportSources,
+    items: Sequence[FoundFile],
+    *,
+    threads: Executor | None = None,
+) -> list[ImportResult]:
+    """Fetch the items (ZIP members and S3 objects are copied; on `threads` at once), then
+    import them together (`import_files`, the blobs written by the same threads); one result
+    per item, in order, an unreadable item refused with its reason."""
+
+    def fetch(item: FoundFile) -> Found | ImportResult:
+        try:
+            path, owned = sources.fetch(item)
+        except Exception as exc:  # OSError, a bad ZIP member, botocore's errors
+            return ImportResult(item.label, "refused", item.size, f"unreadable: {exc}")
+        return Found(path, item.label, owned)
+
+    fetched = list(threads.map(fetch, items) if threads is not None else map(fetch, items))
+    found = [item for item in fetched if isinstance(item, Found)]
+    imported = iter(import_files(archive, found, writers=threads))
+    return [item if isinstance(item, ImportResult) else next(imported) for item in fetched]
 
 
 def _sniff(path: Path, label: str) -> ImportResult | int:

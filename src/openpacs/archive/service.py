@@ -31,6 +31,7 @@ from openpacs.archive.ports import (
     Accounts,
     Browser,
     DicomClient,
+    FoundFile,
     ImportSources,
     Index,
     JobStore,
@@ -114,7 +115,7 @@ class Archive:
             audit,
             presence,
             remotes,
-            imports=None if sources is None else (sources(self), self._import_file),
+            imports=None if sources is None else (sources(self), self._fetch_and_import),
         )
         """Send, move and import jobs, run on this server's threads (`archive.jobs`)."""
         self.headers = HeaderBuilder(index, store)
@@ -123,10 +124,12 @@ class Archive:
         self._staging_made = False
         self._last_sweep = -math.inf
 
-    def _import_file(self, path: Path, label: str, consume: bool) -> ImportResult:
-        from openpacs.archive.importing import import_file
+    def _fetch_and_import(
+        self, sources: ImportSources, items: Sequence[FoundFile]
+    ) -> list[ImportResult]:
+        from openpacs.archive.importing import fetch_and_import
 
-        return import_file(self, path, label=label, consume=consume)
+        return fetch_and_import(self, sources, items)
 
     def start(self) -> None:
         """Begin serving: register this server with a lease it keeps renewing, sweep the

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from openpacs.archive.importing import Found, ImportResult, import_files
+from openpacs.archive.importing import ImportResult, fetch_and_import
 from openpacs.cli import parallel
 from openpacs.errors import require_extra
 from openpacs.storage.sources import (
@@ -110,20 +110,9 @@ class _SourcesSetup:
 def import_batch(
     archive: Any, context: _WorkerContext, batch: list[SourceItem]
 ) -> list[ImportResult]:
-    """Fetch the batch's items (at once: ZIP members and S3 objects are copied), then import
-    them together, their blobs written by the same threads."""
-
-    def fetch(item: SourceItem) -> Found | ImportResult:
-        try:
-            path, owned = context.sources.fetch(item)
-        except Exception as exc:  # OSError, a bad ZIP member, botocore's errors
-            return ImportResult(item.label, "refused", item.size, f"unreadable: {exc}")
-        return Found(path, item.label, owned)
-
-    fetched = list(context.threads.map(fetch, batch))
-    found = [item for item in fetched if isinstance(item, Found)]
-    imported = iter(import_files(archive, found, writers=context.threads))
-    return [item if isinstance(item, ImportResult) else next(imported) for item in fetched]
+    """Fetch the batch's items at once, then import them together, their blobs written by
+    the same threads."""
+    return fetch_and_import(archive, context.sources, batch, threads=context.threads)
 
 
 def write_report_line(report: IO[str], result: ImportResult) -> None:
