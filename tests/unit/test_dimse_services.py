@@ -212,6 +212,26 @@ def test_store_spools_to_staging_and_answers_after_the_archive_stored_it(
     asyncio.run(run())
 
 
+def test_a_store_on_a_context_where_the_requestor_is_only_scp_is_refused(
+    archive: Archive,
+) -> None:
+    """PS3.7 D.3.3.4: the role selection left the requestor SCP only (a C-GET's storage
+    context): a C-STORE it sends there is refused, and nothing is kept."""
+
+    async def run() -> None:
+        assoc = FakeAssociation([Accepted(1, CT, ExplicitVRLittleEndian, False, True)])
+        services = _services(archive, assoc)
+        ds = _instance(generate_uid())
+        response = await _store(services, assoc, ds)
+        assert response["CommandField"] == m.C_STORE_RSP
+        assert response["Status"] == 0x0122
+        assert archive.instance(ds.SOPInstanceUID) is None
+        staging = archive.staging_dir()
+        assert staging is None or not list(staging.iterdir())
+
+    asyncio.run(run())
+
+
 def test_store_of_a_data_set_that_disagrees_with_the_command_fails_and_keeps_nothing(
     archive: Archive,
 ) -> None:

@@ -61,6 +61,8 @@ log = logging.getLogger("openpacs.dimse")
 T = TypeVar("T")
 
 UNRECOGNIZED_OPERATION = 0x0211
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+_REQUESTS = frozenset({m.C_STORE_RQ, m.C_ECHO_RQ, m.C_FIND_RQ, m.C_GET_RQ, m.C_MOVE_RQ})
 OUT_OF_RESOURCES = 0xA700
 _FIND_BATCH = 64  # responses built per trip to the executor
 
@@ -187,6 +189,21 @@ class Services:
     async def _dispatch(self, message: Any) -> None:
         command: m.Command = message.command
         field_ = command.command_field
+        accepted = self.assoc.contexts.get(message.context_id)
+        if field_ in _REQUESTS and accepted is not None and not accepted.scu_role:
+            # PS3.7 D.3.3.4: a requestor that declined the SCU role on a context (keeping
+            # only the SCP role, as a C-GET's storage contexts do) may not invoke on it.
+            log.warning(
+                "refused 0x%04X on context %d: the requestor is not SCU there %s",
+                field_,
+                message.context_id,
+                self._peer_text(),
+            )
+            self._discard(message)
+            await self._respond(
+                message, field_ | 0x8000, SOP_CLASS_NOT_SUPPORTED, comment="not SCU on this context"
+            )
+            return
         if field_ == m.C_STORE_RQ:
             await self._store(message)
         elif field_ == m.C_ECHO_RQ:
