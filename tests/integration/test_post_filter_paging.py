@@ -8,6 +8,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,7 +95,8 @@ def _loaded_headers(catalog: Catalog, query: Query) -> tuple[list[int], int]:
 
     def count(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         nonlocal read
-        if statement.startswith("SELECT instances.pk, instances.header"):
+        selected = statement.split(" FROM ")[0]
+        if selected.startswith("SELECT instances.pk, ") and "header" in selected:
             read += len(parameters)
 
     engine = catalog._engine
@@ -148,3 +150,22 @@ def test_every_page_is_a_slice_of_the_whole_answer(catalog: Catalog) -> None:
     for offset, limit in [(0, 1), (495, 10), (499, 2), (1090, 20), (600, 500)]:
         page, _ = _loaded_headers(catalog, _query("C*", limit=limit, offset=offset))
         assert page == whole[offset : offset + limit], (offset, limit)
+
+
+def test_matches_carry_the_header_elements_they_read_or_the_whole_header(
+    catalog: Catalog,
+) -> None:
+    """The database reads the elements a query needs out of each stored header (its return
+    keys, its conditions on headers); WADO-RS metadata and `includefield=all` ask for whole
+    headers."""
+    query = _query("RARE", limit=1, keyword="InstitutionName")
+    operator = int(tag_of("OperatorsName"))
+    (match,) = catalog.find(dataclasses.replace(query, return_tags=(operator,)))
+    assert match.header == {
+        "00080080": {"vr": "LO", "Value": ["RARE"]},
+        "00081070": {"vr": "PN", "Value": [{"Alphabetic": "RARE^Op"}]},
+    }
+    (whole,) = catalog.find(dataclasses.replace(query, whole_headers=True))
+    assert whole.header is not None
+    assert whole.header["00081070"] == {"vr": "PN", "Value": [{"Alphabetic": "RARE^Op"}]}
+    assert len(whole.header) == 9

@@ -60,7 +60,7 @@ def test_headers_query() -> None:
     query = headers_query("1.2", "1.2.3")
     assert query.level is Level.IMAGE
     assert [c.keyword for c in query.conditions] == ["StudyInstanceUID", "SeriesInstanceUID"]
-    assert query.return_tags  # a non-column key, so the index returns headers
+    assert query.whole_headers  # the index returns each instance's whole header
 
 
 def test_headers_stored_before_empty_values_were_normalized_are_answered_cleanly() -> None:

@@ -23,7 +23,6 @@ from openpacs.errors import InvalidQuery, NotFound
 # Pixel Data, Float Pixel Data, Double Float Pixel Data.
 _PIXEL_TAGS = frozenset({("7FE00010",), ("7FE00008",), ("7FE00009",)})
 _NUMBER_OF_FRAMES = "00280008"
-_ROWS = 0x00280010
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _MAX_DEPTH = 8
 
@@ -31,12 +30,8 @@ _MAX_DEPTH = 8
 def headers_query(
     study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
 ) -> Query:
-    """The instances of a study, series or instance, with their stored headers.
-
-    Asking for a key that is not an index column (Rows) makes the index return each
-    instance's header.
-    """
-    return path_query(study_uid, series_uid, sop_uid, return_tags=(_ROWS,))
+    """The instances of a study, series or instance, with their whole stored headers."""
+    return path_query(study_uid, series_uid, sop_uid, whole_headers=True)
 
 
 def instance_metadata(header: Mapping[str, Any], *, instance_url: str) -> dict[str, Any]:

@@ -191,6 +191,7 @@ def qido_query(
         fuzzy=fuzzy,
         limit=limit if limit is not None and limit <= MAX_RESULTS else MAX_RESULTS + 1,
         offset=offset,
+        whole_headers=include_all and level is Level.IMAGE,  # see qido_result
     )
     return QidoQuery(query, include_all)
 

@@ -94,13 +94,22 @@ class Query:
     limit: int | None = None
     offset: int = 0
     charset_requested: bool = field(default=False, compare=False)
+    whole_headers: bool = False
+    """Each match carries its entity's whole stored header (WADO-RS metadata, QIDO-RS
+    `includefield=all` of instances); otherwise only the elements its return keys and header
+    conditions read."""
 
     @property
     def return_keywords(self) -> frozenset[str]:
-        return frozenset(keyword_for_tag(tag) or f"{tag:08X}" for tag in self.return_tags)
+        return frozenset(keyword_of(tag) for tag in self.return_tags)
 
     def condition(self, keyword: str) -> Condition | None:
         return next((c for c in self.conditions if c.keyword == keyword), None)
+
+
+def keyword_of(tag: int) -> str:
+    """The attribute's keyword, or its tag in hex (a private or unknown attribute)."""
+    return keyword_for_tag(tag) or f"{tag:08X}"
 
 
 def match_kind(keyword: str, vr: str) -> MatchKind:
@@ -119,7 +128,7 @@ def condition_for(tag: int, raw: str | Iterable[str], *, fuzzy: bool = False) ->
     values. Raises InvalidQuery when the value cannot be a value of the attribute's VR.
     """
     tag = Tag(tag)
-    keyword = keyword_for_tag(tag) or f"{tag:08X}"
+    keyword = keyword_of(tag)
     try:
         vr = dictionary_VR(tag)
     except KeyError:
@@ -143,7 +152,7 @@ def sequence_condition(tag: int, item: Iterable[Condition]) -> Condition | None:
     conditions = tuple(item)
     if not conditions:
         return None
-    keyword = keyword_for_tag(tag) or f"{tag:08X}"
+    keyword = keyword_of(tag)
     return Condition(keyword, int(tag), "sequence", (), items=conditions)
 
 

@@ -51,10 +51,14 @@ def path_query(
     instance: str | None = None,
     *,
     return_tags: tuple[int, ...] = (),
+    whole_headers: bool = False,
 ) -> Query:
     """The instances a DICOMweb path names (study, series, instance), at the IMAGE level."""
     return Query(
-        Level.IMAGE, conditions=path_conditions(study, series, instance), return_tags=return_tags
+        Level.IMAGE,
+        conditions=path_conditions(study, series, instance),
+        return_tags=return_tags,
+        whole_headers=whole_headers,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,13 +30,15 @@ from sqlalchemy import (
     distinct,
     exists,
     func,
+    literal_column,
     select,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from openpacs.archive.records import Match, StoredInstance, Visibility
 from openpacs.dicom.levels import COMPUTED, COMPUTED_KEYS, INDEXED_KEYS, Level, computed_of
 from openpacs.dicom.matching import header_matches
-from openpacs.dicom.query import Condition, Query, tag_of
+from openpacs.dicom.query import Condition, Query, keyword_of, tag_of
 from openpacs.dicom.unique_keys import unique_condition
 from openpacs.index import schema
 from openpacs.index.header_sql import header_clause
@@ -101,7 +104,6 @@ class Finder:
         level = query.level
         table = _TABLE[level]
         columns = indexed_columns(level)
-        wanted = set(query.return_keywords)
         statement = select(table.c.pk.label("_pk"), *columns).select_from(joined(level))
         visible = level_clause(level, visibility)
         if visible is not None:
@@ -109,16 +111,17 @@ class Finder:
         compiled = self.where(level, query.conditions)
         post = compiled.on_header
         statement = statement.where(*compiled.clauses).order_by(table.c.pk)
-        needs_header = bool(post) or any(
-            w not in INDEXED_KEYS and w not in COMPUTED_KEYS for w in wanted
-        )
+        from_header = [t for t in query.return_tags if keyword_of(t) not in _FROM_INDEX]
+        needs_header = bool(post) or bool(from_header) or query.whole_headers
+        elements = _elements(query, from_header, post)
         if post:
-            rows, headers = self._post_filtered(conn, level, statement, post, query)
+            rows, headers = self._post_filtered(conn, level, statement, post, query, elements)
         else:
             statement = statement.offset(query.offset or None).limit(query.limit)
             rows = [row._asdict() for row in conn.execute(statement)]
             pks = [r["_pk"] for r in rows]
-            headers = self._headers(conn, level, pks) if needs_header else {}
+            headers = self._headers(conn, level, pks, elements) if needs_header else {}
+        wanted = set(query.return_keywords)
         listed = self.computed(conn, level, [r["_pk"] for r in rows], wanted, visibility)
         return [
             Match(
@@ -136,6 +139,7 @@ class Finder:
         statement: Select[Any],
         post: Sequence[Condition],
         query: Query,
+        elements: tuple[str, ...] | None,
     ) -> tuple[list[dict[str, Any]], dict[int, Any]]:
         """The page of rows whose headers also meet `post`: candidates are read in batches
         in key order (each a LIMIT query seeking past the last key), their headers loaded and
@@ -156,7 +160,7 @@ class Finder:
             if not batch:
                 break
             last = batch[-1]["_pk"]
-            batch_headers = self._headers(conn, level, [r["_pk"] for r in batch])
+            batch_headers = self._headers(conn, level, [r["_pk"] for r in batch], elements)
             for row in batch:
                 header = batch_headers.get(row["_pk"], {})
                 if not header_matches(header, post):
@@ -222,8 +226,15 @@ class Finder:
             return True  # a key of a lower level: not a matching key here (PS3.4 C.4.1.2.1)
         return condition_clause(_TABLE[key.level], condition, self._dialect)
 
-    def _headers(self, conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, Any]:
-        """The header of the first stored instance of each entity."""
+    def _headers(
+        self,
+        conn: Connection,
+        level: Level,
+        pks: Sequence[int],
+        elements: tuple[str, ...] | None = None,
+    ) -> dict[int, Any]:
+        """The header of the first stored instance of each entity: `elements` of it (hex
+        tags) read by the database, or the whole of it when None."""
         i, se, st = schema.instances, schema.series, schema.studies
         owner = {
             Level.IMAGE: i.c.pk,
@@ -245,11 +256,30 @@ class Finder:
                 .group_by(owner)
             )
             first.update({int(o): int(p) for o, p in conn.execute(statement)})
-        by_instance: dict[int, str] = {}
+        columns = [i.c.header] if elements is None else [self._element(t) for t in elements]
+        by_instance: dict[int, Any] = {}
         for chunk in _chunks(list(first.values())):
-            rows = conn.execute(select(i.c.pk, i.c.header).where(i.c.pk.in_(chunk)))
-            by_instance.update({int(pk): text for pk, text in rows})
-        return {o: json.loads(by_instance[p]) for o, p in first.items() if p in by_instance}
+            for pk, *values in conn.execute(select(i.c.pk, *columns).where(i.c.pk.in_(chunk))):
+                if elements is None:
+                    by_instance[int(pk)] = json.loads(values[0])
+                else:
+                    by_instance[int(pk)] = {
+                        tag: _json(value)
+                        for tag, value in zip(elements, values, strict=True)
+                        if value is not None
+                    }
+        return {o: by_instance[p] for o, p in first.items() if p in by_instance}
+
+    def _element(self, tag: str) -> Any:
+        """One top-level element of an instance's stored header, read by the database (a few
+        elements of a header of hundreds: no whole header crosses to Python and is parsed)."""
+        if not _HEX_TAG.fullmatch(tag):  # written inline below: eight hex digits only
+            raise ValueError(f"not a tag: {tag!r}")
+        if self._dialect == "postgresql":
+            document = literal_column(f"{schema.instances.name}.{schema.HEADER_JSONB}", JSONB)
+            return document.op("->")(literal_column(f"'{tag}'")).label(f"e{tag}")
+        path: Any = literal_column(f"'$.\"{tag}\"'")
+        return func.json_extract(schema.instances.c.header, path).label(f"e{tag}")
 
     def computed(
         self,
@@ -418,6 +448,32 @@ def _exists_below(level: Level, below: Level, clause: Any) -> Any:
         source = source.join(_TABLE[parent], owner == _TABLE[parent].c.pk)
         owner = _PARENT[parent]
     return exists(select(1).select_from(source).where(owner == _TABLE[level].c.pk, clause))
+
+
+_FROM_INDEX = frozenset(INDEXED_KEYS) | frozenset(COMPUTED_KEYS)
+# More header elements than this read at once: the whole header is cheaper to fetch.
+_MAX_ELEMENTS = 32
+_SPECIFIC_CHARACTER_SET = "00080005"
+_HEX_TAG = re.compile(r"[0-9A-F]{8}")
+
+
+def _elements(
+    query: Query, from_header: Sequence[int], post: Sequence[Condition]
+) -> tuple[str, ...] | None:
+    """The header elements the matches of `query` read (hex tags): the return keys the index
+    does not hold and the attributes of the conditions left to headers, with the character
+    set; None for whole headers."""
+    if query.whole_headers:
+        return None
+    tags = {f"{tag:08X}" for tag in from_header} | {f"{c.tag:08X}" for c in post}
+    if len(tags) >= _MAX_ELEMENTS:
+        return None
+    return tuple(sorted(tags | {_SPECIFIC_CHARACTER_SET}))
+
+
+def _json(value: Any) -> Any:
+    """An element as the driver returns it: JSON text (SQLite) or already decoded (jsonb)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _without_pk(row: dict[str, Any]) -> dict[str, Any]:
